@@ -59,10 +59,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.parse(args, lookupEnv); err != nil {
 		return err
 	}
-	log, err := opts.logger(stderr)
+	log, flush, err := opts.logger(stderr)
 	if err != nil {
 		return err
 	}
+	defer flush()
 
 	backends := []mockllm.Config{
 		{Name: "gpu-a", Models: []string{"Qwen/Qwen3-14B"}},

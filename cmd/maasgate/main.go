@@ -1,7 +1,7 @@
 // Command maasgate is an OpenAI-compatible gateway that load-balances model
 // groups over GPU servers, with LiteLLM's config format and admin API.
 //
-// Subcommands: serve, check, mock, demo, version. Run "maasgate help" or
+// Subcommands: serve, check, mock, demo, bench, version. Run "maasgate help" or
 // "maasgate <command> --help" for their flags.
 package main
 
@@ -33,7 +33,9 @@ var commands = []command{
 	{"check", "validate a config.yaml without serving", runCheck},
 	{"mock", "run a simulated vLLM backend (for tests, demos and benchmarks)", runMock},
 	{"demo", "run three simulated backends and the gateway in one process", runDemo},
+	{"bench", "measure the latency, CPU and memory the gateway adds, and compare routing strategies", runBench},
 	{"version", "print the version", runVersion},
+	{"bare-proxy", "", runBareProxy}, // the bench's floor; unlisted
 }
 
 // run executes one subcommand and returns the process exit code.
@@ -75,7 +77,9 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "maasgate: an OpenAI-compatible gateway for GPU model servers (LiteLLM-compatible routing)")
 	fmt.Fprintln(w, "\nUsage: maasgate <command> [flags]\n\nCommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		if c.summary != "" {
+			fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		}
 	}
 	fmt.Fprintln(w, "\nRun \"maasgate <command> --help\" for the flags of a command.")
 }

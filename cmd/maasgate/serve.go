@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/health"
+	"github.com/maasgate/maasgate/internal/logbuf"
 )
 
 // serverOptions are the serve flags that are not in config.yaml.
@@ -31,6 +33,7 @@ type serverOptions struct {
 	idleTimeout       time.Duration
 	logLevel          string
 	logFormat         string
+	pprofAddr         string
 }
 
 func (o *serverOptions) bind(fs *flagSet, defaultHost string) {
@@ -47,6 +50,7 @@ func (o *serverOptions) bind(fs *flagSet, defaultHost string) {
 	fs.StringVar(&o.healthMode, "health-check-mode", "cheap", "health probe: cheap (GET /health and /v1/models) or completion (a one-token request); model_info.health_check overrides per deployment")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof profiles on this separate address, e.g. 127.0.0.1:6060 (off when empty; keep it private: profiles show the gateway's internals)")
 	fs.bindEnv("host", "MAASGATE_HOST")
 	fs.bindEnv("port", "MAASGATE_PORT", "PORT")
 	fs.bindEnv("max-request-size-mb", "MAASGATE_MAX_REQUEST_SIZE_MB")
@@ -60,6 +64,7 @@ func (o *serverOptions) bind(fs *flagSet, defaultHost string) {
 	fs.bindEnv("health-check-mode", "MAASGATE_HEALTH_CHECK_MODE")
 	fs.bindEnv("log-level", "MAASGATE_LOG_LEVEL")
 	fs.bindEnv("log-format", "MAASGATE_LOG_FORMAT")
+	fs.bindEnv("pprof-addr", "MAASGATE_PPROF_ADDR")
 }
 
 // validate reports flag values that parsing alone does not catch.
@@ -70,23 +75,30 @@ func (o *serverOptions) validate() error {
 	return nil
 }
 
-func (o *serverOptions) logger(w io.Writer) (*slog.Logger, error) {
+// logger returns the logger the flags ask for. It writes to w in batches
+// (see logbuf), so the caller must call flush before it returns.
+func (o *serverOptions) logger(w io.Writer) (log *slog.Logger, flush func(), err error) {
 	if err := o.validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+		return nil, nil, fmt.Errorf("--log-level: %w", err)
 	}
 	hopts := &slog.HandlerOptions{Level: level}
+	buf := logbuf.New(w, 64<<10, logFlushInterval)
+	flush = func() { _ = buf.Flush() }
 	switch o.logFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
+		return slog.New(slog.NewTextHandler(buf, hopts)), flush, nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+		return slog.New(slog.NewJSONHandler(buf, hopts)), flush, nil
 	}
-	return nil, fmt.Errorf("--log-format: want text or json, got %q", o.logFormat)
+	return nil, nil, fmt.Errorf("--log-format: want text or json, got %q", o.logFormat)
 }
+
+// logFlushInterval is how late a log line may reach the output.
+const logFlushInterval = 50 * time.Millisecond
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "serve --config config.yaml [flags]", stderr)
@@ -97,10 +109,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.parse(args, lookupEnv); err != nil {
 		return err
 	}
-	log, err := opts.logger(stderr)
+	log, flush, err := opts.logger(stderr)
 	if err != nil {
 		return err
 	}
+	defer flush()
 	if *configPath == "" {
 		return errors.New("no config: pass --config config.yaml (or set MAASGATE_CONFIG); see README for the format")
 	}
@@ -149,6 +162,13 @@ func serveGateway(ctx context.Context, ln net.Listener, cfg *config.Config, opts
 		IdleTimeout:       opts.idleTimeout,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if opts.pprofAddr != "" {
+		stop, err := servePprof(opts.pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	groups := map[string]int{}
 	for _, m := range cfg.Models {
@@ -229,4 +249,23 @@ func hostPort(addr net.Addr) string {
 		host = "[" + host + "]"
 	}
 	return host + ":" + port
+}
+
+// servePprof serves net/http/pprof on its own listener at addr, apart from
+// the API, so profiles are never reachable through the gateway's port.
+func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }

@@ -2,6 +2,7 @@ package deployment
 
 import (
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -76,36 +77,53 @@ func (w *failWindow) reset() { w.v.Store(0) }
 
 // latencyWindow keeps the last few latency samples (seconds per output
 // token, or seconds to the first token for streams), for latency-based
-// routing.
+// routing. A latency-based pick reads the mean of every deployment of the
+// tier, while a sample arrives once per response, so the mean is worked
+// out when a sample arrives and published in one word: reading it is one
+// atomic load. Writers take a mutex, so the published mean is always that
+// of the samples held, never of an older set; readers take no lock. The
+// mean is summed afresh from the samples (ten additions) rather than kept
+// as a running sum, which would drift from the true mean by rounding.
 type latencyWindow struct {
-	next    atomic.Uint64
-	samples [latencySamples]atomic.Uint64 // float64 bits; 0 = empty
+	mu      sync.Mutex
+	samples [latencySamples]float64 // filled from index 0, then a ring
+	next    int                     // where the next sample goes
+	n       int                     // samples held
+
+	mean  atomic.Uint64 // float64 bits of the samples' mean; 0 before the first
+	count atomic.Int64  // samples held, for readers
 }
 
 const latencySamples = 10
 
 func (l *latencyWindow) observe(v float64) {
 	if v <= 0 {
+		// Keeps the published mean above zero, which marks a deployment
+		// that has answered.
 		v = math.SmallestNonzeroFloat64
 	}
-	i := l.next.Add(1) - 1
-	l.samples[i%latencySamples].Store(math.Float64bits(v))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.samples[l.next] = v
+	l.next = (l.next + 1) % latencySamples
+	l.n = min(l.n+1, latencySamples)
+	var sum float64
+	for _, s := range l.samples[:l.n] {
+		sum += s
+	}
+	// The count first, so a reader that sees a mean never sees a count
+	// of 0.
+	l.count.Store(int64(l.n))
+	l.mean.Store(math.Float64bits(sum / float64(l.n)))
 }
 
-// mean returns the average of the samples held and how many there are.
-func (l *latencyWindow) mean() (float64, int) {
-	var sum float64
-	n := 0
-	for i := range l.samples {
-		if b := l.samples[i].Load(); b != 0 {
-			sum += math.Float64frombits(b)
-			n++
-		}
-	}
-	if n == 0 {
+// load returns the mean of the samples held and how many there are.
+func (l *latencyWindow) load() (float64, int) {
+	b := l.mean.Load()
+	if b == 0 {
 		return 0, 0
 	}
-	return sum / float64(n), n
+	return math.Float64frombits(b), int(l.count.Load())
 }
 
 // CountRequest counts a request sent at now against the deployment's rpm.
@@ -135,4 +153,4 @@ func (d *Deployment) ObserveLatency(seconds float64) { d.latency.observe(seconds
 
 // Latency returns the mean of the recent latency samples and their number;
 // n is 0 for a deployment that has not answered yet.
-func (d *Deployment) Latency() (mean float64, n int) { return d.latency.mean() }
+func (d *Deployment) Latency() (mean float64, n int) { return d.latency.load() }

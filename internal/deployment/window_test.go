@@ -195,3 +195,30 @@ func TestLatencyWindowUnderConcurrency(t *testing.T) {
 		t.Errorf("Latency = %g over %d samples, want 0.5 over %d", mean, n, latencySamples)
 	}
 }
+
+// BenchmarkLatencyWindow measures recording a latency sample, done once per
+// response, and reading the mean, done for every deployment of a tier on
+// every latency-based pick.
+func BenchmarkLatencyWindow(b *testing.B) {
+	d := New(config.Model{Name: "g", ID: "a"}, FromConfig)
+	for i := range latencySamples {
+		d.ObserveLatency(0.01 + 0.001*float64(i))
+	}
+	b.Run("observe", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			d.ObserveLatency(0.012)
+		}
+	})
+	b.Run("read", func(b *testing.B) {
+		b.ReportAllocs()
+		var sum float64
+		for b.Loop() {
+			mean, _ := d.Latency()
+			sum += mean
+		}
+		if sum <= 0 {
+			b.Fatal("no mean")
+		}
+	})
+}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -25,6 +27,14 @@ const maxErrorBody = 1 << 20
 
 // maxResponseBody bounds a buffered (non-streaming) upstream response.
 const maxResponseBody = 256 << 20
+
+// Header values set on every request or stream, shared as p.version is:
+// header maps are only read, or given new slices, never written into.
+var (
+	jsonContentType = []string{"application/json"} // of upstream requests
+	noCache         = []string{"no-cache"}         // Cache-Control of streams
+	noBuffering     = []string{"no"}               // X-Accel-Buffering of streams
+)
 
 var (
 	errStreamTimeout = fmt.Errorf("stream_timeout: %w", router.ErrTimeout)
@@ -55,16 +65,16 @@ type attempt struct {
 // reading is still an uncommitted error that can be retried; streams are
 // committed at their first chunk.
 func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployment.Deployment) result {
-	settings := p.router.Settings()
+	routerTimeout, routerStreamTimeout := p.router.Timeouts()
 	a := attempt{d: d, timeout: c.req.timeout, streamTimeout: d.StreamTimeout}
 	if a.timeout == 0 {
 		a.timeout = d.Timeout
 	}
 	if a.timeout == 0 {
-		a.timeout = settings.Timeout
+		a.timeout = routerTimeout
 	}
 	if a.streamTimeout == 0 {
-		a.streamTimeout = settings.StreamTimeout
+		a.streamTimeout = routerStreamTimeout
 	}
 	// No attempt runs past the whole call's deadline (the request's
 	// timeout, else the router's), retries and fallbacks included.
@@ -90,9 +100,9 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 			fmt.Sprintf("deployment %s: build request: %v", d.ID, err)), outcome: router.Outcome{Class: router.ClientError}}
 	}
 	out.Header = http.Header{
-		"Content-Type": {"application/json"},
+		"Content-Type": jsonContentType,
 		"Accept":       r.Header["Accept"],
-		"User-Agent":   {"maasgate/" + p.version[0]},
+		"User-Agent":   p.userAgent,
 	}
 	if h := d.AuthHeader(); h != "" {
 		out.Header["Authorization"] = []string{h}
@@ -152,7 +162,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 
 	h := w.Header()
 	copyUpstreamHeaders(h, resp.Header)
-	h["Content-Length"] = []string{fmt.Sprint(buf.Len())}
+	h["Content-Length"] = []string{strconv.Itoa(buf.Len())}
 	p.setResultHeaders(h, c, d)
 	c.status = resp.StatusCode
 	w.WriteHeader(resp.StatusCode)
@@ -169,7 +179,9 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 // error event, the stream ends, and the failure is reported to the router.
 func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *attempt,
 	resp *http.Response, firstChunk *time.Timer) result {
-	chunk := make([]byte, 32<<10)
+	chunkp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(chunkp)
+	chunk := *chunkp
 	n, err := readSome(resp.Body, chunk)
 	if firstChunk != nil {
 		firstChunk.Stop()
@@ -187,8 +199,8 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	h := w.Header()
 	copyUpstreamHeaders(h, resp.Header)
 	delete(h, "Content-Length")
-	h["Cache-Control"] = []string{"no-cache"}
-	h["X-Accel-Buffering"] = []string{"no"}
+	h["Cache-Control"] = noCache
+	h["X-Accel-Buffering"] = noBuffering
 	p.setResultHeaders(h, c, a.d)
 	c.status = resp.StatusCode
 	w.WriteHeader(resp.StatusCode)
@@ -234,6 +246,13 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	return res
 }
 
+// chunkPool holds the buffers streams are relayed through, one per stream
+// for its whole life; every write copies out of it.
+var chunkPool = sync.Pool{New: func() any {
+	b := make([]byte, 32<<10)
+	return &b
+}}
+
 // readSome reads until it has at least one byte or an error.
 func readSome(r io.Reader, buf []byte) (int, error) {
 	for {
@@ -253,25 +272,34 @@ type streamUsage struct {
 }
 
 var (
-	usageKey  = []byte(`"usage":{`)
-	eventMark = []byte("data: {")
+	newline    = []byte("\n")
+	dataPrefix = []byte("data: ")
+	// usageKey leaves out the opening quote: bytes.Index looks for the
+	// first byte first, and a quote would stop it at every key and string.
+	usageKey = []byte(`usage":{`)
 )
 
+// scan counts the events in b that carry a JSON object and takes the token
+// counts from one that has a usage object. It goes line by line: JSON
+// escapes newlines in strings, so each newline ends a line of the stream
+// and one fast byte search finds it. An event split across two reads is
+// counted once, and a usage in it is not read.
 func (u *streamUsage) scan(b []byte) {
-	u.events += int64(bytes.Count(b, eventMark))
-	i := bytes.Index(b, usageKey)
-	if i < 0 {
-		return
-	}
-	start := bytes.LastIndex(b[:i], eventMark)
-	end := bytes.IndexByte(b[i:], '\n')
-	if start < 0 || end < 0 {
-		return
-	}
-	event := b[start+len("data: ") : i+end]
-	usage := gjson.GetBytes(event, "usage")
-	if t := usage.Get("total_tokens").Int(); t > 0 {
-		u.completion, u.total = usage.Get("completion_tokens").Int(), t
+	for len(b) > 0 {
+		line, rest, complete := bytes.Cut(b, newline)
+		b = rest
+		data, ok := bytes.CutPrefix(line, dataPrefix)
+		if !ok || len(data) == 0 || data[0] != '{' {
+			continue
+		}
+		u.events++
+		if !complete || !bytes.Contains(data, usageKey) {
+			continue
+		}
+		usage := gjson.GetBytes(data, "usage")
+		if t := usage.Get("total_tokens").Int(); t > 0 {
+			u.completion, u.total = usage.Get("completion_tokens").Int(), t
+		}
 	}
 }
 
@@ -336,10 +364,9 @@ func upstreamError(d *deployment.Deployment, resp *http.Response, body []byte) *
 	return e
 }
 
+// isEventStream reports whether a Content-Type is text/event-stream, with
+// or without parameters.
 func isEventStream(contentType string) bool {
-	if contentType == "" {
-		return false
-	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && mt == "text/event-stream"
+	mediaType, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(mediaType), "text/event-stream")
 }

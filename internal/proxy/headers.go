@@ -32,50 +32,68 @@ const (
 // gateway's own.
 const upstreamHeaderPrefix = "Llm_provider-"
 
-// hopHeaders are not passed on; the gateway sets its own framing.
-var hopHeaders = map[string]bool{
-	"Connection":          true,
-	"Keep-Alive":          true,
-	"Transfer-Encoding":   true,
-	"Content-Length":      true,
-	"Te":                  true,
-	"Trailer":             true,
-	"Upgrade":             true,
-	"Proxy-Authenticate":  true,
-	"Proxy-Authorization": true,
-	"Date":                true,
+// isHopHeader reports whether an upstream response header is not passed
+// on: the gateway sets its own framing.
+func isHopHeader(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Transfer-Encoding", "Content-Length", "Te", "Trailer",
+		"Upgrade", "Proxy-Authenticate", "Proxy-Authorization", "Date":
+		return true
+	}
+	return false
 }
 
 // copyUpstreamHeaders passes on Content-Type as is and every other
 // end-to-end header of the upstream response under the llm_provider- prefix.
 func copyUpstreamHeaders(dst, src http.Header) {
 	for k, v := range src {
-		if hopHeaders[k] {
+		if isHopHeader(k) {
 			continue
 		}
 		if k == "Content-Type" {
 			dst[k] = v
 			continue
 		}
-		dst[upstreamHeaderPrefix+strings.ToLower(k)] = v
+		dst[providerKey(k)] = v
 	}
 }
 
-func setDeploymentHeaders(h http.Header, d *deployment.Deployment) {
-	h[hdrModelID] = []string{d.ID}
-	h[hdrModelAPIBase] = []string{d.PublicAPIBase()}
+// providerKey is the name an upstream header is passed on under: the
+// llm_provider- prefix, then the name in lower case, built in one
+// allocation. Header names reach here as ASCII tokens (net/http rejects
+// others), so lowering ASCII letters is all strings.ToLower would do.
+func providerKey(k string) string {
+	var b strings.Builder
+	b.Grow(len(upstreamHeaderPrefix) + len(k))
+	b.WriteString(upstreamHeaderPrefix)
+	for i := range len(k) {
+		c := k[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // setResultHeaders sets the x-litellm-* headers of a response about to be
 // written: who served it, how many retries and fallbacks it took, the total
 // time so far and the part of it the gateway itself spent.
 func (p *Proxy) setResultHeaders(h http.Header, c *call, d *deployment.Deployment) {
-	setDeploymentHeaders(h, d)
 	total := p.now().Sub(c.start)
-	h[hdrAttemptedRetries] = []string{strconv.Itoa(c.retries)}
-	h[hdrAttemptedFallbacks] = []string{strconv.Itoa(c.fallbacks)}
-	h[hdrResponseDuration] = []string{formatMS(total)}
-	h[hdrOverheadDuration] = []string{formatMS(max(0, total-c.upstream))}
+	// The six values share one backing array, as in http.Header.Clone:
+	// one allocation instead of six. Each header gets a full slice of its
+	// own (capacity 1), so an Add to one cannot overwrite the next.
+	v := make([]string, 6)
+	v[0], v[1] = d.ID, d.PublicAPIBase()
+	v[2], v[3] = strconv.Itoa(c.retries), strconv.Itoa(c.fallbacks)
+	v[4], v[5] = formatMS(total), formatMS(max(0, total-c.upstream))
+	h[hdrModelID] = v[0:1:1]
+	h[hdrModelAPIBase] = v[1:2:2]
+	h[hdrAttemptedRetries] = v[2:3:3]
+	h[hdrAttemptedFallbacks] = v[3:4:4]
+	h[hdrResponseDuration] = v[4:5:5]
+	h[hdrOverheadDuration] = v[5:6:6]
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -49,7 +49,8 @@ type Proxy struct {
 	transport       http.RoundTripper
 	maxBodyBytes    int64
 	bodyReadTimeout time.Duration
-	version         []string
+	version         []string // X-Litellm-Version
+	userAgent       []string // of upstream requests
 	log             *slog.Logger
 	now             func() time.Time
 }
@@ -62,6 +63,7 @@ func New(o Options) *Proxy {
 		maxBodyBytes:    o.MaxBodyBytes,
 		bodyReadTimeout: o.BodyReadTimeout,
 		version:         []string{o.Version},
+		userAgent:       []string{"maasgate/" + o.Version},
 		log:             o.Logger,
 		now:             o.Now,
 	}
@@ -296,7 +298,7 @@ func (p *Proxy) callTimeout(c *call) time.Duration {
 	if c.req.timeout > 0 {
 		return c.req.timeout
 	}
-	if t := p.router.Settings().Timeout; t > 0 {
+	if t, _ := p.router.Timeouts(); t > 0 {
 		return t
 	}
 	return 24 * time.Hour

@@ -106,6 +106,38 @@ func TestParseRejectsBadBodies(t *testing.T) {
 	}
 }
 
+// validJSONCases are bodies on which validJSON must agree with
+// encoding/json, on both sides of maxRecursiveBrackets.
+var validJSONCases = []string{
+	`{"model":"g","messages":[{"role":"user","content":"h\u00e9llo \"q\" \/ \n"}],"n":-0.5e+10,"s":true,"x":null}`,
+	` {"a" : [ 1 , 2 ] } `, `{"a":1}{"b":2}`, `{"a":1,}`, `[1,]`, `{"a":01}`, `-0`, `1.`, `.5`, `1e`, `tru`,
+	`"\u00zz"`, `"\a"`, "\"\x01\"", "\"\xff\"", "\ufeff{}", "{\"a\":\v1}", ``, ` `, `{"a":"b\"}`,
+	strings.Repeat("[", maxRecursiveBrackets) + strings.Repeat("]", maxRecursiveBrackets),
+	strings.Repeat("[", maxRecursiveBrackets+1) + strings.Repeat("]", maxRecursiveBrackets+1),
+	strings.Repeat("[", maxRecursiveBrackets) + strings.Repeat("]", maxRecursiveBrackets-1),
+	`{"tools":[` + strings.Repeat(`{"type":"function","function":{"parameters":{}}},`, maxRecursiveBrackets) + `{}]}`,
+	`{"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`,
+}
+
+func TestValidJSON(t *testing.T) {
+	for _, body := range validJSONCases {
+		if got, want := validJSON([]byte(body)), json.Valid([]byte(body)); got != want {
+			t.Errorf("validJSON(%.60q) = %v, encoding/json says %v", body, got, want)
+		}
+	}
+}
+
+func FuzzValidJSON(f *testing.F) {
+	for _, body := range validJSONCases {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if got, want := validJSON(body), json.Valid(body); got != want {
+			t.Errorf("validJSON(%q) = %v, encoding/json says %v", body, got, want)
+		}
+	})
+}
+
 func TestCopyUpstreamHeaders(t *testing.T) {
 	dst := http.Header{}
 	copyUpstreamHeaders(dst, http.Header{

@@ -318,14 +318,15 @@ const (
 // Retry-After if given (up to 60 s), else exponential from 0.5 s capped at
 // 8 s, with ±25% jitter; and at least router_settings.retry_after.
 func (r *Router) Backoff(attempt int, retryAfter time.Duration) time.Duration {
+	floor := r.table.Load().settings.RetryAfter // router_settings.retry_after
 	if retryAfter > 0 {
-		return max(min(retryAfter, maxRetryAfter), r.Settings().RetryAfter)
+		return max(min(retryAfter, maxRetryAfter), floor)
 	}
 	d := backoffBase << min(max(attempt-1, 0), 10)
 	d = min(d, backoffCap)
 	// jitter in [-25%, +25%]
 	j := time.Duration(float64(d) * jitterProportion * (2*float64(r.Uint64N(1<<20))/(1<<20) - 1))
-	return max(d+j, r.Settings().RetryAfter)
+	return max(d+j, floor)
 }
 
 // HasAvailable reports whether a deployment other than except could take a

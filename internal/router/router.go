@@ -69,6 +69,13 @@ func New(models []config.Model, settings config.RouterSettings, log *slog.Logger
 // Settings returns the router settings in force.
 func (r *Router) Settings() config.RouterSettings { return r.table.Load().settings }
 
+// Timeouts returns router_settings timeout and stream_timeout, for the
+// request path, which needs only these and not a copy of all the settings.
+func (r *Router) Timeouts() (timeout, streamTimeout time.Duration) {
+	s := &r.table.Load().settings
+	return s.Timeout, s.StreamTimeout
+}
+
 // Deployments returns every deployment, grouped by model group name in
 // sorted order, each group in tier then definition order.
 func (r *Router) Deployments() []*deployment.Deployment {
@@ -242,7 +249,8 @@ func (e *NoDeploymentsError) Unwrap() error { return ErrNoDeployments }
 // caller must call Release on it when the attempt ends. avoid, when not nil
 // and another deployment is available, is not chosen (the one that just
 // failed). Only the lowest tier with an available deployment is used. Pick
-// does no I/O, takes no lock and allocates nothing unless it fails.
+// does no I/O, takes no lock and allocates nothing unless it fails (or a
+// lowest-score strategy picks from a tier of more than 32 deployments).
 func (r *Router) Pick(tg Target, avoid *deployment.Deployment) (*deployment.Deployment, error) {
 	tb := r.table.Load()
 	a := pickArgs{

@@ -435,3 +435,22 @@ func BenchmarkPick(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPickSerial is BenchmarkPick from one goroutine: the cost of one
+// pick on its own, which parallelism would divide by the number of cores.
+func BenchmarkPickSerial(b *testing.B) {
+	for _, s := range allStrategies {
+		b.Run(s, func(b *testing.B) {
+			r := benchRouter(s)
+			tg, _ := r.Resolve("g")
+			b.ReportAllocs()
+			for b.Loop() {
+				d, err := r.Pick(tg, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				d.Release()
+			}
+		})
+	}
+}

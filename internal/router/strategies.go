@@ -77,60 +77,15 @@ func nonNegative(v any) (float64, bool) {
 // until faster samples replace it, while cooldown handles other errors
 // through Available.
 func (t *tier) pickLatency(a *pickArgs) *deployment.Deployment {
-	var unseen, best *deployment.Deployment
-	var nUnseen, ties uint64
-	lowest := math.Inf(1)
-	for _, d := range t.ds {
-		if !a.usable(d) {
-			continue
-		}
-		mean, n := d.Latency()
-		switch {
-		case n == 0:
-			nUnseen++
-			if a.uint64n(nUnseen) == 0 {
-				unseen = d
-			}
-		case nUnseen > 0:
-			// An unseen deployment wins anyway; skip the comparison.
-		case mean < lowest:
-			best, lowest, ties = d, mean, 1
-		case mean == lowest:
-			ties++
-			if a.uint64n(ties) == 0 {
-				best = d
-			}
-		}
-	}
-	if unseen != nil {
-		return unseen
-	}
-	if best == nil || a.args.latencyBuffer <= 0 {
-		return best
-	}
-	// A second pass draws uniformly among the deployments within the
-	// buffer, by reservoir sampling so nothing is allocated.
-	limit := lowest * (1 + a.args.latencyBuffer)
-	var pick *deployment.Deployment
-	var k uint64
-	for _, d := range t.ds {
-		if !a.usable(d) {
-			continue
-		}
-		if mean, n := d.Latency(); n == 0 || mean > limit {
-			continue
-		}
-		k++
-		if a.uint64n(k) == 0 {
-			pick = d
-		}
-	}
-	if pick == nil {
-		// Live state changed between the passes (a sample arrived, the
-		// deployment filled up): the first pass's answer still stands.
-		return best
-	}
-	return pick
+	return t.pickWithin(a, meanLatency, a.args.latencyBuffer)
+}
+
+// meanLatency scores a deployment by its mean latency. One that has never
+// answered scores 0, below every measured mean (samples are positive), so
+// it comes first, and a buffer over a lowest of 0 takes in only its peers.
+func meanLatency(d *deployment.Deployment, _ int64) float64 {
+	mean, _ := d.Latency()
+	return mean
 }
 
 // pickUsage is LiteLLM's usage-based-routing (v1 and v2 alike): the usable
@@ -176,27 +131,65 @@ func routingCost(d *deployment.Deployment, _ int64) float64 {
 	return c
 }
 
-// pickLowest returns the usable deployment with the lowest score, breaking
-// ties uniformly at random by reservoir sampling (no allocation). score gets
-// the pick's time in unix nanoseconds.
+// pickLowest returns the usable deployment with the lowest score, ties
+// at random. score gets the pick's time in unix nanoseconds.
 func (t *tier) pickLowest(a *pickArgs, score func(d *deployment.Deployment, now int64) float64) *deployment.Deployment {
-	var best *deployment.Deployment
-	var bestScore float64
-	var ties uint64
-	for _, d := range t.ds {
+	return t.pickWithin(a, score, 0)
+}
+
+// stackScores is how many deployments' scores a pick keeps on the stack; a
+// larger tier's go to the heap, one allocation per pick.
+const stackScores = 32
+
+// pickWithin returns, uniformly at random, one of the usable deployments
+// whose score is at most lowest*(1+buffer); with buffer 0, one of those
+// with the lowest score. It reads each deployment's live state once into a
+// snapshot and chooses from that, so the choice sees one consistent view
+// and takes a single random draw however many deployments tie.
+func (t *tier) pickWithin(a *pickArgs, score func(d *deployment.Deployment, now int64) float64, buffer float64) *deployment.Deployment {
+	var buf [stackScores]float64
+	scores := buf[:]
+	if len(t.ds) > len(buf) {
+		scores = make([]float64, len(t.ds))
+	}
+	best, lowest, ties := -1, 0.0, uint64(0)
+	for i, d := range t.ds {
 		if !a.usable(d) {
+			scores[i] = math.NaN() // never within the limit
 			continue
 		}
 		s := score(d, a.now)
+		scores[i] = s
 		switch {
-		case best == nil || s < bestScore:
-			best, bestScore, ties = d, s, 1
-		case s == bestScore:
+		case best < 0 || s < lowest:
+			best, lowest, ties = i, s, 1
+		case s == lowest:
 			ties++
-			if a.uint64n(ties) == 0 {
-				best = d
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	limit, n := lowest, ties
+	if buffer > 0 {
+		limit, n = lowest*(1+buffer), 0
+		for _, s := range scores[:len(t.ds)] {
+			if s <= limit {
+				n++
 			}
 		}
 	}
-	return best
+	if n == 1 {
+		return t.ds[best]
+	}
+	k := a.uint64n(n)
+	for i, s := range scores[:len(t.ds)] {
+		if s <= limit {
+			if k == 0 {
+				return t.ds[i]
+			}
+			k--
+		}
+	}
+	return t.ds[best] // not reached: n scores are within the limit
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -318,6 +319,24 @@ func TestDeploymentCost(t *testing.T) {
 	if math.Abs(a.Cost-4e-6) > 1e-18 || b.Cost != 0 {
 		t.Errorf("Cost = %g and %g, want 4e-06 (input + output) and 0 (unset)", a.Cost, b.Cost)
 	}
+}
+
+// TestLargeTier picks from a tier with more deployments than a pick keeps
+// scores of on the stack.
+func TestLargeTier(t *testing.T) {
+	const n = 2000
+	var models []config.Model
+	samples := map[string][]float64{}
+	for i := range stackScores + 8 {
+		id := fmt.Sprintf("d%d", i)
+		models = append(models, model("g", id))
+		samples[id] = []float64{0.02}
+	}
+	last := fmt.Sprintf("d%d", stackScores+7)
+	samples["d0"], samples[last] = []float64{0.01}, []float64{0.01}
+	r := strategyRouter(t, LatencyBased, nil, models...)
+	observe(t, r, samples)
+	checkShares(t, pickN(t, r, "g", n), n, map[string]float64{"d0": .5, last: .5})
 }
 
 // TestNoStrategyPicksCoolingDown sets up live state under which every

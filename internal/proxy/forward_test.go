@@ -1,0 +1,64 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestStreamUsage(t *testing.T) {
+	const (
+		content = `data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}` + "\n\n"
+		usage   = `data: {"id":"c1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":12,"total_tokens":140,"completion_tokens":128}}` + "\n\n"
+		done    = "data: [DONE]\n\n"
+	)
+	// OpenAI's style: every chunk carries "usage", null until the last.
+	nullUsage := strings.Replace(content, `}]}`, `}],"usage":null}`, 1)
+	tests := []struct {
+		name                string
+		reads               []string
+		wantComp, wantTotal int64
+	}{
+		{"usage chunk, one event per read", []string{content, content, content, usage, done}, 128, 140},
+		{"usage chunk, all in one read", []string{content + content + content + usage + done}, 128, 140},
+		{"no usage: content events counted", []string{content, content + content, done}, 3, 3},
+		{"null usage is not usage", []string{nullUsage, nullUsage, done}, 2, 2},
+		{"CRLF line endings", []string{strings.ReplaceAll(content+usage+done, "\n", "\r\n")}, 128, 140},
+		// An event split across reads is counted once and its usage, not
+		// seen whole, is not read.
+		{"usage split across reads", []string{content, usage[:90], usage[90:], done}, 2, 2},
+		{"event split across reads", []string{content[:40], content[40:] + content}, 2, 2},
+		{"usage key in the content is not usage", []string{strings.Replace(content, `"hi"`, `"\"usage\":{}"`, 1), done}, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var u streamUsage
+			for _, r := range tt.reads {
+				u.scan([]byte(r))
+			}
+			if comp, total := u.tokens(); comp != tt.wantComp || total != tt.wantTotal {
+				t.Errorf("tokens() = %d, %d; want %d, %d", comp, total, tt.wantComp, tt.wantTotal)
+			}
+		})
+	}
+}
+
+func TestIsEventStream(t *testing.T) {
+	tests := []struct {
+		contentType string
+		want        bool
+	}{
+		{"text/event-stream", true},
+		{"text/event-stream; charset=utf-8", true},
+		{"Text/Event-Stream", true},
+		{"text/event-stream ; charset=utf-8", true},
+		{"application/json", false},
+		{"text/event-streams", false},
+		{"text/plain; x=text/event-stream", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := isEventStream(tt.contentType); got != tt.want {
+			t.Errorf("isEventStream(%q) = %v, want %v", tt.contentType, got, tt.want)
+		}
+	}
+}
