@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -153,6 +155,12 @@ func serveGateway(ctx context.Context, ln net.Listener, cfg *config.Config, opts
 		return err
 	}
 	defer gw.close()
+	// Start-up leaves garbage behind (the migration tool pools a 16 MB
+	// parse buffer, which a sync.Pool keeps for two collections); give it
+	// back to the OS before serving, so the process's memory is what
+	// serving needs.
+	runtime.GC()
+	debug.FreeOSMemory()
 	bg, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
 	go func() { _ = gw.run(bg) }()

@@ -198,6 +198,9 @@ func (rep *Report) Print(w io.Writer) {
 	if s := rep.Streams; s != nil {
 		fmt.Fprintf(w, "\nConcurrent streams: %d held open of %d (%d failed), opened in %s\n",
 			s.Held, s.Streams, s.Failed, fmtUS(s.OpenUS))
+		if s.EndedEarly > 0 {
+			fmt.Fprintf(w, "  %d streams ended by themselves before all were open: the backend's streams are too short to hold\n", s.EndedEarly)
+		}
 		if s.PeakRSS > 0 {
 			fmt.Fprintf(w, "  gateway RSS idle %s, with the streams open %s (%.1f KB per stream), peak %s\n",
 				fmtBytes(s.RSSIdle), fmtBytes(s.RSSOpen), s.PerStreamKB, fmtBytes(s.PeakRSS))

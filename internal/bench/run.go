@@ -58,7 +58,8 @@ type Options struct {
 	Floor bool
 
 	// ProfileDir, if set, receives CPU and allocation profiles of the
-	// gateway taken during an extra run of the chat scenario at Rate.
+	// gateway taken during an extra run of the chat scenario at Rate, and a
+	// heap profile taken with the concurrent streams open.
 	ProfileDir string
 
 	Dir      string    // scratch directory for configs and databases

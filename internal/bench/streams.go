@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,10 +14,11 @@ import (
 
 // StreamsResult is the gateway's memory with many streams open at once.
 type StreamsResult struct {
-	Streams     int     `json:"streams"` // streams asked for
-	Held        int     `json:"held"`    // open at once when memory was read
-	Failed      int     `json:"failed"`  // refused or ended early
-	OpenUS      float64 `json:"open_us"` // time until every stream had its first byte
+	Streams     int     `json:"streams"`     // streams asked for
+	Held        int     `json:"held"`        // open at once when memory was read
+	Failed      int     `json:"failed"`      // refused: an error status or a broken connection
+	EndedEarly  int     `json:"ended_early"` // ended by the backend before memory was read
+	OpenUS      float64 `json:"open_us"`     // time until every stream had its first byte
 	RSSIdle     uint64  `json:"rss_idle_bytes"`
 	RSSOpen     uint64  `json:"rss_open_bytes"` // highest RSS seen with the streams open
 	PeakRSS     uint64  `json:"peak_rss_bytes"` // the process's VmHWM
@@ -58,7 +60,7 @@ func runStreams(ctx context.Context, o Options, rep *Report) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var opened, endedEarly atomic.Int64
+	var opened, refused, endedEarly atomic.Int64
 	var wg sync.WaitGroup
 	settled := make(chan struct{}, o.Streams) // one per stream: opened, or failed to
 	start := time.Now()
@@ -66,6 +68,7 @@ func runStreams(ctx context.Context, o Options, rep *Report) error {
 		wg.Go(func() {
 			switch openAndHold(ctx, client, s.via, body, func() { opened.Add(1); settled <- struct{}{} }) {
 			case streamRefused:
+				refused.Add(1)
 				settled <- struct{}{}
 			case streamEndedEarly:
 				endedEarly.Add(1)
@@ -93,10 +96,18 @@ wait:
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	res.Held = int(opened.Load() - endedEarly.Load())
+	res.EndedEarly = int(endedEarly.Load())
+	res.Held = int(opened.Load()) - res.EndedEarly
+	if s.pprofURL != "" {
+		path := filepath.Join(o.ProfileDir, "streams-heap.pprof")
+		if err := fetchProfile(ctx, s.pprofURL+"/debug/pprof/heap", path); err != nil {
+			return err
+		}
+		progress(o, "  heap profile with the streams open: go tool pprof -sample_index=inuse_space -top %s", path)
+	}
 	cancel()
 	wg.Wait()
-	res.Failed = o.Streams - res.Held
+	res.Failed = int(refused.Load())
 	if s.stats != nil {
 		_, res.PeakRSS, _ = s.stats.memory()
 		if res.Held > 0 && res.RSSOpen > res.RSSIdle {

@@ -247,9 +247,10 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 }
 
 // chunkPool holds the buffers streams are relayed through, one per stream
-// for its whole life; every write copies out of it.
+// for its whole life; every write copies out of it. Events are a few
+// hundred bytes, so 8 KiB holds whatever a read returns at once.
 var chunkPool = sync.Pool{New: func() any {
-	b := make([]byte, 32<<10)
+	b := make([]byte, 8<<10)
 	return &b
 }}
 

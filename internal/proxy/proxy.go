@@ -95,8 +95,9 @@ func NewTransport() *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
-		WriteBufferSize:       32 << 10,
-		ReadBufferSize:        32 << 10,
+		// WriteBufferSize and ReadBufferSize stay at net/http's 4 KiB: an
+		// open stream holds one upstream connection and its buffers, and
+		// larger writes and reads pass through bufio in one call anyway.
 	}
 }
 
