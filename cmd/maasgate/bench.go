@@ -52,8 +52,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("--rates: %w", err)
 	}
 	parts := strings.Split(*only, ",")
-	for _, p := range parts {
-		if !slices.Contains([]string{"pick", "load", "routing"}, strings.TrimSpace(p)) {
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
+		if !slices.Contains([]string{"pick", "load", "routing"}, parts[i]) {
 			return fmt.Errorf("--only: unknown part %q (want pick, load or routing)", p)
 		}
 	}

@@ -47,6 +47,8 @@ func startGateway(ctx context.Context, bin, dir, name, configYAML string, extra 
 func startProcess(ctx context.Context, bin string, args []string) (*gatewayProc, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = gatewayEnv()
+	// The child goes with the bench, even if the bench is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Stdout = io.Discard
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -92,6 +94,12 @@ func startProcess(ctx context.Context, bin string, args []string) (*gatewayProc,
 		g.stop()
 		return nil, err
 	}
+	// Start-up's peak (migrations, config) is not serving's: reset the
+	// high-water mark that peak RSS is read from.
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", cmd.Process.Pid), []byte("5"), 0); err != nil {
+		g.stop()
+		return nil, fmt.Errorf("reset the peak RSS of %s: %w", bin, err)
+	}
 	return g, nil
 }
 
@@ -126,7 +134,11 @@ func (g *gatewayProc) stop() {
 // procStats reads CPU time and memory of a process from /proc.
 type procStats struct{ proc procfs.Proc }
 
-// cpu is the process's user plus system CPU time so far.
+// cpu is the process's user plus system CPU time so far. /proc counts it
+// in ticks of 10 ms, so a figure per request is only as good as the number
+// of requests it is divided by: ±2 µs for 6,000 requests, ±125 µs for 80.
+// (/proc/<pid>/schedstat has nanoseconds, but many kernels, this
+// project's VMs among them, leave it at zero.)
 func (p procStats) cpu() (time.Duration, error) {
 	st, err := p.proc.Stat()
 	if err != nil {

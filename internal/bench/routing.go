@@ -125,10 +125,16 @@ func runRouting(ctx context.Context, o Options, rep *Report) error {
 			sr.RequestsPerS = done / got.Span.Seconds()
 			sr.TokensPerS = done * routingTokens / got.Span.Seconds()
 		}
+		// Shares of what the servers received, retries included.
+		received := make([]int64, len(servers))
+		var all int64
 		for i, s := range servers {
-			n := s.Stats().Requests - before[i]
-			if got.Requests > 0 {
-				sr.Share[cfgs[i].Name] = float64(n) / float64(got.Requests)
+			received[i] = s.Stats().Requests - before[i]
+			all += received[i]
+		}
+		for i, n := range received {
+			if all > 0 {
+				sr.Share[cfgs[i].Name] = float64(n) / float64(all)
 			}
 			if float64(n)/o.RoutingDuration.Seconds() > res.Backends[i].CapacityRPS {
 				sr.OverCapacity = true
@@ -164,11 +170,14 @@ func (r *RoutingResult) print(w io.Writer) {
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+	if len(r.Strategies) == 0 {
+		return
+	}
 	best := r.Strategies[0]
 	for _, s := range r.Strategies[1:] {
-		if s.Errors <= best.Errors && s.TTFT.P99 < best.TTFT.P99 {
+		if s.Errors < best.Errors || s.Errors == best.Errors && s.TTFT.P99 < best.TTFT.P99 {
 			best = s
 		}
 	}
-	fmt.Fprintf(w, "lowest TTFT p99 here: %s\n", best.Strategy)
+	fmt.Fprintf(w, "fewest errors, then lowest TTFT p99 here: %s\n", best.Strategy)
 }

@@ -421,12 +421,12 @@ func summarise(s sample, stream bool) Side {
 // heldWhy says why rate did not hold, or "".
 func (m Measurement) heldWhy(rate int) string {
 	switch {
+	case m.Direct.ErrorRate > rampMaxErrors || m.Direct.AchievedRate < 0.9*float64(rate):
+		return fmt.Sprintf("%d/s: the backend or the load generator cannot sustain the rate directly (%.0f/s, %.2f%% errors); the limit is this machine's", rate, m.Direct.AchievedRate, 100*m.Direct.ErrorRate)
 	case m.Gateway.ErrorRate > rampMaxErrors:
 		return fmt.Sprintf("%d/s: %.2f%% of requests through the gateway failed", rate, 100*m.Gateway.ErrorRate)
 	case m.Added.P99 > us(rampMaxAddedP99):
 		return fmt.Sprintf("%d/s: added p99 %s exceeds %s", rate, fmtUS(m.Added.P99), fmtUS(us(rampMaxAddedP99)))
-	case m.Direct.ErrorRate > rampMaxErrors || m.Direct.AchievedRate < 0.9*float64(rate):
-		return fmt.Sprintf("%d/s: the backend or the load generator cannot sustain the rate directly (%.0f/s, %.2f%% errors); the limit is this machine's", rate, m.Direct.AchievedRate, 100*m.Direct.ErrorRate)
 	}
 	return ""
 }

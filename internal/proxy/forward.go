@@ -248,7 +248,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 
 // chunkPool holds the buffers streams are relayed through, one per stream
 // for its whole life; every write copies out of it. Events are a few
-// hundred bytes, so 8 KiB holds whatever a read returns at once.
+// hundred bytes; a read that ends inside one is carried over (streamUsage).
 var chunkPool = sync.Pool{New: func() any {
 	b := make([]byte, 8<<10)
 	return &b
@@ -270,7 +270,18 @@ func readSome(r io.Reader, buf []byte) (int, error) {
 type streamUsage struct {
 	events            int64
 	completion, total int64
+
+	// partial is the start of a line that a read ended in the middle of,
+	// kept (up to maxPartialLine bytes; truncated says if more came) until
+	// the next read completes it.
+	partial   []byte
+	truncated bool
 }
+
+// maxPartialLine bounds the part of a line carried from one read to the
+// next. A usage event is a few hundred bytes; a longer line is still
+// counted as an event, but not read for usage.
+const maxPartialLine = 16 << 10
 
 var (
 	newline    = []byte("\n")
@@ -283,24 +294,53 @@ var (
 // scan counts the events in b that carry a JSON object and takes the token
 // counts from one that has a usage object. It goes line by line: JSON
 // escapes newlines in strings, so each newline ends a line of the stream
-// and one fast byte search finds it. An event split across two reads is
-// counted once, and a usage in it is not read.
+// and one fast byte search finds it. A line cut by the end of a read is
+// carried over and read once the next read completes it.
 func (u *streamUsage) scan(b []byte) {
+	if len(u.partial) > 0 || u.truncated {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			u.carry(b)
+			return
+		}
+		u.carry(b[:i])
+		u.line(u.partial, !u.truncated)
+		u.partial, u.truncated = u.partial[:0], false
+		b = b[i+1:]
+	}
 	for len(b) > 0 {
 		line, rest, complete := bytes.Cut(b, newline)
+		if !complete {
+			u.carry(line)
+			return
+		}
+		u.line(line, true)
 		b = rest
-		data, ok := bytes.CutPrefix(line, dataPrefix)
-		if !ok || len(data) == 0 || data[0] != '{' {
-			continue
-		}
-		u.events++
-		if !complete || !bytes.Contains(data, usageKey) {
-			continue
-		}
-		usage := gjson.GetBytes(data, "usage")
-		if t := usage.Get("total_tokens").Int(); t > 0 {
-			u.completion, u.total = usage.Get("completion_tokens").Int(), t
-		}
+	}
+}
+
+// carry keeps b as part of an unfinished line, up to maxPartialLine bytes.
+func (u *streamUsage) carry(b []byte) {
+	n := min(len(b), maxPartialLine-len(u.partial))
+	u.partial = append(u.partial, b[:n]...)
+	if n < len(b) {
+		u.truncated = true
+	}
+}
+
+// line counts one line of the stream, and reads a usage in it if whole.
+func (u *streamUsage) line(line []byte, whole bool) {
+	data, ok := bytes.CutPrefix(line, dataPrefix)
+	if !ok || len(data) == 0 || data[0] != '{' {
+		return
+	}
+	u.events++
+	if !whole || !bytes.Contains(data, usageKey) {
+		return
+	}
+	usage := gjson.GetBytes(data, "usage")
+	if t := usage.Get("total_tokens").Int(); t > 0 {
+		u.completion, u.total = usage.Get("completion_tokens").Int(), t
 	}
 }
 

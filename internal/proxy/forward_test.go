@@ -23,10 +23,13 @@ func TestStreamUsage(t *testing.T) {
 		{"no usage: content events counted", []string{content, content + content, done}, 3, 3},
 		{"null usage is not usage", []string{nullUsage, nullUsage, done}, 2, 2},
 		{"CRLF line endings", []string{strings.ReplaceAll(content+usage+done, "\n", "\r\n")}, 128, 140},
-		// An event split across reads is counted once and its usage, not
-		// seen whole, is not read.
-		{"usage split across reads", []string{content, usage[:90], usage[90:], done}, 2, 2},
+		// A line split across reads is put back together.
+		{"usage split across reads", []string{content, usage[:90], usage[90:], done}, 128, 140},
+		{"usage split across three reads", []string{content + usage[:20], usage[20:21], usage[21:] + done}, 128, 140},
 		{"event split across reads", []string{content[:40], content[40:] + content}, 2, 2},
+		{"split right before the newline", []string{content[:len(content)-2], content[len(content)-2:] + usage + done}, 128, 140},
+		// A line too long to carry is counted, not read for usage.
+		{"overlong usage line", []string{content, usage[:60] + strings.Repeat(" ", maxPartialLine), usage[60:], done}, 2, 2},
 		{"usage key in the content is not usage", []string{strings.Replace(content, `"hi"`, `"\"usage\":{}"`, 1), done}, 1, 1},
 	}
 	for _, tt := range tests {
