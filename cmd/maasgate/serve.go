@@ -267,10 +267,10 @@ func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
 		return nil, fmt.Errorf("--pprof-addr: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	// No /debug/pprof/cmdline: the command line may carry --database-url
+	// Index answers the named profiles; /debug/pprof/cmdline is left out
+	// (Index answers it 404), as the command line may carry --database-url
 	// with its password.
-	mux.HandleFunc("/debug/pprof/cmdline", http.NotFound)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

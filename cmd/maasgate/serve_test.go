@@ -217,3 +217,35 @@ general_settings: {master_key: os.environ/K}
 	callID := resp.Header.Get("x-litellm-call-id")
 	waitFor(t, g.stderr, "call_id="+callID)
 }
+
+// TestPprofListener checks that --pprof-addr serves profiles on its own
+// address only, and not the command line (which may hold a database
+// password).
+func TestPprofListener(t *testing.T) {
+	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"Qwen/Qwen3-14B"}})
+	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"Qwen/Qwen3-14B"}})
+	g := startGateway(t, testEnv, "serve", "--pprof-addr", "127.0.0.1:0",
+		"--config", writeConfig(t, twoBackendConfig(a, b, "simple-shuffle", "", "")))
+	pprofURL := "http://" + waitFor(t, g.stderr, `pprof listening" addr=(\S+)`)
+
+	for _, tt := range []struct {
+		url  string
+		want int
+	}{
+		{pprofURL + "/debug/pprof/heap", 200},
+		{pprofURL + "/debug/pprof/goroutine?debug=1", 200},
+		{pprofURL + "/debug/pprof/cmdline", 404},
+		{g.url + "/debug/pprof/heap", 404}, // not on the API port, key or not
+	} {
+		req, _ := http.NewRequest("GET", tt.url, nil)
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("GET %s: %d, want %d", tt.url, resp.StatusCode, tt.want)
+		}
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/maasgate/maasgate/internal/openai"
 )
 
 // scenario is one kind of request the load is made of.
@@ -233,11 +235,8 @@ func failure(res *vegeta.Result, stream bool) string {
 		return res.Error
 	case res.Code < 200 || res.Code > 299:
 		msg := fmt.Sprintf("HTTP %d", res.Code)
-		var env struct {
-			Error struct{ Message string } `json:"error"`
-		}
-		if json.Unmarshal(res.Body, &env) == nil && env.Error.Message != "" {
-			msg += ": " + firstLine(env.Error.Message)
+		if m, _ := openai.ParseUpstreamError(res.Body); m != "" {
+			msg += ": " + firstLine(m)
 		}
 		return msg
 	case stream && bytes.Contains(res.Body, []byte(`data: {"error"`)):

@@ -425,11 +425,7 @@ func BenchmarkPick(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					d, err := r.Pick(tg, nil)
-					if err != nil {
-						b.Fatal(err)
-					}
-					d.Release()
+					pickAndRelease(b, r, tg)
 				}
 			})
 		})
@@ -445,12 +441,16 @@ func BenchmarkPickSerial(b *testing.B) {
 			tg, _ := r.Resolve("g")
 			b.ReportAllocs()
 			for b.Loop() {
-				d, err := r.Pick(tg, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				d.Release()
+				pickAndRelease(b, r, tg)
 			}
 		})
 	}
+}
+
+func pickAndRelease(b *testing.B, r *Router, tg Target) {
+	d, err := r.Pick(tg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d.Release()
 }
