@@ -79,6 +79,7 @@ type Deployment struct {
 	fails          failWindow
 	latency        latencyWindow
 	probeState
+	loadState
 }
 
 // New builds a deployment from a validated config entry.
