@@ -103,6 +103,10 @@ type GeneralSettings struct {
 	BackgroundHealthChecks bool
 	HealthCheckInterval    time.Duration
 	MaxRequestSizeMB       float64
+	// RequireAuthForMetrics is litellm_settings.require_auth_for_metrics_endpoint:
+	// GET /metrics needs the master key (the default, as in current
+	// LiteLLM) unless it is set to false.
+	RequireAuthForMetrics bool
 }
 
 // Defaults, as in LiteLLM.
@@ -133,8 +137,9 @@ func DefaultRouterSettings() RouterSettings {
 // none.
 func DefaultGeneralSettings() GeneralSettings {
 	return GeneralSettings{
-		HealthCheckInterval: DefaultHealthCheckInterval,
-		MaxRequestSizeMB:    DefaultMaxRequestSizeMB,
+		HealthCheckInterval:   DefaultHealthCheckInterval,
+		MaxRequestSizeMB:      DefaultMaxRequestSizeMB,
+		RequireAuthForMetrics: true,
 	}
 }
 

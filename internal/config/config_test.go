@@ -103,6 +103,7 @@ func TestLoadLiteLLMExample(t *testing.T) {
 			BackgroundHealthChecks: true,
 			HealthCheckInterval:    300 * time.Second,
 			MaxRequestSizeMB:       32,
+			RequireAuthForMetrics:  true,
 		},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {

@@ -84,6 +84,7 @@ func (d *decoder) config(root *value) *Config {
 	cfg.Env = d.environment(sections["environment_variables"])
 	d.env = cfg.Env
 	cfg.Models = d.modelList(sections["model_list"])
+	d.litellmSettings(sections["litellm_settings"], &cfg.General)
 	d.routerSettings(sections["litellm_settings"], "litellm_settings", &cfg.Router, true)
 	d.routerSettings(sections["router_settings"], "router_settings", &cfg.Router, false)
 	d.general(sections["general_settings"], &cfg.General)
@@ -111,6 +112,45 @@ func (d *decoder) environment(v *value) map[string]string {
 		}
 	}
 	return env
+}
+
+// litellmSettings decodes the litellm_settings keys that are not router
+// settings (routerSettings decodes those, and warns about the rest).
+func (d *decoder) litellmSettings(v *value, g *GeneralSettings) {
+	if v.isNull() || v.kind != mapKind {
+		return // routerSettings reports it
+	}
+	for _, e := range v.entries {
+		key := "litellm_settings." + e.key.name()
+		switch e.key.name() {
+		case "require_auth_for_metrics_endpoint":
+			if b, ok := d.boolean(e.val, key); ok {
+				g.RequireAuthForMetrics = b
+			}
+		case "callbacks", "success_callback", "failure_callback":
+			// maasgate always serves its Prometheus metrics; other
+			// logging integrations are not built in.
+			items := []*value{e.val}
+			if e.val.kind == listKind {
+				items = e.val.items
+			}
+			for _, it := range items {
+				if n, ok := d.str(it, key, false); ok && n != "prometheus" {
+					d.warnAt(it, key, fmt.Sprintf("callback %q is not implemented by maasgate; ignored (Prometheus metrics are always on at /metrics)", n))
+				}
+			}
+		}
+	}
+}
+
+// litellmOnlyKey reports whether k is a litellm_settings key that
+// litellmSettings decodes.
+func litellmOnlyKey(k string) bool {
+	switch k {
+	case "require_auth_for_metrics_endpoint", "callbacks", "success_callback", "failure_callback":
+		return true
+	}
+	return false
 }
 
 // general decodes general_settings.

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestEveryProblemReported(t *testing.T) {
@@ -163,6 +164,43 @@ func TestProblemString(t *testing.T) {
 		t.Run(tt.want, func(t *testing.T) {
 			if got := tt.p.String(); got != tt.want {
 				t.Errorf("String() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMetricsSettings(t *testing.T) {
+	tests := []struct {
+		name         string
+		src          string
+		wantAuth     bool
+		wantWarnings []string
+		wantErrors   []string
+	}{
+		{name: "default: metrics need the master key", src: "litellm_settings: {num_retries: 1}\n", wantAuth: true},
+		{name: "opened", src: "litellm_settings:\n  callbacks: [prometheus]\n  require_auth_for_metrics_endpoint: false\n"},
+		{name: "other callbacks warn", src: "litellm_settings:\n  callbacks: [prometheus, langfuse]\n  success_callback: datadog\n", wantAuth: true,
+			wantWarnings: []string{
+				`config.yaml:2:27: litellm_settings.callbacks: callback "langfuse" is not implemented by maasgate; ignored (Prometheus metrics are always on at /metrics)`,
+				`config.yaml:3:21: litellm_settings.success_callback: callback "datadog" is not implemented by maasgate; ignored (Prometheus metrics are always on at /metrics)`,
+			}},
+		{name: "not a boolean", src: "litellm_settings:\n  require_auth_for_metrics_endpoint: sometimes\n",
+			wantErrors: []string{`config.yaml:2:38: litellm_settings.require_auth_for_metrics_endpoint: must be true or false, got "sometimes"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.wantErrors != nil {
+				if diff := cmp.Diff(tt.wantErrors, parseErrors(t, tt.src, nil)); diff != "" {
+					t.Errorf("errors mismatch (-want +got):\n%s", diff)
+				}
+				return
+			}
+			cfg, warnings := mustParse(t, tt.src, nil)
+			if cfg.General.RequireAuthForMetrics != tt.wantAuth {
+				t.Errorf("RequireAuthForMetrics = %v, want %v", cfg.General.RequireAuthForMetrics, tt.wantAuth)
+			}
+			if diff := cmp.Diff(tt.wantWarnings, warnings, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("warnings mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -57,6 +57,9 @@ func (d *decoder) routerSettings(v *value, section string, rs *RouterSettings, l
 		key := section + "." + k
 		val := e.val
 		if legacy {
+			if litellmOnlyKey(k) {
+				continue
+			}
 			if !legacyRouterKey(k) {
 				d.warnAt(e.key, key, "not implemented by maasgate; ignored")
 				continue

@@ -61,7 +61,7 @@ model_list:
 	t.Run("YAML 1.1 scalars", func(t *testing.T) {
 		src := "general_settings:\n  store_model_in_db: yes\n  background_health_checks: on\n  health_check_interval: 1:00\n"
 		cfg, _ := mustParse(t, src, nil)
-		want := GeneralSettings{StoreModelInDB: true, BackgroundHealthChecks: true, HealthCheckInterval: 60 * time.Second, MaxRequestSizeMB: 32}
+		want := GeneralSettings{StoreModelInDB: true, BackgroundHealthChecks: true, HealthCheckInterval: 60 * time.Second, MaxRequestSizeMB: 32, RequireAuthForMetrics: true}
 		if diff := cmp.Diff(want, cfg.General); diff != "" {
 			t.Errorf("general settings mismatch (-want +got):\n%s", diff)
 		}

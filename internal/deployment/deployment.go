@@ -77,6 +77,7 @@ type Deployment struct {
 	minuteRequests minuteCount
 	minuteTokens   minuteCount
 	fails          failWindow
+	lastFailed     atomic.Bool
 	latency        latencyWindow
 	probeState
 	loadState
@@ -194,16 +195,18 @@ func (d *Deployment) Release() {
 }
 
 // CoolDown takes the deployment out of rotation until t. A later
-// cooldown never shortens an earlier one.
-func (d *Deployment) CoolDown(t time.Time) {
+// cooldown never shortens an earlier one. It reports whether this call
+// started a cooldown (the deployment was not cooling down at now), so a
+// burst of failures from requests already in flight counts as one event.
+func (d *Deployment) CoolDown(now, t time.Time) (started bool) {
 	until := t.UnixNano()
 	for {
 		cur := d.cooldownUntil.Load()
 		if cur >= until {
-			return
+			return false
 		}
 		if d.cooldownUntil.CompareAndSwap(cur, until) {
-			return
+			return cur <= now.UnixNano()
 		}
 	}
 }

@@ -65,8 +65,20 @@ func TestInFlightIsExactUnderConcurrency(t *testing.T) {
 func TestCooldown(t *testing.T) {
 	d := newDep(0)
 	now := time.Unix(100, 0)
-	d.CoolDown(now.Add(10 * time.Second))
-	d.CoolDown(now.Add(2 * time.Second)) // never shortens
+	if !d.CoolDown(now, now.Add(10*time.Second)) {
+		t.Error("first CoolDown did not report the start of a cooldown")
+	}
+	if d.CoolDown(now, now.Add(2*time.Second)) { // never shortens
+		t.Error("a shorter CoolDown reported a new cooldown")
+	}
+	if d.CoolDown(now.Add(time.Second), now.Add(20*time.Second)) {
+		t.Error("extending a running cooldown reported a new one")
+	}
+	if !d.CoolDown(now.Add(21*time.Second), now.Add(30*time.Second)) {
+		t.Error("a cooldown after the last one ended was not reported as new")
+	}
+	d = newDep(0)
+	d.CoolDown(now, now.Add(10*time.Second))
 	if got := d.CooldownUntil(now); !got.Equal(now.Add(10 * time.Second)) {
 		t.Errorf("CooldownUntil = %v", got)
 	}

@@ -140,8 +140,15 @@ func (d *Deployment) MinuteUsage(now int64) (requests, tokens int64) {
 // RecordResult counts one finished request in the failure window and
 // returns the current minute's requests and failures.
 func (d *Deployment) RecordResult(now int64, failed bool) (requests, failures int64) {
+	if d.lastFailed.Load() != failed {
+		d.lastFailed.Store(failed)
+	}
 	return d.fails.record(now, failed)
 }
+
+// LastFailed reports whether the latest finished request failed on the
+// deployment (its fault: client errors and cancellations do not count).
+func (d *Deployment) LastFailed() bool { return d.lastFailed.Load() }
 
 // ResetFailures clears the failure window, as a cooldown does: after it the
 // deployment starts afresh.

@@ -44,6 +44,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now stamps results and measures their duration. Nil means time.Now.
 	Now func() time.Time
+	// Observe, when not nil, is called with every probe's result, from
+	// Check and from Run's rounds (for metrics).
+	Observe func(Result)
 }
 
 // Result is the outcome of probing one deployment.
@@ -84,6 +87,7 @@ type Prober struct {
 	completion  bool // Options.Mode == ModeCompletion
 	log         *slog.Logger
 	now         func() time.Time
+	observe     func(Result)
 
 	mu     sync.Mutex
 	latest map[string]Result // by deployment id, from the last round of Run
@@ -102,6 +106,7 @@ func New(o Options) *Prober {
 		concurrency: o.Concurrency,
 		log:         o.Logger,
 		now:         o.Now,
+		observe:     o.Observe,
 		latest:      map[string]Result{},
 	}
 	switch o.Mode {
@@ -137,6 +142,9 @@ func (p *Prober) Check(ctx context.Context, ds []*deployment.Deployment) []Resul
 	for i, d := range ds {
 		g.Go(func() error {
 			results[i] = p.probe(ctx, d)
+			if p.observe != nil && ctx.Err() == nil {
+				p.observe(results[i])
+			}
 			return nil
 		})
 	}

@@ -107,6 +107,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	if h := d.AuthHeader(); h != "" {
 		out.Header["Authorization"] = []string{h}
 	}
+	p.traceHeaders(r, c, out.Header)
 
 	var firstChunk *time.Timer
 	if c.req.stream && a.streamTimeout > 0 {
@@ -147,6 +148,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxResponseBody+1))
 	latency := p.now().Sub(a.sent)
 	c.upstream += latency
+	c.apiLatency = latency
 	if err != nil {
 		a.midResponse = true
 		return p.transportError(r, &a, err)
@@ -158,7 +160,8 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	}
 	o := router.Outcome{Class: router.Success, Status: resp.StatusCode, Latency: latency}
 	usage := gjson.GetBytes(buf.Bytes(), "usage")
-	o.CompletionTokens, o.TotalTokens = usage.Get("completion_tokens").Int(), usage.Get("total_tokens").Int()
+	o.PromptTokens, o.CompletionTokens, o.TotalTokens = usage.Get("prompt_tokens").Int(),
+		usage.Get("completion_tokens").Int(), usage.Get("total_tokens").Int()
 
 	h := w.Header()
 	copyUpstreamHeaders(h, resp.Header)
@@ -188,6 +191,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	}
 	ttft := p.now().Sub(a.sent)
 	c.upstream += ttft
+	c.ttft = ttft
 	if n == 0 {
 		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -230,7 +234,9 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 		}
 		n, err = resp.Body.Read(chunk)
 	}
-	o.CompletionTokens, o.TotalTokens = usage.tokens()
+	o.PromptTokens, o.CompletionTokens, o.TotalTokens = usage.tokens()
+	c.apiLatency = p.now().Sub(a.sent)
+	c.upstream += c.apiLatency - ttft
 	if err == io.EOF {
 		return result{committed: true, outcome: o}
 	}
@@ -239,7 +245,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	if res.err == nil { // the client went away
 		return res
 	}
-	c.errMsg = res.err.Message
+	c.errMsg, c.class = res.err.Message, res.outcome.Class
 	_ = openai.WriteErrorEvent(w, tail[:], res.err)
 	_ = rc.Flush()
 	res.committed = true
@@ -268,8 +274,8 @@ func readSome(r io.Reader, buf []byte) (int, error) {
 // content events as a fallback estimate (vLLM sends about one token per
 // event) when the stream has none.
 type streamUsage struct {
-	events            int64
-	completion, total int64
+	events                    int64
+	prompt, completion, total int64
 
 	// partial is the start of a line that a read ended in the middle of,
 	// kept (up to maxPartialLine bytes; truncated says if more came) until
@@ -340,15 +346,17 @@ func (u *streamUsage) line(line []byte, whole bool) {
 	}
 	usage := gjson.GetBytes(data, "usage")
 	if t := usage.Get("total_tokens").Int(); t > 0 {
-		u.completion, u.total = usage.Get("completion_tokens").Int(), t
+		u.prompt, u.completion, u.total = usage.Get("prompt_tokens").Int(), usage.Get("completion_tokens").Int(), t
 	}
 }
 
-func (u *streamUsage) tokens() (completion, total int64) {
+// tokens returns the stream's usage, or with none, its event count as the
+// completion (and total) estimate.
+func (u *streamUsage) tokens() (prompt, completion, total int64) {
 	if u.total > 0 {
-		return u.completion, u.total
+		return u.prompt, u.completion, u.total
 	}
-	return u.events, u.events
+	return 0, u.events, u.events
 }
 
 // transportError maps a failure to reach or read from a deployment to the

@@ -81,13 +81,14 @@ func providerKey(k string) string {
 // time so far and the part of it the gateway itself spent.
 func (p *Proxy) setResultHeaders(h http.Header, c *call, d *deployment.Deployment) {
 	total := p.now().Sub(c.start)
+	c.overhead = max(0, total-c.upstream)
 	// The six values share one backing array, as in http.Header.Clone:
 	// one allocation instead of six. Each header gets a full slice of its
 	// own (capacity 1), so an Add to one cannot overwrite the next.
 	v := make([]string, 6)
 	v[0], v[1] = d.ID, d.PublicAPIBase()
 	v[2], v[3] = strconv.Itoa(c.retries), strconv.Itoa(c.fallbacks)
-	v[4], v[5] = formatMS(total), formatMS(max(0, total-c.upstream))
+	v[4], v[5] = formatMS(total), formatMS(c.overhead)
 	h[hdrModelID] = v[0:1:1]
 	h[hdrModelAPIBase] = v[1:2:2]
 	h[hdrAttemptedRetries] = v[2:3:3]

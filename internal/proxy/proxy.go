@@ -17,8 +17,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/openai"
 	"github.com/maasgate/maasgate/internal/router"
 )
@@ -39,6 +42,16 @@ type Options struct {
 	BodyReadTimeout time.Duration
 	Version         string
 	Logger          *slog.Logger
+	// Metrics records every call and attempt; nil records nothing.
+	Metrics *metrics.Metrics
+	// Tracer, when not nil, traces every call: a server span continuing
+	// the client's traceparent, with a client span per attempt whose
+	// context is sent upstream. Without it the client's traceparent and
+	// tracestate are forwarded as they came.
+	Tracer trace.Tracer
+	// Propagator reads and writes trace context headers; nil means W3C
+	// trace context.
+	Propagator propagation.TextMapPropagator
 	// Now is the clock for durations; nil means time.Now.
 	Now func() time.Time
 }
@@ -52,6 +65,9 @@ type Proxy struct {
 	version         []string // X-Litellm-Version
 	userAgent       []string // of upstream requests
 	log             *slog.Logger
+	metrics         *metrics.Metrics
+	tracer          trace.Tracer
+	propagator      propagation.TextMapPropagator
 	now             func() time.Time
 }
 
@@ -65,7 +81,13 @@ func New(o Options) *Proxy {
 		version:         []string{o.Version},
 		userAgent:       []string{"maasgate/" + o.Version},
 		log:             o.Logger,
+		metrics:         o.Metrics,
+		tracer:          o.Tracer,
+		propagator:      o.Propagator,
 		now:             o.Now,
+	}
+	if p.propagator == nil {
+		p.propagator = propagation.TraceContext{}
 	}
 	if p.maxBodyBytes <= 0 {
 		p.maxBodyBytes = DefaultMaxBodyBytes
@@ -152,20 +174,37 @@ func (p *Proxy) inference(ep deployment.Endpoint) http.Handler {
 	})
 }
 
-// call is the state of one client request across its attempts.
+// call is the state of one client request across its attempts, and what
+// its log line, metrics and span report when it ends.
 type call struct {
 	id        string
 	start     time.Time
 	ep        deployment.Endpoint
+	route     string // the request path
 	req       request
+	group     string // the model group the request resolved to
 	head      []byte // the body for the current group, split around "model"
 	tail      []byte
+	attempts  int           // attempts on deployments, every group included
 	retries   int           // retries within the group being tried
 	fallbacks int           // fallback depth of the group being tried
 	upstream  time.Duration // time spent waiting on deployments
+	overhead  time.Duration // the gateway's own time before the response started
 	status    int
+	class     router.Class           // of the failure the client got
+	// upstreamStatus is the status of the deployment's error answer the
+	// client got; 0 when the gateway wrote the error.
+	upstreamStatus int
 	d         *deployment.Deployment // the last deployment tried
-	errMsg    string
+	errMsg    string                 // for the log: never upstream text, which may quote the prompt
+
+	// Of the attempt that answered: time to the whole response (the end
+	// of a stream), to a stream's first chunk, and its usage.
+	apiLatency, ttft time.Duration
+	usage            router.Outcome
+
+	// With tracing on: the call's span and the current attempt's.
+	span, attemptSpan trace.Span
 }
 
 // body returns a new upstream body carrying modelJSON as "model".
@@ -177,12 +216,14 @@ func (c *call) body(modelJSON []byte) []byte {
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endpoint) {
-	c := call{id: uuid.NewString(), start: p.now(), ep: ep}
+	c := call{id: uuid.NewString(), start: p.now(), ep: ep, route: r.URL.Path}
 	defer c.req.release()
 	h := w.Header()
 	h[hdrCallID] = []string{c.id}
 	h[hdrVersion] = p.version
-	defer p.logCall(r.Context(), &c)
+	p.metrics.Start()
+	p.startSpan(r, &c)
+	defer p.finish(r.Context(), &c)
 
 	if e := p.readRequest(w, r, &c.req); e != nil {
 		p.fail(w, &c, e)
@@ -193,6 +234,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 		p.fail(w, &c, unknownModel(c.req.model))
 		return
 	}
+	c.group = tg.Group.Name
 	c.head, c.tail = c.req.head, c.req.tail
 	p.route(w, r, &c, tg)
 }
@@ -210,6 +252,7 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 		return
 	}
 	if c.req.disableFallbacks || !res.outcome.Class.Fallbackable() {
+		c.class, c.upstreamStatus = res.outcome.Class, res.outcome.Status
 		p.fail(w, c, res.err)
 		return
 	}
@@ -230,6 +273,9 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 		p.log.Info("falling back", "call_id", c.id, "from", tg.Group.Name, "to", ftg.Group.Name,
 			"depth", c.fallbacks, "reason", res.outcome.Class.String())
 		res = p.tryGroup(w, r, c, ftg)
+		if res.outcome.Class != router.Cancelled {
+			p.metrics.Fallback(tg.Group.Name, ftg.Group.Name, res.committed, first.err.Status, first.outcome.Class, provider(firstD))
+		}
 		if res.committed {
 			return
 		}
@@ -243,7 +289,16 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 	}
 	w.Header()[hdrModelGroup] = []string{tg.Group.Name}
 	c.d = firstD // the headers describe the requested group's error
+	c.class, c.upstreamStatus = first.outcome.Class, first.outcome.Status
 	p.fail(w, c, e)
+}
+
+// provider returns d's provider for metrics, "" for none.
+func provider(d *deployment.Deployment) string {
+	if d == nil {
+		return ""
+	}
+	return d.Model.Params.Provider
 }
 
 // tryGroup tries deployments of one group: the first pick, then up to the
@@ -267,10 +322,17 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call, tg rou
 			return result{err: noDeployments(c.req.model, err), outcome: router.Outcome{Class: router.RateLimited}}
 		}
 		c.d = d
+		c.attempts++
+		p.startAttempt(r, c, d)
 		res := p.try(w, r, c, d)
 		d.Release()
-		p.router.Record(d, res.outcome)
+		cooled := p.router.Record(d, res.outcome)
+		p.metrics.Attempt(d, res.outcome, cooled)
+		p.endAttempt(c, res.outcome, cooled)
 		if res.committed {
+			if res.outcome.Class == router.Success {
+				c.usage = res.outcome
+			}
 			return res
 		}
 		last = res
@@ -317,36 +379,22 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// fail answers the client with e. The log line gets e's message only when
+// the gateway wrote it: an upstream's error text can quote the prompt.
 func (p *Proxy) fail(w http.ResponseWriter, c *call, e *openai.Error) {
 	c.status = e.Status
-	c.errMsg = e.Message
+	if c.class == router.Success { // a failure before any attempt
+		c.class = router.Classify(e.Status, nil, e.Message)
+	}
+	if c.d != nil && c.upstreamStatus != 0 {
+		c.errMsg = fmt.Sprintf("deployment %s answered %d (%s)", c.d.ID, c.upstreamStatus, c.class)
+	} else {
+		c.errMsg = e.Message
+	}
 	if c.d != nil {
 		p.setResultHeaders(w.Header(), c, c.d)
+	} else {
+		c.overhead = p.now().Sub(c.start)
 	}
 	openai.WriteError(w, e)
-}
-
-func (p *Proxy) logCall(ctx context.Context, c *call) {
-	level := slog.LevelInfo
-	if c.status >= 500 || c.status == 0 {
-		level = slog.LevelWarn
-	}
-	if !p.log.Enabled(ctx, level) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("call_id", c.id),
-		slog.String("endpoint", c.ep.String()),
-		slog.String("model", c.req.model),
-		slog.Bool("stream", c.req.stream),
-		slog.Int("status", c.status),
-		slog.Float64("duration_ms", ms(p.now().Sub(c.start))),
-	}
-	if c.d != nil {
-		attrs = append(attrs, slog.String("model_id", c.d.ID))
-	}
-	if c.errMsg != "" {
-		attrs = append(attrs, slog.String("error", c.errMsg))
-	}
-	p.log.LogAttrs(ctx, level, "request", attrs...)
 }

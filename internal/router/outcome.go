@@ -188,7 +188,11 @@ type Outcome struct {
 	Stream     bool
 	// Latency is the time from sending to the complete response (to the
 	// first chunk for a stream: TTFT).
-	Latency          time.Duration
+	Latency time.Duration
+	// Token counts from the response's usage; for a stream without a
+	// usage chunk, CompletionTokens and TotalTokens count its events (vLLM
+	// sends about one token per event) and PromptTokens is 0.
+	PromptTokens     int64
 	CompletionTokens int64
 	TotalTokens      int64
 }
@@ -228,7 +232,8 @@ const timeoutPenalty = 1000.0 // seconds, as LiteLLM records
 // at once on 401, 404 and connection errors. A group's only deployment is
 // not cooled down for 429s. The cooldown lasts the upstream's Retry-After
 // when given, else the deployment's cooldown_time, else the router's. It
-// returns whether d was cooled down.
+// returns whether this outcome started a cooldown of d (extending one
+// already running does not count), and logs each start once.
 func (r *Router) Record(d *deployment.Deployment, o Outcome) bool {
 	now := r.Now()
 	ns := now.UnixNano()
@@ -280,11 +285,13 @@ func (r *Router) Record(d *deployment.Deployment, o Outcome) bool {
 	if o.RetryAfter > 0 {
 		cooldown = o.RetryAfter
 	}
-	d.CoolDown(now.Add(cooldown))
 	d.ResetFailures()
+	if !d.CoolDown(now, now.Add(cooldown)) {
+		return false // already cooling down: one event, logged once
+	}
 	r.log.Warn("deployment cooling down", "model_id", d.ID, "model_group", d.Group,
-		"reason", o.Class.String(), "status", o.Status, "failures_this_minute", fails,
-		"requests_this_minute", reqs, "cooldown", cooldown.String())
+		"api_base", d.PublicAPIBase(), "reason", o.Class.String(), "status", o.Status,
+		"failures_this_minute", fails, "requests_this_minute", reqs, "cooldown", cooldown.String())
 	return true
 }
 

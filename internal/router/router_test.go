@@ -249,7 +249,7 @@ func TestAvailability(t *testing.T) {
 		for _, s := range []string{SimpleShuffle, RoundRobin, LeastBusy} {
 			r := newTestRouter(t, s, model("g", "a"), model("g", "b"))
 			a, _ := r.Deployment("a")
-			a.CoolDown(r.Now().Add(5 * time.Second))
+			a.CoolDown(r.Now(), r.Now().Add(5 * time.Second))
 			if got := pickN(t, r, "g", 50); got["a"] != 0 {
 				t.Errorf("%s: cooling-down deployment got %d picks", s, got["a"])
 			}
@@ -267,7 +267,7 @@ func TestAvailability(t *testing.T) {
 			d.Release()
 		}
 		b, _ := r.Deployment("b")
-		b.CoolDown(r.Now().Add(time.Second))
+		b.CoolDown(r.Now(), r.Now().Add(time.Second))
 		d, err := r.Pick(tg, a)
 		if err != nil || d.ID != "a" {
 			t.Fatalf("Pick avoiding a with b cooling down = %v, %v; want a (the only one left)", d, err)
@@ -282,7 +282,7 @@ func TestAvailability(t *testing.T) {
 		}
 		for _, id := range []string{"p1", "p2"} {
 			d, _ := r.Deployment(id)
-			d.CoolDown(r.Now().Add(time.Second))
+			d.CoolDown(r.Now(), r.Now().Add(time.Second))
 		}
 		if got := pickN(t, r, "g", 10); got["backup"] != 10 {
 			t.Fatalf("with tier 1 cooling down got %v, want only backup", got)
@@ -312,8 +312,8 @@ func TestAvailability(t *testing.T) {
 		r := newTestRouter(t, SimpleShuffle, model("g", "a"), model("g", "b"))
 		a, _ := r.Deployment("a")
 		b, _ := r.Deployment("b")
-		a.CoolDown(r.Now().Add(3 * time.Second))
-		b.CoolDown(r.Now().Add(7 * time.Second))
+		a.CoolDown(r.Now(), r.Now().Add(3 * time.Second))
+		b.CoolDown(r.Now(), r.Now().Add(7 * time.Second))
 		_, err := r.Pick(resolve(t, r, "g"), nil)
 		var nd *NoDeploymentsError
 		if !errors.As(err, &nd) || nd.RetryAfter != 3*time.Second {
@@ -327,7 +327,7 @@ func TestAvailability(t *testing.T) {
 		}
 		for _, id := range []string{"first", "second"} {
 			d, _ := r.Deployment(id)
-			d.CoolDown(r.Now().Add(time.Second))
+			d.CoolDown(r.Now(), r.Now().Add(time.Second))
 		}
 		if got := pickN(t, r, "g", 5); got["none"] != 5 {
 			t.Fatalf("with every ordered deployment cooling down got %v, want the unordered one", got)
@@ -344,7 +344,7 @@ func TestAvailability(t *testing.T) {
 func TestReplaceKeepsLiveState(t *testing.T) {
 	r := newTestRouter(t, SimpleShuffle, model("g", "a"), model("g", "b"))
 	a, _ := r.Deployment("a")
-	a.CoolDown(r.Now().Add(time.Minute))
+	a.CoolDown(r.Now(), r.Now().Add(time.Minute))
 	tg := resolve(t, r, "g")
 	held, err := r.Pick(tg, nil) // b, in flight across the swap
 	if err != nil || held.ID != "b" {

@@ -1,0 +1,498 @@
+// Package metrics exposes the gateway's Prometheus metrics on a registry it
+// is given (never the global one). Names and labels are LiteLLM's wherever
+// LiteLLM has the metric, so its Grafana dashboards read maasgate
+// unchanged; maasgate_* metrics add what LiteLLM lacks (in-flight requests
+// and cooldowns per deployment, the GPU server's own queue, health probes).
+//
+// The request path records through cached children: one sync.Map lookup
+// per call and per attempt, then atomic adds, so no label hashing or lock
+// is on the hot path. Gauges of live state (deployment state, in-flight,
+// backend load, rpm/tpm headroom) are read from the deployments when
+// Prometheus scrapes, and cost nothing between scrapes.
+//
+// Cardinality is bounded: labels take only values from the configuration
+// (model groups, deployment ids, api_base, provider), status codes and
+// error classes. LiteLLM's per-user and per-key labels (end_user,
+// hashed_api_key, team, ...) are kept for dashboard compatibility and set
+// to "None", as LiteLLM shows them for requests without a virtual key; a
+// requested model that does not exist is labelled "None" too. Series of
+// deployments that were removed are deleted at the next scrape.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/router"
+)
+
+// none is LiteLLM's value for a label it has nothing for (Python's str(None)).
+const none = "None"
+
+// LatencyBuckets are LiteLLM's LATENCY_BUCKETS, in seconds, for the request,
+// upstream, time-to-first-token and overhead histograms.
+var LatencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 420, 600}
+
+// perTokenBuckets are Python prometheus_client's default buckets, which
+// LiteLLM's litellm_deployment_latency_per_output_token uses.
+var perTokenBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+
+// probeBuckets are for health probe durations: a probe is two small
+// requests, or one token of generation.
+var probeBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+// Label lists, in LiteLLM's order.
+var (
+	proxyTotalLabels   = []string{"end_user", "hashed_api_key", "api_key_alias", "requested_model", "team", "team_alias", "user", "status_code", "user_email", "route", "client_ip", "user_agent", "model_id"}
+	proxyFailedLabels  = []string{"end_user", "hashed_api_key", "api_key_alias", "requested_model", "team", "team_alias", "user", "user_email", "exception_status", "exception_class", "route", "client_ip", "user_agent", "model_id"}
+	totalLatencyLabels = []string{"end_user", "hashed_api_key", "api_key_alias", "requested_model", "team", "team_alias", "user", "model", "model_id"}
+	apiLatencyLabels   = []string{"model", "hashed_api_key", "api_key_alias", "team", "team_alias", "requested_model", "end_user", "user", "model_id"}
+	overheadLabels     = []string{"model_group", "api_provider", "api_base", "litellm_model_name", "hashed_api_key", "api_key_alias", "model_id"}
+	tokenLabels        = []string{"end_user", "hashed_api_key", "api_key_alias", "model", "team", "team_alias", "user", "user_email", "requested_model", "model_id"}
+	spendLabels        = []string{"end_user", "hashed_api_key", "api_key_alias", "model", "team", "team_alias", "user", "user_email", "client_ip", "user_agent", "model_id"}
+	depSuccessLabels   = []string{"requested_model", "litellm_model_name", "model_id", "api_base", "api_provider", "hashed_api_key", "api_key_alias", "team", "team_alias", "client_ip", "user_agent"}
+	depFailureLabels   = []string{"requested_model", "litellm_model_name", "model_id", "api_base", "api_provider", "exception_status", "exception_class", "hashed_api_key", "api_key_alias", "team", "team_alias", "client_ip", "user_agent"}
+	perTokenLabels     = []string{"litellm_model_name", "model_id", "api_base", "api_provider", "hashed_api_key", "api_key_alias", "team", "team_alias"}
+	cooledLabels       = []string{"litellm_model_name", "model_id", "api_base", "api_provider", "exception_status"}
+	fallbackLabels     = []string{"requested_model", "fallback_model", "hashed_api_key", "api_key_alias", "team", "team_alias", "exception_status", "exception_class", "model_id"}
+	probeLabels        = []string{"model_group", "model_id", "api_base", "result"}
+	probeTimeLabels    = []string{"model_group", "model_id", "api_base"}
+)
+
+// Options configure Metrics.
+type Options struct {
+	// Registry receives every collector; the caller serves it (Handler).
+	Registry *prometheus.Registry
+	// Deployments lists the deployments being served, read at each
+	// scrape for the live-state gauges and to drop removed deployments.
+	Deployments func() []*deployment.Deployment
+	// Now is the clock for cooldowns and backend-load freshness; nil
+	// means time.Now.
+	Now func() time.Time
+}
+
+// Metrics records the gateway's metrics. Its methods are safe for
+// concurrent use; a nil *Metrics records nothing.
+type Metrics struct {
+	reg         *prometheus.Registry
+	deployments func() []*deployment.Deployment
+	now         func() time.Time
+
+	inFlight prometheus.Gauge
+
+	proxyTotal   *prometheus.CounterVec
+	proxyFailed  *prometheus.CounterVec
+	totalLatency *prometheus.HistogramVec
+	apiLatency   *prometheus.HistogramVec
+	ttft         *prometheus.HistogramVec
+	overhead     *prometheus.HistogramVec
+	inputTokens  *prometheus.CounterVec
+	outputTokens *prometheus.CounterVec
+	totalTokens  *prometheus.CounterVec
+	spend        *prometheus.CounterVec
+
+	depSuccess *prometheus.CounterVec
+	depFailure *prometheus.CounterVec
+	depTotal   *prometheus.CounterVec
+	perToken   *prometheus.HistogramVec
+	cooled     *prometheus.CounterVec
+	fbOK       *prometheus.CounterVec
+	fbFailed   *prometheus.CounterVec
+
+	probes    *prometheus.CounterVec
+	probeTime *prometheus.HistogramVec
+
+	// Cached children, so the request path does not hash label values:
+	// calls by callKey, attempts by deployment. mu guards tracked and
+	// serialises pruning against the creation of new children.
+	calls    sync.Map // callKey -> *callSeries
+	attempts sync.Map // *deployment.Deployment -> *attemptSeries
+	mu       sync.Mutex
+	tracked  map[depLabels]bool // deployments that have series
+}
+
+// New registers the gateway's collectors on o.Registry, along with the Go
+// runtime and process collectors.
+func New(o Options) *Metrics {
+	m := &Metrics{reg: o.Registry, deployments: o.Deployments, now: o.Now, tracked: map[depLabels]bool{}}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.deployments == nil {
+		m.deployments = func() []*deployment.Deployment { return nil }
+	}
+	counter := func(name, help string, labels []string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
+	histogram := func(name, help string, buckets []float64, labels []string) *prometheus.HistogramVec {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
+	}
+	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "litellm_in_flight_requests",
+		Help: "Inference requests the gateway is serving now."})
+	m.proxyTotal = counter("litellm_proxy_total_requests_metric_total",
+		"Requests to the inference endpoints, by requested model group and the status code the client got.", proxyTotalLabels)
+	m.proxyFailed = counter("litellm_proxy_failed_requests_metric_total",
+		"Requests whose client got an error, by exception status and class.", proxyFailedLabels)
+	m.totalLatency = histogram("litellm_request_total_latency_metric",
+		"Seconds from receiving a successful request to its last byte, retries and fallbacks included.", LatencyBuckets, totalLatencyLabels)
+	m.apiLatency = histogram("litellm_llm_api_latency_metric",
+		"Seconds the deployment that answered took, from sending the request to its last byte.", LatencyBuckets, apiLatencyLabels)
+	m.ttft = histogram("litellm_llm_api_time_to_first_token_metric",
+		"Seconds from sending a streaming request to its first chunk (streams only).", LatencyBuckets, apiLatencyLabels)
+	m.overhead = histogram("litellm_overhead_latency_metric",
+		"Seconds the gateway itself added before the response started: total minus the time spent waiting on deployments.", LatencyBuckets, overheadLabels)
+	m.inputTokens = counter("litellm_input_tokens_metric_total", "Prompt tokens of successful requests, from the response's usage.", tokenLabels)
+	m.outputTokens = counter("litellm_output_tokens_metric_total", "Completion tokens of successful requests, from the response's usage (streams without usage: one per event).", tokenLabels)
+	m.totalTokens = counter("litellm_total_tokens_metric_total", "Prompt plus completion tokens of successful requests.", tokenLabels)
+	m.spend = counter("litellm_spend_metric_total", "Cost of successful requests in USD, from the deployments' input_cost_per_token and output_cost_per_token.", spendLabels)
+	m.depSuccess = counter("litellm_deployment_success_responses_total", "Successful attempts on a deployment.", depSuccessLabels)
+	m.depFailure = counter("litellm_deployment_failure_responses_total", "Failed attempts on a deployment, by exception status and class.", depFailureLabels)
+	m.depTotal = counter("litellm_deployment_total_requests_total", "Attempts on a deployment, successful or not.", depSuccessLabels)
+	m.perToken = histogram("litellm_deployment_latency_per_output_token",
+		"Seconds per output token of successful attempts: the time to the first token for streams, else the whole response, divided by the completion tokens.",
+		perTokenBuckets, perTokenLabels)
+	m.cooled = counter("litellm_deployment_cooled_down_total", "Cooldowns started on a deployment, by the status that caused them.", cooledLabels)
+	m.fbOK = counter("litellm_deployment_successful_fallbacks_total", "Fallbacks from a model group to another that then answered.", fallbackLabels)
+	m.fbFailed = counter("litellm_deployment_failed_fallbacks_total", "Fallbacks from a model group to another that failed too.", fallbackLabels)
+	m.probes = counter("maasgate_health_checks_total", "Health probes of a deployment, by result (healthy or unhealthy).", probeLabels)
+	m.probeTime = histogram("maasgate_health_check_duration_seconds", "Seconds one health probe of a deployment took.", probeBuckets, probeTimeLabels)
+
+	m.reg.MustRegister(m.inFlight, m.proxyTotal, m.proxyFailed, m.totalLatency, m.apiLatency, m.ttft, m.overhead,
+		m.inputTokens, m.outputTokens, m.totalTokens, m.spend, m.depSuccess, m.depFailure, m.depTotal, m.perToken,
+		m.cooled, m.fbOK, m.fbFailed, m.probes, m.probeTime,
+		&stateCollector{m: m},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format (or
+// OpenMetrics when asked), after dropping the series of deployments that
+// are no longer served.
+func (m *Metrics) Handler() http.Handler {
+	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true, MaxRequestsInFlight: 4})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.prune()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// depLabels are the values that identify a deployment's series.
+type depLabels struct {
+	group, upstream, id, apiBase, provider string
+}
+
+func labelsOf(d *deployment.Deployment) depLabels {
+	provider := d.Model.Params.Provider
+	if provider == "" {
+		provider = none
+	}
+	return depLabels{group: d.Group, upstream: d.UpstreamModel, id: d.ID, apiBase: d.PublicAPIBase(), provider: provider}
+}
+
+// attemptSeries are the children an attempt on one deployment updates.
+type attemptSeries struct {
+	labels           depLabels
+	success, total   prometheus.Counter
+	perToken         prometheus.Observer
+	cooledByStatus   sync.Map // status string -> prometheus.Counter
+	failuresByReason sync.Map // failureKey -> prometheus.Counter
+}
+
+type failureKey struct {
+	status string
+	class  string
+}
+
+func (m *Metrics) attemptSeriesOf(d *deployment.Deployment) *attemptSeries {
+	if s, ok := m.attempts.Load(d); ok {
+		return s.(*attemptSeries)
+	}
+	l := labelsOf(d)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tracked[l] = true
+	s := &attemptSeries{
+		labels:   l,
+		success:  m.depSuccess.WithLabelValues(l.group, l.upstream, l.id, l.apiBase, l.provider, none, none, none, none, none, none),
+		total:    m.depTotal.WithLabelValues(l.group, l.upstream, l.id, l.apiBase, l.provider, none, none, none, none, none, none),
+		perToken: m.perToken.WithLabelValues(l.upstream, l.id, l.apiBase, l.provider, none, none, none, none),
+	}
+	actual, _ := m.attempts.LoadOrStore(d, s)
+	return actual.(*attemptSeries)
+}
+
+// Attempt records one attempt on d: its outcome, and whether it started a
+// cooldown of d (router.Record's result).
+func (m *Metrics) Attempt(d *deployment.Deployment, o router.Outcome, cooled bool) {
+	if m == nil || o.Class == router.Cancelled {
+		return
+	}
+	s := m.attemptSeriesOf(d)
+	s.total.Inc()
+	if o.Class == router.Success {
+		s.success.Inc()
+		if o.CompletionTokens > 0 {
+			s.perToken.Observe(o.Latency.Seconds() / float64(o.CompletionTokens))
+		}
+	} else {
+		k := failureKey{status: statusLabel(o.Status), class: ExceptionClass(s.labels.provider, o.Class, o.Status)}
+		c, ok := s.failuresByReason.Load(k)
+		if !ok {
+			l := s.labels
+			c, _ = s.failuresByReason.LoadOrStore(k, m.depFailure.WithLabelValues(l.group, l.upstream, l.id, l.apiBase, l.provider,
+				k.status, k.class, none, none, none, none, none, none))
+		}
+		c.(prometheus.Counter).Inc()
+	}
+	if cooled {
+		st := statusLabel(o.Status)
+		c, ok := s.cooledByStatus.Load(st)
+		if !ok {
+			l := s.labels
+			c, _ = s.cooledByStatus.LoadOrStore(st, m.cooled.WithLabelValues(l.upstream, l.id, l.apiBase, l.provider, st))
+		}
+		c.(prometheus.Counter).Inc()
+	}
+}
+
+// Call is what the metrics need of one finished client request.
+type Call struct {
+	Route string // the request path, e.g. /v1/chat/completions
+	// Group is the model group the request named (or reached through an
+	// alias or a deployment id); "" when the model does not exist.
+	Group  string
+	Status int // the status the client got
+	// Class is the failure's class when Status is not 2xx.
+	Class router.Class
+	// D is the deployment that answered, or the last one tried; nil when
+	// none was.
+	D      *deployment.Deployment
+	Stream bool
+	// Total is the whole request; API the answering deployment's time from
+	// sending to the last byte; TTFT its time to the first chunk (streams);
+	// Overhead the gateway's own time before the response started.
+	Total, API, TTFT, Overhead time.Duration
+	PromptTokens               int64
+	CompletionTokens           int64
+	TotalTokens                int64
+}
+
+type callKey struct {
+	route, group string
+	status       int
+	d            *deployment.Deployment
+}
+
+// callSeries are the children a successful call updates.
+type callSeries struct {
+	total                                    prometheus.Counter
+	totalLatency, apiLatency, ttft, overhead prometheus.Observer
+	input, output, tokens, spend             prometheus.Counter
+	inputCost, outputCost                    float64
+}
+
+func (m *Metrics) callSeriesOf(k callKey) *callSeries {
+	if s, ok := m.calls.Load(k); ok {
+		return s.(*callSeries)
+	}
+	l := labelsOf(k.d)
+	group := orNone(k.group)
+	status := strconv.Itoa(k.status)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tracked[l] = true
+	s := &callSeries{
+		total:        m.proxyTotal.WithLabelValues(none, none, none, group, none, none, none, status, none, k.route, none, none, l.id),
+		totalLatency: m.totalLatency.WithLabelValues(none, none, none, group, none, none, none, l.upstream, l.id),
+		apiLatency:   m.apiLatency.WithLabelValues(l.upstream, none, none, none, none, group, none, none, l.id),
+		ttft:         m.ttft.WithLabelValues(l.upstream, none, none, none, none, group, none, none, l.id),
+		overhead:     m.overhead.WithLabelValues(l.group, l.provider, l.apiBase, l.upstream, none, none, l.id),
+		input:        m.inputTokens.WithLabelValues(none, none, none, l.upstream, none, none, none, none, group, l.id),
+		output:       m.outputTokens.WithLabelValues(none, none, none, l.upstream, none, none, none, none, group, l.id),
+		tokens:       m.totalTokens.WithLabelValues(none, none, none, l.upstream, none, none, none, none, group, l.id),
+		spend:        m.spend.WithLabelValues(none, none, none, l.upstream, none, none, none, none, none, none, l.id),
+		inputCost:    k.d.Model.Params.InputCostPerToken,
+		outputCost:   k.d.Model.Params.OutputCostPerToken,
+	}
+	actual, _ := m.calls.LoadOrStore(k, s)
+	return actual.(*callSeries)
+}
+
+// Start counts a request in flight; Finish ends it.
+func (m *Metrics) Start() {
+	if m != nil {
+		m.inFlight.Inc()
+	}
+}
+
+// Finish records a finished client request and ends its Start.
+func (m *Metrics) Finish(c *Call) {
+	if m == nil {
+		return
+	}
+	m.inFlight.Dec()
+	if c.Status >= 200 && c.Status <= 299 && c.D != nil {
+		s := m.callSeriesOf(callKey{route: c.Route, group: c.Group, status: c.Status, d: c.D})
+		s.total.Inc()
+		s.totalLatency.Observe(c.Total.Seconds())
+		s.apiLatency.Observe(c.API.Seconds())
+		if c.Stream {
+			s.ttft.Observe(c.TTFT.Seconds())
+		}
+		s.overhead.Observe(c.Overhead.Seconds())
+		s.input.Add(float64(c.PromptTokens))
+		s.output.Add(float64(c.CompletionTokens))
+		s.tokens.Add(float64(c.TotalTokens))
+		if cost := float64(c.PromptTokens)*s.inputCost + float64(c.CompletionTokens)*s.outputCost; cost > 0 {
+			s.spend.Add(cost)
+		}
+		return
+	}
+	// Failures are rare enough to look their children up each time.
+	group, id, provider := orNone(c.Group), none, ""
+	if c.D != nil {
+		id, provider = c.D.ID, labelsOf(c.D).provider
+		m.mu.Lock()
+		m.tracked[labelsOf(c.D)] = true
+		m.mu.Unlock()
+	}
+	status := strconv.Itoa(c.Status)
+	m.proxyTotal.WithLabelValues(none, none, none, group, none, none, none, status, none, c.Route, none, none, id).Inc()
+	m.proxyFailed.WithLabelValues(none, none, none, group, none, none, none, none, status,
+		ExceptionClass(provider, c.Class, c.Status), c.Route, none, none, id).Inc()
+}
+
+// Fallback records a fallback from the model group from to the group to
+// after a failure of class, with status, and whether to answered.
+// provider is the failed deployment's provider, "" when none answered.
+func (m *Metrics) Fallback(from, to string, ok bool, status int, class router.Class, provider string) {
+	if m == nil {
+		return
+	}
+	v := m.fbFailed
+	if ok {
+		v = m.fbOK
+	}
+	v.WithLabelValues(from, to, none, none, none, none, statusLabel(status), ExceptionClass(provider, class, status), none).Inc()
+}
+
+// Probe records one health probe of a deployment.
+func (m *Metrics) Probe(group, id, apiBase string, healthy bool, took time.Duration) {
+	if m == nil {
+		return
+	}
+	result := "healthy"
+	if !healthy {
+		result = "unhealthy"
+	}
+	m.probes.WithLabelValues(group, id, apiBase, result).Inc()
+	m.probeTime.WithLabelValues(group, id, apiBase).Observe(took.Seconds())
+}
+
+// prune deletes the series of deployments no longer served, and drops
+// cached children so none points at a deleted series.
+func (m *Metrics) prune() {
+	live := map[depLabels]bool{}
+	for _, d := range m.deployments() {
+		live[labelsOf(d)] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	deleted := false
+	for l := range m.tracked {
+		if live[l] {
+			continue
+		}
+		delete(m.tracked, l)
+		deleted = true
+		byID := prometheus.Labels{"model_id": l.id}
+		dep := prometheus.Labels{"litellm_model_name": l.upstream, "model_id": l.id, "api_base": l.apiBase}
+		call := prometheus.Labels{"model": l.upstream, "model_id": l.id}
+		for _, v := range []*prometheus.MetricVec{m.depSuccess.MetricVec, m.depFailure.MetricVec, m.depTotal.MetricVec,
+			m.perToken.MetricVec, m.cooled.MetricVec, m.overhead.MetricVec} {
+			v.DeletePartialMatch(dep)
+		}
+		for _, v := range []*prometheus.MetricVec{m.totalLatency.MetricVec, m.apiLatency.MetricVec, m.ttft.MetricVec,
+			m.inputTokens.MetricVec, m.outputTokens.MetricVec, m.totalTokens.MetricVec, m.spend.MetricVec} {
+			v.DeletePartialMatch(call)
+		}
+		if !liveID(live, l.id) {
+			m.proxyTotal.DeletePartialMatch(byID)
+			m.proxyFailed.DeletePartialMatch(byID)
+			m.probes.DeletePartialMatch(byID)
+			m.probeTime.DeletePartialMatch(byID)
+		}
+	}
+	if deleted {
+		m.calls.Clear()
+		m.attempts.Clear()
+	}
+}
+
+func liveID(live map[depLabels]bool, id string) bool {
+	for l := range live {
+		if l.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return none
+	}
+	return s
+}
+
+// statusLabel renders an upstream status for exception_status: "None"
+// when there was none (a connection error or a timeout).
+func statusLabel(status int) string {
+	if status == 0 {
+		return none
+	}
+	return strconv.Itoa(status)
+}
+
+// ExceptionClass names a failure as LiteLLM's exception_class label does:
+// the exception LiteLLM would raise for it, prefixed by the provider with
+// its first letter upper-cased when the error came from a deployment
+// ("Hosted_vllm.RateLimitError"), bare when the gateway raised it.
+func ExceptionClass(provider string, c router.Class, status int) string {
+	name := exceptionNames[c]
+	if c == router.ServerError {
+		switch status {
+		case http.StatusServiceUnavailable:
+			name = "ServiceUnavailableError"
+		case http.StatusBadGateway:
+			name = "BadGatewayError"
+		}
+	}
+	if provider == "" || provider == none {
+		return name
+	}
+	return strings.ToUpper(provider[:1]) + provider[1:] + "." + name
+}
+
+// exceptionNames are LiteLLM's exception classes for each outcome class.
+var exceptionNames = [...]string{
+	router.Success:         "None",
+	router.Cancelled:       "ClientDisconnected",
+	router.ClientError:     "BadRequestError",
+	router.ContextWindow:   "ContextWindowExceededError",
+	router.ContentPolicy:   "ContentPolicyViolationError",
+	router.RateLimited:     "RateLimitError",
+	router.AuthError:       "AuthenticationError",
+	router.NotFound:        "NotFoundError",
+	router.Timeout:         "Timeout",
+	router.ServerError:     "InternalServerError",
+	router.ConnectionError: "APIConnectionError",
+}

@@ -1,0 +1,209 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/metrics"
+	"github.com/maasgate/maasgate/internal/router"
+)
+
+// finish reports a call that has ended: its metrics and its log line.
+func (p *Proxy) finish(ctx context.Context, c *call) {
+	total := p.now().Sub(c.start)
+	if c.status == statusClientClosed {
+		c.class = router.Cancelled
+	}
+	if p.metrics != nil {
+		p.metrics.Finish(&metrics.Call{
+			Route: c.route, Group: c.group, Status: c.status, Class: c.class, D: c.d, Stream: c.req.stream,
+			Total: total, API: c.apiLatency, TTFT: c.ttft, Overhead: c.overhead,
+			PromptTokens: c.usage.PromptTokens, CompletionTokens: c.usage.CompletionTokens, TotalTokens: c.usage.TotalTokens,
+		})
+	}
+	p.logCall(ctx, c, total)
+	p.endSpan(c)
+}
+
+// logCall writes the call's one log line: at info, or warn for a 5xx or a
+// call that never answered. It holds ids, names, counts and durations,
+// never request or response text: errMsg is the gateway's own message.
+func (p *Proxy) logCall(ctx context.Context, c *call, total time.Duration) {
+	level := slog.LevelInfo
+	if c.status >= 500 || c.status == 0 {
+		level = slog.LevelWarn
+	}
+	if !p.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 20)
+	attrs = append(attrs,
+		slog.String("call_id", c.id),
+		slog.String("endpoint", c.ep.String()),
+		slog.String("model", c.req.model),
+		slog.String("model_group", c.group),
+	)
+	if c.d != nil {
+		attrs = append(attrs, slog.String("model_id", c.d.ID))
+	}
+	attrs = append(attrs,
+		slog.Bool("stream", c.req.stream),
+		slog.Int("status", c.status),
+		slog.Int("attempts", c.attempts),
+		slog.Int("fallback_depth", c.fallbacks),
+		slog.Float64("duration_ms", ms(total)),
+		slog.Float64("upstream_ms", ms(c.upstream)),
+		slog.Float64("overhead_ms", ms(c.overhead)),
+	)
+	if c.req.stream && c.ttft > 0 {
+		attrs = append(attrs, slog.Float64("ttft_ms", ms(c.ttft)))
+	}
+	if u := c.usage; u.TotalTokens > 0 {
+		attrs = append(attrs,
+			slog.Int64("prompt_tokens", u.PromptTokens),
+			slog.Int64("completion_tokens", u.CompletionTokens),
+			slog.Int64("total_tokens", u.TotalTokens),
+		)
+	}
+	if c.errMsg != "" {
+		attrs = append(attrs, slog.String("error_class", c.class.String()), slog.String("error", c.errMsg))
+	}
+	p.log.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// Span attributes of maasgate's own, beside the GenAI semantic conventions.
+const (
+	attrCallID        = attribute.Key("maasgate.call_id")
+	attrModelGroup    = attribute.Key("maasgate.model_group")
+	attrDeploymentID  = attribute.Key("maasgate.deployment.id")
+	attrAttempts      = attribute.Key("maasgate.attempts")
+	attrFallbackDepth = attribute.Key("maasgate.fallback_depth")
+	attrStream        = attribute.Key("maasgate.stream")
+	attrCooledDown    = attribute.Key("maasgate.cooled_down")
+)
+
+// operations are the GenAI operation names of the endpoints.
+var operations = [...]attribute.KeyValue{
+	deployment.Chat:       semconv.GenAIOperationNameChat,
+	deployment.Completion: semconv.GenAIOperationNameTextCompletion,
+	deployment.Embedding:  semconv.GenAIOperationNameEmbeddings,
+}
+
+// startSpan starts the call's server span, continuing the trace of the
+// client's traceparent, when tracing is on.
+func (p *Proxy) startSpan(r *http.Request, c *call) {
+	if p.tracer == nil {
+		return
+	}
+	ctx := p.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	_, c.span = p.tracer.Start(ctx, operations[c.ep].Value.AsString(),
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(c.start),
+		trace.WithAttributes(operations[c.ep], attrCallID.String(c.id), semconv.HTTPRoute(c.route)))
+}
+
+// endSpan ends the call's span with what the call came to.
+func (p *Proxy) endSpan(c *call) {
+	s := c.span
+	if s == nil {
+		return
+	}
+	if c.req.model != "" {
+		s.SetName(operations[c.ep].Value.AsString() + " " + c.req.model)
+	}
+	s.SetAttributes(
+		semconv.GenAIRequestModel(c.req.model),
+		attrModelGroup.String(c.group),
+		attrStream.Bool(c.req.stream),
+		attrAttempts.Int(c.attempts),
+		attrFallbackDepth.Int(c.fallbacks),
+		semconv.HTTPResponseStatusCode(c.status),
+	)
+	if c.d != nil {
+		s.SetAttributes(attrDeploymentID.String(c.d.ID), semconv.GenAIResponseModel(c.d.UpstreamModel))
+	}
+	if u := c.usage; u.TotalTokens > 0 {
+		s.SetAttributes(semconv.GenAIUsageInputTokens(int(u.PromptTokens)), semconv.GenAIUsageOutputTokens(int(u.CompletionTokens)))
+	}
+	if c.errMsg != "" {
+		s.SetAttributes(semconv.ErrorTypeKey.String(c.class.String()))
+		s.SetStatus(codes.Error, c.errMsg)
+	}
+	s.End(trace.WithTimestamp(p.now()))
+}
+
+// startAttempt starts the client span of an attempt on d.
+func (p *Proxy) startAttempt(r *http.Request, c *call, d *deployment.Deployment) {
+	if c.span == nil {
+		return
+	}
+	attrs := []attribute.KeyValue{
+		operations[c.ep],
+		semconv.GenAIRequestModel(d.UpstreamModel),
+		attrDeploymentID.String(d.ID),
+		attrModelGroup.String(d.Group),
+		semconv.URLFull(d.URL(c.ep)),
+	}
+	if prov := d.Model.Params.Provider; prov != "" {
+		attrs = append(attrs, semconv.GenAIProviderNameKey.String(prov))
+	}
+	if u, err := url.Parse(d.PublicAPIBase()); err == nil {
+		attrs = append(attrs, semconv.ServerAddress(u.Hostname()))
+		if port, err := strconv.Atoi(u.Port()); err == nil {
+			attrs = append(attrs, semconv.ServerPort(port))
+		}
+	}
+	_, c.attemptSpan = p.tracer.Start(trace.ContextWithSpan(r.Context(), c.span),
+		operations[c.ep].Value.AsString()+" "+d.UpstreamModel,
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+}
+
+// endAttempt ends the current attempt's span with its outcome.
+func (p *Proxy) endAttempt(c *call, o router.Outcome, cooled bool) {
+	s := c.attemptSpan
+	if s == nil {
+		return
+	}
+	c.attemptSpan = nil
+	if o.Status != 0 {
+		s.SetAttributes(semconv.HTTPResponseStatusCode(o.Status))
+	}
+	if o.Class == router.Success {
+		if o.TotalTokens > 0 {
+			s.SetAttributes(semconv.GenAIUsageInputTokens(int(o.PromptTokens)), semconv.GenAIUsageOutputTokens(int(o.CompletionTokens)))
+		}
+	} else {
+		s.SetAttributes(semconv.ErrorTypeKey.String(o.Class.String()))
+		s.SetStatus(codes.Error, o.Class.String())
+	}
+	if cooled {
+		s.SetAttributes(attrCooledDown.Bool(true))
+	}
+	s.End()
+}
+
+// traceHeaders sets the trace context of an upstream request: the
+// attempt's span with tracing on, else the client's own headers.
+func (p *Proxy) traceHeaders(r *http.Request, c *call, h http.Header) {
+	if c.attemptSpan != nil {
+		ctx := trace.ContextWithSpan(r.Context(), c.attemptSpan)
+		p.propagator.Inject(ctx, propagation.HeaderCarrier(h))
+		return
+	}
+	if v := r.Header["Traceparent"]; v != nil {
+		h["Traceparent"] = v
+		if v := r.Header["Tracestate"]; v != nil {
+			h["Tracestate"] = v
+		}
+	}
+}

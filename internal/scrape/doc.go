@@ -1,0 +1,23 @@
+// Package scrape reads how busy each GPU server is from its vLLM Prometheus
+// /metrics, so routing can weigh the server's own queue (requests waiting
+// and running, KV cache in use) and not only this gateway's in-flight count,
+// which misses traffic from other gateways and clients.
+//
+// A Scraper asks each server once per round for all the deployments it
+// serves (once per distinct api_key, should they differ) for
+// <root>/metrics, where the root is api_base
+// without a trailing /v1 (vLLM serves /metrics beside /health) and the
+// api_base's query is kept. It reads vllm:num_requests_waiting,
+// vllm:num_requests_running and vllm:kv_cache_usage_perc (or
+// vllm:gpu_cache_usage_perc on older vLLM), preferring the series labelled
+// with the deployment's model_name, and writes the result onto each
+// deployment with SetBackendLoad, where routing reads it without I/O.
+//
+// Values expire: they are valid for three intervals after the scrape that
+// read them, and a failed scrape keeps them but marks them stale at once, so
+// a policy falls back to what it knows locally rather than trust an old
+// queue depth. A server that answers 404 has no metrics to give and is not
+// asked again while its deployments stay unchanged. State changes are logged
+// once, not at every round, and neither errors nor logs ever contain the
+// api_key or the api_base's query.
+package scrape
