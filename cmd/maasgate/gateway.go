@@ -8,23 +8,34 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/maasgate/maasgate/internal/admin"
 	"github.com/maasgate/maasgate/internal/auth"
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/health"
+	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/proxy"
 	"github.com/maasgate/maasgate/internal/router"
+	"github.com/maasgate/maasgate/internal/scrape"
 	"github.com/maasgate/maasgate/internal/store"
+	"github.com/maasgate/maasgate/internal/tracing"
 )
 
 // gateway is the wired process: its handler, its background work and what
 // to close when it stops.
 type gateway struct {
 	handler http.Handler
-	run     func(ctx context.Context) error // background health checks until ctx ends
-	close   func()
+	// run does the background work (health checks, backend scrapes,
+	// cooldown watch) until ctx ends.
+	run   func(ctx context.Context) error
+	close func()
 }
 
 // buildGateway opens the store and wires every package: deployments from
@@ -43,7 +54,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	if err != nil {
 		return nil, fmt.Errorf("open the database: %w", err)
 	}
-	log.Info("database ready", "dialect", st.Dialect(), "encryption_key_from", secretFrom)
+	log.Info("database ready", "dialect", st.Dialect(), "location", storeLocation(dbURL), "encryption_key_from", secretFrom)
 
 	stored, err := st.RouterSettings(ctx)
 	if err != nil {
@@ -90,6 +101,22 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 
 	rt := router.New(nil, settings, log)
 	rt.Replace(ds, settings)
+	for _, d := range rt.Deployments() {
+		logDeployment(log, d)
+	}
+
+	reg := prometheus.NewRegistry()
+	mtr := metrics.New(metrics.Options{Registry: reg, Deployments: rt.Deployments})
+	tp, tracingOn, err := tracing.Setup(ctx, lookupEnv, version)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	var tracer trace.Tracer
+	if tracingOn {
+		tracer = tp.Tracer("github.com/maasgate/maasgate/internal/proxy")
+		log.Info("tracing on: spans go to the OTLP endpoint of OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT")
+	}
 
 	maxMB := opts.maxRequestSizeMB
 	if maxMB <= 0 {
@@ -103,6 +130,9 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		BodyReadTimeout: opts.bodyReadTimeout,
 		Version:         version,
 		Logger:          log,
+		Metrics:         mtr,
+		Tracer:          tracer,
+		Propagator:      tracing.Propagator(),
 	})
 	prober := health.New(health.Options{
 		Client:      &http.Client{Transport: proxy.NewTransport()},
@@ -110,6 +140,9 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Concurrency: opts.healthConcurrency,
 		Mode:        opts.healthMode,
 		Logger:      log,
+		Observe: func(r health.Result) {
+			mtr.Probe(r.Group, r.ID, r.APIBase, r.Healthy, r.Duration)
+		},
 	})
 	adm := admin.New(admin.Options{
 		Router:     rt,
@@ -133,27 +166,78 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health/liveliness", admin.Liveness)
 	mux.HandleFunc("GET /health/liveness", admin.Liveness)
+	// /metrics/ too: LiteLLM's Grafana dashboard documents that path.
+	metricsMux := mux
+	if cfg.General.RequireAuthForMetrics {
+		metricsMux = api
+	}
+	metricsMux.Handle("GET /metrics", mtr.Handler())
+	metricsMux.Handle("GET /metrics/", mtr.Handler())
 	mux.Handle("/", authn.Wrap(api))
 
+	scrapeTransport := proxy.NewTransport()
+	scraper := scrape.New(scrape.Options{
+		Client:   &http.Client{Transport: scrapeTransport},
+		Interval: opts.backendMetricsInterval,
+		Timeout:  opts.backendMetricsTimeout,
+		Logger:   log,
+	})
 	run := func(ctx context.Context) error {
-		if !cfg.General.BackgroundHealthChecks {
-			return nil
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return rt.Watch(ctx, time.Second) })
+		if opts.backendMetricsInterval > 0 {
+			log.Info("scraping the deployments' /metrics", "interval", opts.backendMetricsInterval.String())
+			g.Go(func() error { return scraper.Run(ctx, rt.Deployments) })
 		}
-		log.Info("background health checks on", "interval", cfg.General.HealthCheckInterval.String())
-		err := prober.Run(ctx, cfg.General.HealthCheckInterval, rt.Deployments)
-		if errors.Is(err, context.Canceled) {
-			return nil
+		if cfg.General.BackgroundHealthChecks {
+			log.Info("background health checks on", "interval", cfg.General.HealthCheckInterval.String())
+			g.Go(func() error { return prober.Run(ctx, cfg.General.HealthCheckInterval, rt.Deployments) })
 		}
-		return err
+		if err := g.Wait(); !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
 	}
 	return &gateway{
 		handler: proxy.BodyDeadline(mux, opts.bodyReadTimeout),
 		run:     run,
 		close: func() {
 			transport.CloseIdleConnections()
+			scrapeTransport.CloseIdleConnections()
+			if tracingOn {
+				// Flush the spans still batched, within a bound.
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if err := tp.Shutdown(sctx); err != nil {
+					log.Warn("tracing: flush spans at exit", "error", err)
+				}
+				cancel()
+			}
 			if err := st.Close(); err != nil {
 				log.Warn("close the database", "error", err)
 			}
 		},
 	}, nil
+}
+
+// logDeployment logs one deployment being served, without its secrets:
+// api_base without user info or query, never the api_key.
+func logDeployment(log *slog.Logger, d *deployment.Deployment) {
+	source := "config"
+	if d.Source == deployment.FromDatabase {
+		source = "database"
+	}
+	log.Info("deployment", "model_group", d.Group, "model_id", d.ID, "model", d.UpstreamModel,
+		"api_base", d.PublicAPIBase(), "source", source)
+}
+
+// storeLocation renders a database URL for the log: a PostgreSQL URL
+// without its password or query, a SQLite path as it is.
+func storeLocation(dbURL string) string {
+	if strings.HasPrefix(dbURL, "postgres://") || strings.HasPrefix(dbURL, "postgresql://") {
+		return deployment.PublicURL(dbURL)
+	}
+	if strings.Contains(dbURL, "password=") { // a key=value DSN
+		return "(connection string)"
+	}
+	return dbURL
 }

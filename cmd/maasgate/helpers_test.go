@@ -92,7 +92,8 @@ func startGateway(t testing.TB, env map[string]string, args ...string) *runningG
 	}
 	go func() { g.code <- run(ctx, args, g.stdout, g.stderr) }()
 	t.Cleanup(func() { g.stop(t) })
-	g.url = "http://" + waitFor(t, g.stderr, `maasgate listening" addr=(\S+)`)
+	// The address, in the text or the JSON log format.
+	g.url = "http://" + waitFor(t, g.stderr, `maasgate listening"(?: addr=|,"addr":")([^\s"]+)`)
 	return g
 }
 

@@ -36,6 +36,9 @@ type serverOptions struct {
 	logLevel          string
 	logFormat         string
 	pprofAddr         string
+
+	backendMetricsInterval time.Duration
+	backendMetricsTimeout  time.Duration
 }
 
 func (o *serverOptions) bind(fs *flagSet, defaultHost string) {
@@ -53,6 +56,8 @@ func (o *serverOptions) bind(fs *flagSet, defaultHost string) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof profiles on this separate address, e.g. 127.0.0.1:6060 (off when empty; keep it private: profiles show the gateway's internals)")
+	fs.DurationVar(&o.backendMetricsInterval, "backend-metrics-interval", 2*time.Second, "how often each deployment's server is asked for its vLLM /metrics (queue depth, running requests, KV-cache use); 0 turns scraping off")
+	fs.DurationVar(&o.backendMetricsTimeout, "backend-metrics-timeout", time.Second, "time one /metrics scrape of a server may take")
 	fs.bindEnv("host", "MAASGATE_HOST")
 	fs.bindEnv("port", "MAASGATE_PORT", "PORT")
 	fs.bindEnv("max-request-size-mb", "MAASGATE_MAX_REQUEST_SIZE_MB")
@@ -67,6 +72,8 @@ func (o *serverOptions) bind(fs *flagSet, defaultHost string) {
 	fs.bindEnv("log-level", "MAASGATE_LOG_LEVEL")
 	fs.bindEnv("log-format", "MAASGATE_LOG_FORMAT")
 	fs.bindEnv("pprof-addr", "MAASGATE_PPROF_ADDR")
+	fs.bindEnv("backend-metrics-interval", "MAASGATE_BACKEND_METRICS_INTERVAL")
+	fs.bindEnv("backend-metrics-timeout", "MAASGATE_BACKEND_METRICS_TIMEOUT")
 }
 
 // validate reports flag values that parsing alone does not catch.

@@ -335,11 +335,41 @@ func (a *API) infoView(d *deployment.Deployment, now time.Time) map[string]any {
 		}
 	}
 	state["healthy"] = healthy
+	if l := d.BackendLoad(); l != nil {
+		state["backend"] = backendView(l, now)
+	}
 	reqs, tokens := d.MinuteUsage(now.UnixNano())
 	state["requests_this_minute"], state["tokens_this_minute"] = reqs, tokens
 	info["state"] = state
 	info["healthy"] = healthy
 	return info
+}
+
+// backendView renders what the deployment's server last reported on its
+// /metrics. Values that are stale (the latest scrape failed, or is too old)
+// are shown with "stale": true, for an operator to see, not to trust.
+func backendView(l *deployment.BackendLoad, now time.Time) map[string]any {
+	if !l.Supported {
+		return map[string]any{"metrics_supported": false, "error": l.Error}
+	}
+	v := map[string]any{
+		"metrics_supported":    true,
+		"stale":                !l.Fresh(now),
+		"num_requests_waiting": l.Waiting,
+		"num_requests_running": l.Running,
+		"kv_cache_usage":       nil,
+		"scraped_at":           nil,
+	}
+	if l.KVCacheUsage >= 0 {
+		v["kv_cache_usage"] = l.KVCacheUsage
+	}
+	if !l.Scraped.IsZero() {
+		v["scraped_at"] = l.Scraped.UTC().Format(time.RFC3339Nano)
+	}
+	if l.Error != "" {
+		v["error"] = l.Error
+	}
+	return v
 }
 
 // ParamsView renders a deployment's litellm_params for admin responses:

@@ -198,10 +198,12 @@ func labelsOf(d *deployment.Deployment) depLabels {
 }
 
 // attemptSeries are the children an attempt on one deployment updates.
+// The counters exist from the first attempt (at 0 until counted, so rates
+// start right); the histogram only once it has a sample.
 type attemptSeries struct {
 	labels           depLabels
 	success, total   prometheus.Counter
-	perToken         prometheus.Observer
+	perToken         func() prometheus.Observer
 	cooledByStatus   sync.Map // status string -> prometheus.Counter
 	failuresByReason sync.Map // failureKey -> prometheus.Counter
 }
@@ -220,10 +222,12 @@ func (m *Metrics) attemptSeriesOf(d *deployment.Deployment) *attemptSeries {
 	defer m.mu.Unlock()
 	m.tracked[l] = true
 	s := &attemptSeries{
-		labels:   l,
-		success:  m.depSuccess.WithLabelValues(l.group, l.upstream, l.id, l.apiBase, l.provider, none, none, none, none, none, none),
-		total:    m.depTotal.WithLabelValues(l.group, l.upstream, l.id, l.apiBase, l.provider, none, none, none, none, none, none),
-		perToken: m.perToken.WithLabelValues(l.upstream, l.id, l.apiBase, l.provider, none, none, none, none),
+		labels:  l,
+		success: m.depSuccess.WithLabelValues(l.group, l.upstream, l.id, l.apiBase, l.provider, none, none, none, none, none, none),
+		total:   m.depTotal.WithLabelValues(l.group, l.upstream, l.id, l.apiBase, l.provider, none, none, none, none, none, none),
+		perToken: sync.OnceValue(func() prometheus.Observer {
+			return m.perToken.WithLabelValues(l.upstream, l.id, l.apiBase, l.provider, none, none, none, none)
+		}),
 	}
 	actual, _ := m.attempts.LoadOrStore(d, s)
 	return actual.(*attemptSeries)
@@ -240,7 +244,7 @@ func (m *Metrics) Attempt(d *deployment.Deployment, o router.Outcome, cooled boo
 	if o.Class == router.Success {
 		s.success.Inc()
 		if o.CompletionTokens > 0 {
-			s.perToken.Observe(o.Latency.Seconds() / float64(o.CompletionTokens))
+			s.perToken().Observe(o.Latency.Seconds() / float64(o.CompletionTokens))
 		}
 	} else {
 		k := failureKey{status: statusLabel(o.Status), class: ExceptionClass(s.labels.provider, o.Class, o.Status)}
@@ -288,6 +292,7 @@ type Call struct {
 type callKey struct {
 	route, group string
 	status       int
+	stream       bool
 	d            *deployment.Deployment
 }
 
@@ -313,7 +318,6 @@ func (m *Metrics) callSeriesOf(k callKey) *callSeries {
 		total:        m.proxyTotal.WithLabelValues(none, none, none, group, none, none, none, status, none, k.route, none, none, l.id),
 		totalLatency: m.totalLatency.WithLabelValues(none, none, none, group, none, none, none, l.upstream, l.id),
 		apiLatency:   m.apiLatency.WithLabelValues(l.upstream, none, none, none, none, group, none, none, l.id),
-		ttft:         m.ttft.WithLabelValues(l.upstream, none, none, none, none, group, none, none, l.id),
 		overhead:     m.overhead.WithLabelValues(l.group, l.provider, l.apiBase, l.upstream, none, none, l.id),
 		input:        m.inputTokens.WithLabelValues(none, none, none, l.upstream, none, none, none, none, group, l.id),
 		output:       m.outputTokens.WithLabelValues(none, none, none, l.upstream, none, none, none, none, group, l.id),
@@ -321,6 +325,9 @@ func (m *Metrics) callSeriesOf(k callKey) *callSeries {
 		spend:        m.spend.WithLabelValues(none, none, none, l.upstream, none, none, none, none, none, none, l.id),
 		inputCost:    k.d.Model.Params.InputCostPerToken,
 		outputCost:   k.d.Model.Params.OutputCostPerToken,
+	}
+	if k.stream {
+		s.ttft = m.ttft.WithLabelValues(l.upstream, none, none, none, none, group, none, none, l.id)
 	}
 	actual, _ := m.calls.LoadOrStore(k, s)
 	return actual.(*callSeries)
@@ -340,7 +347,7 @@ func (m *Metrics) Finish(c *Call) {
 	}
 	m.inFlight.Dec()
 	if c.Status >= 200 && c.Status <= 299 && c.D != nil {
-		s := m.callSeriesOf(callKey{route: c.Route, group: c.Group, status: c.Status, d: c.D})
+		s := m.callSeriesOf(callKey{route: c.Route, group: c.Group, status: c.Status, stream: c.Stream, d: c.D})
 		s.total.Inc()
 		s.totalLatency.Observe(c.Total.Seconds())
 		s.apiLatency.Observe(c.API.Seconds())

@@ -191,12 +191,12 @@ type call struct {
 	upstream  time.Duration // time spent waiting on deployments
 	overhead  time.Duration // the gateway's own time before the response started
 	status    int
-	class     router.Class           // of the failure the client got
+	class     router.Class // of the failure the client got
 	// upstreamStatus is the status of the deployment's error answer the
 	// client got; 0 when the gateway wrote the error.
 	upstreamStatus int
-	d         *deployment.Deployment // the last deployment tried
-	errMsg    string                 // for the log: never upstream text, which may quote the prompt
+	d              *deployment.Deployment // the last deployment tried
+	errMsg         string                 // for the log: never upstream text, which may quote the prompt
 
 	// Of the attempt that answered: time to the whole response (the end
 	// of a stream), to a stream's first chunk, and its usage.

@@ -249,7 +249,7 @@ func TestAvailability(t *testing.T) {
 		for _, s := range []string{SimpleShuffle, RoundRobin, LeastBusy} {
 			r := newTestRouter(t, s, model("g", "a"), model("g", "b"))
 			a, _ := r.Deployment("a")
-			a.CoolDown(r.Now(), r.Now().Add(5 * time.Second))
+			a.CoolDown(r.Now(), r.Now().Add(5*time.Second))
 			if got := pickN(t, r, "g", 50); got["a"] != 0 {
 				t.Errorf("%s: cooling-down deployment got %d picks", s, got["a"])
 			}
@@ -312,8 +312,8 @@ func TestAvailability(t *testing.T) {
 		r := newTestRouter(t, SimpleShuffle, model("g", "a"), model("g", "b"))
 		a, _ := r.Deployment("a")
 		b, _ := r.Deployment("b")
-		a.CoolDown(r.Now(), r.Now().Add(3 * time.Second))
-		b.CoolDown(r.Now(), r.Now().Add(7 * time.Second))
+		a.CoolDown(r.Now(), r.Now().Add(3*time.Second))
+		b.CoolDown(r.Now(), r.Now().Add(7*time.Second))
 		_, err := r.Pick(resolve(t, r, "g"), nil)
 		var nd *NoDeploymentsError
 		if !errors.As(err, &nd) || nd.RetryAfter != 3*time.Second {

@@ -355,7 +355,7 @@ func TestNoStrategyPicksCoolingDown(t *testing.T) {
 				d.AddTokens(now.UnixNano(), 1000)
 			}
 			a, _ := r.Deployment("a")
-			a.CoolDown(now, now.Add(5 * time.Second))
+			a.CoolDown(now, now.Add(5*time.Second))
 			if got := pickN(t, r, "g", 200); got["a"] != 0 || got["b"] == 0 || got["c"] == 0 {
 				t.Errorf("with a cooling down got %v, want b and c only", got)
 			}
