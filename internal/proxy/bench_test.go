@@ -11,8 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/router"
 )
 
@@ -187,18 +192,30 @@ func BenchmarkServe(b *testing.B) {
 	b.Cleanup(upstream.Close)
 	loopback := NewTransport()
 	b.Cleanup(loopback.CloseIdleConnections)
+	canned := cannedTransport{header: upstreamHeader("application/json")}
+	tp := sdktrace.NewTracerProvider() // spans recorded, exported nowhere
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	for _, tc := range []struct {
 		name      string
 		transport http.RoundTripper
+		metrics   bool
+		tracer    trace.Tracer
 	}{
-		{"loopback", loopback},
-		{"in-process", cannedTransport{header: upstreamHeader("application/json")}},
+		{"loopback", loopback, false, nil},
+		{"in-process", canned, false, nil},
+		// What the gateway binary runs: metrics always, tracing when set.
+		{"in-process+metrics", canned, true, nil},
+		{"in-process+metrics+tracing", canned, true, tp.Tracer("bench")},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			rt := router.New([]config.Model{
 				dep("qwen3-14b", "gpu-a", upstream.URL+"/v1", func(p *config.Params) { p.APIKey = "sk-upstream" }),
 			}, config.DefaultRouterSettings(), nil)
-			p := New(Options{Router: rt, Transport: tc.transport, Version: "bench"})
+			var m *metrics.Metrics
+			if tc.metrics {
+				m = metrics.New(metrics.Options{Registry: prometheus.NewRegistry(), Deployments: rt.Deployments})
+			}
+			p := New(Options{Router: rt, Transport: tc.transport, Version: "bench", Metrics: m, Tracer: tc.tracer})
 			mux := http.NewServeMux()
 			p.Register(mux)
 			raw := []byte(reqBody)
