@@ -91,6 +91,8 @@ type Prober struct {
 
 	mu     sync.Mutex
 	latest map[string]Result // by deployment id, from the last round of Run
+
+	groupsDown map[string]bool // groups with no healthy deployment; Run's goroutine only
 }
 
 // New returns a Prober for o with defaults applied. It panics when o.Client
@@ -161,7 +163,8 @@ func (p *Prober) Check(ctx context.Context, ds []*deployment.Deployment) []Resul
 //
 // A round that leaves every deployment of a group unhealthy is still applied
 // (routing then falls back or answers 429), and a warning naming the group is
-// logged at every such round. Rounds do not overlap: a round slower than
+// logged when it happens (once, not at every round), with a line when the
+// group has a healthy deployment again. Rounds do not overlap: a round slower than
 // interval delays the next.
 func (p *Prober) Run(ctx context.Context, interval time.Duration, list func() []*deployment.Deployment) error {
 	if interval <= 0 {
@@ -206,12 +209,21 @@ func (p *Prober) round(ctx context.Context, ds []*deployment.Deployment) {
 	p.mu.Lock()
 	p.latest = latest
 	p.mu.Unlock()
+	down := make(map[string]bool, len(groups))
 	for name, g := range groups {
-		if g.unhealthy == g.total {
+		if g.unhealthy < g.total {
+			if p.groupsDown[name] {
+				p.log.Info("health: the model group has a healthy deployment again", "group", name)
+			}
+			continue
+		}
+		down[name] = true
+		if !p.groupsDown[name] {
 			p.log.Warn("health: every deployment of the model group failed its probe; none is in rotation",
 				"group", name, "deployments", g.total)
 		}
 	}
+	p.groupsDown = down
 }
 
 // logChange logs a deployment leaving or rejoining rotation.

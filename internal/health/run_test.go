@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,10 +83,12 @@ func TestRunFollowsBackend(t *testing.T) {
 	mock := startMock(t, mockllm.Config{})
 	d := dep{id: "gpu1"}.build(mock.URL() + "/v1")
 	logs := &logBuffer{}
+	var probed atomic.Int64 // probes run, through Options.Observe
 	p := health.New(health.Options{
 		Client:  &http.Client{},
 		Timeout: 2 * time.Second,
 		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
+		Observe: func(health.Result) { probed.Add(1) },
 	})
 	stop := startRun(t, p, d)
 
@@ -119,11 +122,23 @@ func TestRunFollowsBackend(t *testing.T) {
 		return false
 	})
 
+	rounds := probed.Load()
+	waitFor(t, "more rounds fail", func() bool { return probed.Load() >= rounds+2 })
 	mock.SetFaults(mockllm.Faults{})
 	waitFor(t, "the deployment returns to rotation", func() bool {
 		pr := d.Probe()
 		return pr != nil && pr.Healthy && available(d) && p.Latest()["gpu1"].Healthy
 	})
+	waitFor(t, "the log says the group is back", func() bool {
+		return strings.Contains(logs.String(), "the model group has a healthy deployment again")
+	})
+	// Each transition is logged once, however many rounds it lasted.
+	for _, msg := range []string{"every deployment of the model group failed", "deployment failed its probe; out of rotation",
+		"deployment passed its probe; back in rotation", "the model group has a healthy deployment again"} {
+		if n := strings.Count(logs.String(), msg); n != 1 {
+			t.Errorf("%q logged %d times, want once:\n%s", msg, n, logs.String())
+		}
+	}
 
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run returned %v, want context.Canceled", err)
@@ -131,7 +146,7 @@ func TestRunFollowsBackend(t *testing.T) {
 }
 
 // TestRunWarnsOnlyForEmptyGroups checks that the warning names a group with
-// no healthy deployment left, and not one that still has one.
+// no healthy deployment left, once, and not one that still has one.
 func TestRunWarnsOnlyForEmptyGroups(t *testing.T) {
 	up := startMock(t, mockllm.Config{Name: "up"})
 	down := startMock(t, mockllm.Config{Name: "down", Faults: mockllm.Faults{Unhealthy: true}})
@@ -141,13 +156,16 @@ func TestRunWarnsOnlyForEmptyGroups(t *testing.T) {
 		dep{id: "b1", group: "beta"}.build(down.URL() + "/v1"),
 	}
 	logs := &logBuffer{}
-	p := health.New(health.Options{Client: &http.Client{}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	var probed atomic.Int64
+	p := health.New(health.Options{Client: &http.Client{}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		Observe: func(health.Result) { probed.Add(1) }})
 	stop := startRun(t, p, ds...)
-	waitFor(t, "the second round ends", func() bool {
-		return strings.Count(logs.String(), "group=beta deployments=1") >= 2
-	})
+	waitFor(t, "the third round ends", func() bool { return probed.Load() >= 3*int64(len(ds)) })
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run returned %v, want context.Canceled", err)
+	}
+	if n := strings.Count(logs.String(), "group=beta deployments=1"); n != 1 {
+		t.Errorf("warned %d times about group beta over three rounds, want once:\n%s", n, logs)
 	}
 	if strings.Contains(logs.String(), "group=alpha deployments") {
 		t.Errorf("warned about group alpha, which has a healthy deployment:\n%s", logs)
