@@ -1,6 +1,7 @@
 package deployment
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,5 +88,22 @@ func TestCooldown(t *testing.T) {
 	}
 	if !d.CooldownUntil(now.Add(11 * time.Second)).IsZero() {
 		t.Error("expired cooldown still reported")
+	}
+}
+
+func TestRedact(t *testing.T) {
+	d := New(config.Model{Name: "g", ID: "a", Params: config.Params{
+		UpstreamModel: "m", APIKey: "sk-upstream-secret",
+		APIBase: "http://user:hunter22@gpu:8000/v1?key=query-secret&x=1",
+	}}, FromConfig)
+	msg := "dial http://user:hunter22@gpu:8000/v1?key=query-secret&x=1 with Bearer sk-upstream-secret: refused (query-secret)"
+	got := d.Redact(msg)
+	for _, secret := range []string{"sk-upstream-secret", "hunter22", "query-secret"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("Redact left %q in %q", secret, got)
+		}
+	}
+	if want := "dial http://[redacted]@gpu:8000/v1?[redacted] with Bearer [redacted]: refused ([redacted])"; got != want {
+		t.Errorf("Redact = %q, want %q", got, want)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,7 +51,7 @@ func (p *Prober) probe(ctx context.Context, d *deployment.Deployment) Result {
 		r.Healthy = true
 		return r
 	}
-	r.Error = redact(err.msg, d.Model.Params.APIKey)
+	r.Error = d.Redact(err.msg)
 	r.Status = err.status
 	return r
 }
@@ -84,7 +83,7 @@ func (p *Prober) cheapProbe(ctx context.Context, d *deployment.Deployment) *prob
 		return perr
 	}
 	var list modelList
-	path := shownPath(base.JoinPath("models"))
+	path := deployment.ShownPath(base.JoinPath("models"))
 	if err := json.Unmarshal(body, &list); err != nil {
 		return &probeError{msg: fmt.Sprintf("GET %s: unreadable answer: %v", path, err)}
 	}
@@ -164,7 +163,7 @@ func (p *Prober) completionProbe(ctx context.Context, d *deployment.Deployment) 
 // answer's body. Errors name the method and path, never the full URL, whose
 // query or user info may hold a secret.
 func (p *Prober) do(ctx context.Context, d *deployment.Deployment, method string, u *url.URL, body []byte, limit int64) ([]byte, *probeError) {
-	what := method + " " + shownPath(u)
+	what := method + " " + deployment.ShownPath(u)
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -183,7 +182,7 @@ func (p *Prober) do(ctx context.Context, d *deployment.Deployment, method string
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return nil, &probeError{msg: what + ": " + p.transportError(ctx, err)}
+		return nil, &probeError{msg: what + ": " + deployment.DescribeTransportError(ctx, err, p.timeout)}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
@@ -195,35 +194,9 @@ func (p *Prober) do(ctx context.Context, d *deployment.Deployment, method string
 		return nil, &probeError{msg: msg, status: resp.StatusCode}
 	}
 	if err != nil {
-		return nil, &probeError{msg: what + ": read answer: " + p.transportError(ctx, err)}
+		return nil, &probeError{msg: what + ": read answer: " + deployment.DescribeTransportError(ctx, err, p.timeout)}
 	}
 	return b, nil
-}
-
-// shownPath returns the path of u for an error message: never the host,
-// user info or query.
-func shownPath(u *url.URL) string {
-	p := u.EscapedPath()
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p
-	}
-	return p
-}
-
-// transportError describes an error without an HTTP status: the cause
-// without the URL, and a timeout as one.
-func (p *Prober) transportError(ctx context.Context, err error) string {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Sprintf("timed out after %v", p.timeout)
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if ue.Timeout() {
-			return "timed out: " + ue.Err.Error()
-		}
-		return ue.Err.Error()
-	}
-	return err.Error()
 }
 
 // upstreamMessage returns the message of an error answer: OpenAI's
@@ -253,14 +226,4 @@ func upstreamMessage(b []byte) string {
 		msg = strings.ToValidUTF8(msg[:maxMessage], "") + "…"
 	}
 	return msg
-}
-
-// redact removes the api_key from s, in case an upstream echoed it back.
-// Keys too short to be a real secret are left alone, since replacing them
-// would mangle ordinary words.
-func redact(s, key string) string {
-	if len(key) < 4 {
-		return s
-	}
-	return strings.ReplaceAll(s, key, "[redacted]")
 }

@@ -2,18 +2,17 @@ package scrape
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/maasgate/maasgate/internal/deployment"
 )
 
 // maxBody bounds what a scrape reads. vLLM's /metrics, histograms
@@ -92,9 +91,9 @@ func pick(ss []sample, upstream string, agg func(a, b float64) float64) (float64
 func (s *Scraper) fetch(ctx context.Context, g *group) result {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	what := "GET " + shownPath(g.u)
+	what := "GET " + deployment.ShownPath(g.u)
 	failed := func(msg string) result {
-		return result{at: s.now(), err: redact(what+": "+msg, g.key, g.u)}
+		return result{at: s.now(), err: g.ds[0].Redact(what + ": " + msg)}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url, nil)
 	if err != nil {
@@ -109,7 +108,7 @@ func (s *Scraper) fetch(ctx context.Context, g *group) result {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return failed(s.transportError(ctx, err))
+		return failed(deployment.DescribeTransportError(ctx, err, s.timeout))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -127,7 +126,7 @@ func (s *Scraper) fetch(ctx context.Context, g *group) result {
 	}
 	if perr != nil {
 		if ctx.Err() != nil {
-			return failed("read answer: " + s.transportError(ctx, perr))
+			return failed("read answer: " + deployment.DescribeTransportError(ctx, perr, s.timeout))
 		}
 		return failed("unreadable answer: " + perr.Error())
 	}
@@ -152,53 +151,4 @@ func (s *Scraper) fetch(ctx context.Context, g *group) result {
 		return failed("no vllm:num_requests_waiting, vllm:num_requests_running or KV cache usage in the answer")
 	}
 	return result{at: s.now(), metrics: m}
-}
-
-// shownPath returns the path of u for an error message: never the host,
-// user info or query.
-func shownPath(u *url.URL) string {
-	p := u.EscapedPath()
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p
-	}
-	return p
-}
-
-// transportError describes an error without an HTTP status: the cause
-// without the URL, and a timeout as one.
-func (s *Scraper) transportError(ctx context.Context, err error) string {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Sprintf("timed out after %v", s.timeout)
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if ue.Timeout() {
-			return "timed out: " + ue.Err.Error()
-		}
-		return ue.Err.Error()
-	}
-	return err.Error()
-}
-
-// redact removes the api_key and the api_base's query, whole and value by
-// value, from msg, in case the server or a parse error echoed them. Values
-// too short to be a secret are left alone, since replacing them would mangle
-// ordinary words.
-func redact(msg, key string, u *url.URL) string {
-	secrets := []string{key, u.RawQuery, u.Query().Encode()}
-	if u.User != nil {
-		secrets = append(secrets, u.User.String())
-		if pw, ok := u.User.Password(); ok {
-			secrets = append(secrets, pw)
-		}
-	}
-	for _, vs := range u.Query() {
-		secrets = append(secrets, vs...)
-	}
-	for _, sec := range secrets {
-		if len(sec) >= 4 {
-			msg = strings.ReplaceAll(msg, sec, "[redacted]")
-		}
-	}
-	return msg
 }

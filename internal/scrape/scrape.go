@@ -125,9 +125,8 @@ type target struct {
 // group is the deployments scraped by one request.
 type group struct {
 	target
-	u   *url.URL // the metrics URL, for error messages
-	key string   // the api_key, to redact
-	ds  []*deployment.Deployment
+	u  *url.URL // the metrics URL, for error messages
+	ds []*deployment.Deployment
 }
 
 // Scrape runs one round now: it scrapes the servers of ds, at most 16 at a
@@ -186,7 +185,7 @@ func (s *Scraper) groups(ds []*deployment.Deployment) []*group {
 		t := target{url: u.String(), auth: d.AuthHeader()}
 		g := byTarget[t]
 		if g == nil {
-			g = &group{target: t, u: u, key: d.Model.Params.APIKey}
+			g = &group{target: t, u: u}
 			byTarget[t] = g
 			out = append(out, g)
 		}
