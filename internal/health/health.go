@@ -213,14 +213,14 @@ func (p *Prober) round(ctx context.Context, ds []*deployment.Deployment) {
 	for name, g := range groups {
 		if g.unhealthy < g.total {
 			if p.groupsDown[name] {
-				p.log.Info("health: the model group has a healthy deployment again", "group", name)
+				p.log.Info("health: the model group has a healthy deployment again", "model_group", name)
 			}
 			continue
 		}
 		down[name] = true
 		if !p.groupsDown[name] {
 			p.log.Warn("health: every deployment of the model group failed its probe; none is in rotation",
-				"group", name, "deployments", g.total)
+				"model_group", name, "deployments", g.total)
 		}
 	}
 	p.groupsDown = down
@@ -232,10 +232,10 @@ func (p *Prober) logChange(d *deployment.Deployment, r Result) {
 	switch {
 	case !r.Healthy && (prev == nil || prev.Healthy):
 		p.log.Warn("health: deployment failed its probe; out of rotation",
-			"group", r.Group, "id", r.ID, "api_base", r.APIBase, "err", r.Error, "status", r.Status)
+			"model_group", r.Group, "model_id", r.ID, "api_base", r.APIBase, "error", r.Error, "status", r.Status)
 	case r.Healthy && prev != nil && !prev.Healthy:
 		p.log.Info("health: deployment passed its probe; back in rotation",
-			"group", r.Group, "id", r.ID, "api_base", r.APIBase)
+			"model_group", r.Group, "model_id", r.ID, "api_base", r.APIBase)
 	}
 }
 

@@ -274,8 +274,15 @@ type Call struct {
 	// alias or a deployment id); "" when the model does not exist.
 	Group  string
 	Status int // the status the client got
-	// Class is the failure's class when Status is not 2xx.
+	// Class is the failure's class; Success when the call succeeded. A
+	// stream that broke after it started was sent as 200 and failed.
 	Class router.Class
+	// ErrorStatus is the failure's status (the error event's, for a
+	// broken stream); 0 means Status.
+	ErrorStatus int
+	// FromDeployment says a deployment's answer or connection failed,
+	// rather than the gateway refusing the request itself.
+	FromDeployment bool
 	// D is the deployment that answered, or the last one tried; nil when
 	// none was.
 	D      *deployment.Deployment
@@ -346,12 +353,12 @@ func (m *Metrics) Finish(c *Call) {
 		return
 	}
 	m.inFlight.Dec()
-	if c.Status >= 200 && c.Status <= 299 && c.D != nil {
+	if c.Status >= 200 && c.Status <= 299 && c.Class == router.Success && c.D != nil {
 		s := m.callSeriesOf(callKey{route: c.Route, group: c.Group, status: c.Status, stream: c.Stream, d: c.D})
 		s.total.Inc()
 		s.totalLatency.Observe(c.Total.Seconds())
 		s.apiLatency.Observe(c.API.Seconds())
-		if c.Stream {
+		if c.Stream && c.TTFT > 0 { // a stream request answered with JSON has no first token
 			s.ttft.Observe(c.TTFT.Seconds())
 		}
 		s.overhead.Observe(c.Overhead.Seconds())
@@ -366,15 +373,22 @@ func (m *Metrics) Finish(c *Call) {
 	// Failures are rare enough to look their children up each time.
 	group, id, provider := orNone(c.Group), none, ""
 	if c.D != nil {
-		id, provider = c.D.ID, labelsOf(c.D).provider
+		l := labelsOf(c.D)
+		id = l.id
+		if c.FromDeployment {
+			provider = l.provider
+		}
 		m.mu.Lock()
-		m.tracked[labelsOf(c.D)] = true
+		m.tracked[l] = true
 		m.mu.Unlock()
 	}
-	status := strconv.Itoa(c.Status)
-	m.proxyTotal.WithLabelValues(none, none, none, group, none, none, none, status, none, c.Route, none, none, id).Inc()
-	m.proxyFailed.WithLabelValues(none, none, none, group, none, none, none, none, status,
-		ExceptionClass(provider, c.Class, c.Status), c.Route, none, none, id).Inc()
+	errStatus := c.ErrorStatus
+	if errStatus == 0 {
+		errStatus = c.Status
+	}
+	m.proxyTotal.WithLabelValues(none, none, none, group, none, none, none, strconv.Itoa(c.Status), none, c.Route, none, none, id).Inc()
+	m.proxyFailed.WithLabelValues(none, none, none, group, none, none, none, none, strconv.Itoa(errStatus),
+		ExceptionClass(provider, c.Class, errStatus), c.Route, none, none, id).Inc()
 }
 
 // Fallback records a fallback from the model group from to the group to
@@ -407,9 +421,18 @@ func (m *Metrics) Probe(group, id, apiBase string, healthy bool, took time.Durat
 // prune deletes the series of deployments no longer served, and drops
 // cached children so none points at a deleted series.
 func (m *Metrics) prune() {
+	// The series keyed by a deployment carry all of depLabels; those keyed
+	// by a call carry the model group, the upstream model and the id only,
+	// so an api_base edit keeps them; the proxy's, only the id.
+	type callLabels struct{ group, upstream, id string }
 	live := map[depLabels]bool{}
+	liveCall := map[callLabels]bool{}
+	liveID := map[string]bool{}
 	for _, d := range m.deployments() {
-		live[labelsOf(d)] = true
+		l := labelsOf(d)
+		live[l] = true
+		liveCall[callLabels{l.group, l.upstream, l.id}] = true
+		liveID[l.id] = true
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -427,11 +450,13 @@ func (m *Metrics) prune() {
 			m.perToken.MetricVec, m.cooled.MetricVec, m.overhead.MetricVec} {
 			v.DeletePartialMatch(dep)
 		}
-		for _, v := range []*prometheus.MetricVec{m.totalLatency.MetricVec, m.apiLatency.MetricVec, m.ttft.MetricVec,
-			m.inputTokens.MetricVec, m.outputTokens.MetricVec, m.totalTokens.MetricVec, m.spend.MetricVec} {
-			v.DeletePartialMatch(call)
+		if !liveCall[callLabels{l.group, l.upstream, l.id}] {
+			for _, v := range []*prometheus.MetricVec{m.totalLatency.MetricVec, m.apiLatency.MetricVec, m.ttft.MetricVec,
+				m.inputTokens.MetricVec, m.outputTokens.MetricVec, m.totalTokens.MetricVec, m.spend.MetricVec} {
+				v.DeletePartialMatch(call)
+			}
 		}
-		if !liveID(live, l.id) {
+		if !liveID[l.id] {
 			m.proxyTotal.DeletePartialMatch(byID)
 			m.proxyFailed.DeletePartialMatch(byID)
 			m.probes.DeletePartialMatch(byID)
@@ -442,15 +467,6 @@ func (m *Metrics) prune() {
 		m.calls.Clear()
 		m.attempts.Clear()
 	}
-}
-
-func liveID(live map[depLabels]bool, id string) bool {
-	for l := range live {
-		if l.id == id {
-			return true
-		}
-	}
-	return false
 }
 
 func orNone(s string) string {
@@ -472,7 +488,8 @@ func statusLabel(status int) string {
 // ExceptionClass names a failure as LiteLLM's exception_class label does:
 // the exception LiteLLM would raise for it, prefixed by the provider with
 // its first letter upper-cased when the error came from a deployment
-// ("Hosted_vllm.RateLimitError"), bare when the gateway raised it.
+// ("Hosted_vllm.RateLimitError"); the caller passes provider "" when the
+// gateway raised it, and a client that went away is never a provider's.
 func ExceptionClass(provider string, c router.Class, status int) string {
 	name := exceptionNames[c]
 	if c == router.ServerError {
@@ -483,7 +500,7 @@ func ExceptionClass(provider string, c router.Class, status int) string {
 			name = "BadGatewayError"
 		}
 	}
-	if provider == "" || provider == none {
+	if provider == "" || provider == none || c == router.Cancelled {
 		return name
 	}
 	return strings.ToUpper(provider[:1]) + provider[1:] + "." + name

@@ -99,6 +99,10 @@ func TestRemovedDeploymentsDropOut(t *testing.T) {
 	if strings.Contains(page, "gpu-a") || !strings.Contains(page, "gpu-c") {
 		t.Errorf("after api_base changed, series:\n%s", grep(page, "api_base"))
 	}
+	// Series without api_base keep counting across the edit.
+	if want := `litellm_total_tokens_metric_total{api_key_alias="None",end_user="None",hashed_api_key="None",model="qwen",model_id="a",requested_model="qwen",team="None",team_alias="None",user="None",user_email="None"} 30`; !strings.Contains(page, want) {
+		t.Errorf("tokens of a after its api_base changed:\n%s", grep(page, "litellm_total_tokens_metric_total"))
+	}
 }
 
 // TestCardinalityBounded: requests for models that do not exist, from any

@@ -48,6 +48,7 @@ type result struct {
 	committed bool
 	err       *openai.Error
 	outcome   router.Outcome
+	own       bool // err is the gateway's own (no deployment to try), not a deployment's
 }
 
 // attempt holds what one try needs to know about its timeouts.
@@ -191,7 +192,6 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	}
 	ttft := p.now().Sub(a.sent)
 	c.upstream += ttft
-	c.ttft = ttft
 	if n == 0 {
 		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -199,6 +199,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 		a.midResponse = true
 		return p.transportError(r, a, err)
 	}
+	c.ttft = ttft
 
 	h := w.Header()
 	copyUpstreamHeaders(h, resp.Header)
@@ -245,7 +246,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	if res.err == nil { // the client went away
 		return res
 	}
-	c.errMsg, c.class = res.err.Message, res.outcome.Class
+	c.errMsg, c.class, c.errStatus = res.err.Message, res.outcome.Class, res.err.Status
 	_ = openai.WriteErrorEvent(w, tail[:], res.err)
 	_ = rc.Flush()
 	res.committed = true

@@ -22,12 +22,16 @@ import (
 // finish reports a call that has ended: its metrics and its log line.
 func (p *Proxy) finish(ctx context.Context, c *call) {
 	total := p.now().Sub(c.start)
+	if c.status == 0 && ctx.Err() != nil { // gone before the response started
+		c.status = statusClientClosed
+	}
 	if c.status == statusClientClosed {
-		c.class = router.Cancelled
+		c.class, c.errStatus, c.ownError = router.Cancelled, statusClientClosed, true
 	}
 	if p.metrics != nil {
 		p.metrics.Finish(&metrics.Call{
-			Route: c.route, Group: c.group, Status: c.status, Class: c.class, D: c.d, Stream: c.req.stream,
+			Route: c.route, Group: c.group, Status: c.status, Class: c.class, ErrorStatus: c.errStatus,
+			FromDeployment: !c.ownError, D: c.d, Stream: c.req.stream,
 			Total: total, API: c.apiLatency, TTFT: c.ttft, Overhead: c.overhead,
 			PromptTokens: c.usage.PromptTokens, CompletionTokens: c.usage.CompletionTokens, TotalTokens: c.usage.TotalTokens,
 		})
@@ -152,7 +156,7 @@ func (p *Proxy) startAttempt(r *http.Request, c *call, d *deployment.Deployment)
 		semconv.GenAIRequestModel(d.UpstreamModel),
 		attrDeploymentID.String(d.ID),
 		attrModelGroup.String(d.Group),
-		semconv.URLFull(d.URL(c.ep)),
+		semconv.URLFull(deployment.PublicURL(d.URL(c.ep))), // no api_base credentials or query
 	}
 	if prov := d.Model.Params.Provider; prov != "" {
 		attrs = append(attrs, semconv.GenAIProviderNameKey.String(prov))
@@ -193,8 +197,13 @@ func (p *Proxy) endAttempt(c *call, o router.Outcome, cooled bool) {
 }
 
 // traceHeaders sets the trace context of an upstream request: the
-// attempt's span with tracing on, else the client's own headers.
+// attempt's span with tracing on, else the client's own traceparent and
+// tracestate. The client's baggage is passed on as it came either way:
+// the gateway adds none.
 func (p *Proxy) traceHeaders(r *http.Request, c *call, h http.Header) {
+	if v := r.Header["Baggage"]; v != nil {
+		h["Baggage"] = v
+	}
 	if c.attemptSpan != nil {
 		ctx := trace.ContextWithSpan(r.Context(), c.attemptSpan)
 		p.propagator.Inject(ctx, propagation.HeaderCarrier(h))

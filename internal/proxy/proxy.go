@@ -192,6 +192,10 @@ type call struct {
 	overhead  time.Duration // the gateway's own time before the response started
 	status    int
 	class     router.Class // of the failure the client got
+	errStatus int          // its status (a stream broken mid-way was sent as 200)
+	// ownError says the gateway raised the failure (no deployment
+	// available, a bad request, the client gone), not a deployment.
+	ownError bool
 	// upstreamStatus is the status of the deployment's error answer the
 	// client got; 0 when the gateway wrote the error.
 	upstreamStatus int
@@ -252,7 +256,7 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 		return
 	}
 	if c.req.disableFallbacks || !res.outcome.Class.Fallbackable() {
-		c.class, c.upstreamStatus = res.outcome.Class, res.outcome.Status
+		c.class, c.upstreamStatus, c.ownError = res.outcome.Class, res.outcome.Status, res.own
 		p.fail(w, c, res.err)
 		return
 	}
@@ -274,7 +278,7 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 			"depth", c.fallbacks, "reason", res.outcome.Class.String())
 		res = p.tryGroup(w, r, c, ftg)
 		if res.outcome.Class != router.Cancelled {
-			p.metrics.Fallback(tg.Group.Name, ftg.Group.Name, res.committed, first.err.Status, first.outcome.Class, provider(firstD))
+			p.metrics.Fallback(tg.Group.Name, ftg.Group.Name, res.committed, first.outcome.Status, first.outcome.Class, provider(firstD, first))
 		}
 		if res.committed {
 			return
@@ -289,13 +293,14 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 	}
 	w.Header()[hdrModelGroup] = []string{tg.Group.Name}
 	c.d = firstD // the headers describe the requested group's error
-	c.class, c.upstreamStatus = first.outcome.Class, first.outcome.Status
+	c.class, c.upstreamStatus, c.ownError = first.outcome.Class, first.outcome.Status, first.own
 	p.fail(w, c, e)
 }
 
-// provider returns d's provider for metrics, "" for none.
-func provider(d *deployment.Deployment) string {
-	if d == nil {
+// provider returns the provider of d, which res came from, for metrics: ""
+// when the gateway raised res's error itself.
+func provider(d *deployment.Deployment, res result) string {
+	if d == nil || res.own {
 		return ""
 	}
 	return d.Model.Params.Provider
@@ -319,7 +324,7 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call, tg rou
 			if last.err != nil {
 				return last
 			}
-			return result{err: noDeployments(c.req.model, err), outcome: router.Outcome{Class: router.RateLimited}}
+			return result{err: noDeployments(c.req.model, err), outcome: router.Outcome{Class: router.RateLimited}, own: true}
 		}
 		c.d = d
 		c.attempts++
@@ -382,9 +387,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // fail answers the client with e. The log line gets e's message only when
 // the gateway wrote it: an upstream's error text can quote the prompt.
 func (p *Proxy) fail(w http.ResponseWriter, c *call, e *openai.Error) {
-	c.status = e.Status
+	c.status, c.errStatus = e.Status, e.Status
 	if c.class == router.Success { // a failure before any attempt
-		c.class = router.Classify(e.Status, nil, e.Message)
+		c.class, c.ownError = router.Classify(e.Status, nil, e.Message), true
 	}
 	if c.d != nil && c.upstreamStatus != 0 {
 		c.errMsg = fmt.Sprintf("deployment %s answered %d (%s)", c.d.ID, c.upstreamStatus, c.class)

@@ -25,6 +25,7 @@ import (
 type traceparentRecorder struct {
 	mu      sync.Mutex
 	parents []string
+	baggage []string
 	srv     *httptest.Server
 }
 
@@ -34,6 +35,7 @@ func newTraceparentRecorder(t *testing.T, status int) *traceparentRecorder {
 		_, _ = io.Copy(io.Discard, r.Body)
 		rec.mu.Lock()
 		rec.parents = append(rec.parents, r.Header.Get("Traceparent"))
+		rec.baggage = append(rec.baggage, r.Header.Get("Baggage"))
 		rec.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		if status != http.StatusOK {
@@ -72,7 +74,7 @@ func TestTracing(t *testing.T) {
 
 	rt := router.New([]config.Model{
 		dep("qwen3-14b", "bad", bad.srv.URL+"/v1"),
-		dep("qwen3-14b", "good", good.srv.URL+"/v1"),
+		dep("qwen3-14b", "good", good.srv.URL+"/v1?key=query-secret-1234"),
 	}, config.RouterSettings{RoutingStrategy: router.RoundRobin, NumRetries: 1, AllowedFails: 100}, nil)
 	tr := NewTransport()
 	t.Cleanup(tr.CloseIdleConnections)
@@ -85,6 +87,7 @@ func TestTracing(t *testing.T) {
 	req, _ := http.NewRequest("POST", gw.URL+"/v1/chat/completions",
 		strings.NewReader(`{"model":"qwen3-14b","messages":[{"role":"user","content":"hello"}]}`))
 	req.Header.Set("Traceparent", clientTraceparent)
+	req.Header.Set("Baggage", "tenant=acme")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +169,16 @@ func TestTracing(t *testing.T) {
 		wantParent := fmt.Sprintf("00-%s-%s-01", clientTrace, s.SpanContext.SpanID())
 		if diff := cmp.Diff([]string{wantParent}, tt.rec.received()); diff != "" {
 			t.Errorf("attempt %d: upstream traceparent (-want +got):\n%s", i, diff)
+		}
+		tt.rec.mu.Lock()
+		if diff := cmp.Diff([]string{"tenant=acme"}, tt.rec.baggage); diff != "" {
+			t.Errorf("attempt %d: upstream baggage (-want +got):\n%s", i, diff)
+		}
+		tt.rec.mu.Unlock()
+		for _, kv := range s.Attributes {
+			if strings.Contains(kv.Value.String(), "query-secret") {
+				t.Errorf("attempt %d: attribute %s carries the api_base query: %s", i, kv.Key, kv.Value.String())
+			}
 		}
 	}
 }

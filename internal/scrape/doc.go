@@ -1,7 +1,9 @@
 // Package scrape reads how busy each GPU server is from its vLLM Prometheus
-// /metrics, so routing can weigh the server's own queue (requests waiting
-// and running, KV cache in use) and not only this gateway's in-flight count,
-// which misses traffic from other gateways and clients.
+// /metrics (requests waiting and running, KV cache in use): the server's own
+// load, which this gateway's in-flight count misses when other gateways and
+// clients share the server. Operators see it in /model/info and on
+// /metrics; it is kept on the deployment for a routing strategy to weigh
+// (none does yet).
 //
 // A Scraper asks each server once per round for all the deployments it
 // serves (once per distinct api_key, should they differ) for
@@ -11,7 +13,7 @@
 // vllm:num_requests_running and vllm:kv_cache_usage_perc (or
 // vllm:gpu_cache_usage_perc on older vLLM), preferring the series labelled
 // with the deployment's model_name, and writes the result onto each
-// deployment with SetBackendLoad, where routing reads it without I/O.
+// deployment with SetBackendLoad, where readers find it without I/O.
 //
 // Values expire: they are valid for three intervals after the scrape that
 // read them, and a failed scrape keeps them but marks them stale at once, so

@@ -226,7 +226,7 @@ func (s *Scraper) apply(g *group, r result) {
 			})
 		}
 		delete(s.failing, g.target)
-		s.log.Info("scrape: server has no /metrics (404); routing will not see its queue, and it is not asked again",
+		s.log.Info("scrape: server has no /metrics (404); its queue is not known, and it is not asked again",
 			attrs()...)
 	case r.err != "":
 		for _, d := range g.ds {
@@ -234,7 +234,7 @@ func (s *Scraper) apply(g *group, r result) {
 		}
 		if failing, known := s.failing[g.target]; !known || !failing {
 			s.log.Warn("scrape: reading the server's load failed; its values are stale until a scrape succeeds",
-				attrs("err", r.err)...)
+				attrs("error", r.err)...)
 		}
 		s.failing[g.target] = true
 	default:
