@@ -152,6 +152,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Base:       cfg.Router,
 		Getenv:     lookupEnv,
 		Logger:     log,
+		Traffic:    mtr.Traffic,
 	}, stored)
 	authn := auth.New(cfg.General.MasterKey)
 

@@ -310,6 +310,21 @@ general_settings:
 		}
 	}
 
+	// The traffic view counts the same requests from the gateway's own
+	// counters: the dead backend's 502 is an error, the unknown model's
+	// 400 is the client's and is not.
+	code, traffic := adminCall(t, "GET", g.url+"/traffic?window=60", "")
+	total, _ := traffic["total"].(map[string]any)
+	if code != 200 || total["requests"] != float64(len(script)) || total["errors"] != float64(1) {
+		t.Errorf("GET /traffic: %d, total %v, want %d requests and 1 error", code, total, len(script))
+	}
+	if got := fmt.Sprint(traffic["deployments"]); got != "[map[model_id:qwen-a requests:4 share:0.8] map[model_id:dead-1 requests:1 share:0.2]]" {
+		t.Errorf("GET /traffic deployments: %s", got)
+	}
+	if code, out := adminCall(t, "GET", g.url+"/traffic?window=soon", ""); code != 400 || !strings.Contains(errMessage(out), "window") {
+		t.Errorf("GET /traffic?window=soon: %d %v, want 400 naming window", code, out)
+	}
+
 	// Logs: one line per request at info, with every field, and no
 	// secret and no prompt or completion text anywhere in the log.
 	type line map[string]any

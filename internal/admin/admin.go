@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/health"
+	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/openai"
 	"github.com/maasgate/maasgate/internal/router"
 	"github.com/maasgate/maasgate/internal/store"
@@ -51,6 +54,9 @@ type Options struct {
 	Getenv func(string) (string, bool)
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Traffic reports the gateway's own request counts of the last
+	// window, for GET /traffic; nil answers 404.
+	Traffic func(window time.Duration) metrics.TrafficReport
 }
 
 // API serves the admin endpoints. Writes are serialised by a mutex (they
@@ -92,6 +98,27 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /router/settings", a.routerSettings)
 	mux.HandleFunc("GET /router/fields", a.routerFields)
 	mux.HandleFunc("POST /config/update", a.configUpdate)
+	mux.HandleFunc("GET /traffic", a.traffic)
+}
+
+// traffic serves GET /traffic?window=<seconds> (default 300, at most the
+// window kept): requests, errors and latency per step, and each
+// deployment's share, from the gateway's own counters.
+func (a *API) traffic(w http.ResponseWriter, r *http.Request) {
+	if a.o.Traffic == nil {
+		openai.WriteError(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "The traffic view is not enabled."))
+		return
+	}
+	window := 5 * time.Minute
+	if v := r.URL.Query().Get("window"); v != "" {
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil || secs <= 0 || math.IsInf(secs, 0) {
+			openai.WriteError(w, badRequest("window", "window must be a positive number of seconds, got %q.", v))
+			return
+		}
+		window = time.Duration(min(secs, metrics.TrafficWindow.Seconds()) * float64(time.Second))
+	}
+	writeJSON(w, http.StatusOK, a.o.Traffic(window))
 }
 
 // maxAdminBody bounds admin request bodies.

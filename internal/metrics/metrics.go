@@ -110,6 +110,8 @@ type Metrics struct {
 	probes    *prometheus.CounterVec
 	probeTime *prometheus.HistogramVec
 
+	traffic *Traffic
+
 	// Cached children, so the request path does not hash label values:
 	// calls by callKey, attempts by deployment. mu guards tracked and
 	// serialises pruning against the creation of new children.
@@ -129,6 +131,7 @@ func New(o Options) *Metrics {
 	if m.deployments == nil {
 		m.deployments = func() []*deployment.Deployment { return nil }
 	}
+	m.traffic = newTraffic(m.now)
 	counter := func(name, help string, labels []string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 	}
@@ -353,7 +356,17 @@ func (m *Metrics) Finish(c *Call) {
 		return
 	}
 	m.inFlight.Dec()
-	if c.Status >= 200 && c.Status <= 299 && c.Class == router.Success && c.D != nil {
+	ok := c.Status >= 200 && c.Status <= 299 && c.Class == router.Success
+	id := ""
+	if c.D != nil {
+		id = c.D.ID
+	}
+	// The traffic view's errors are the gateway's and the deployments':
+	// a client's own mistake or departure is not one.
+	clientSide := c.Class == router.ClientError || c.Class == router.Cancelled ||
+		c.Class == router.ContextWindow || c.Class == router.ContentPolicy
+	m.traffic.record(id, !ok && !clientSide, c.Total)
+	if ok && c.D != nil {
 		s := m.callSeriesOf(callKey{route: c.Route, group: c.Group, status: c.Status, stream: c.Stream, d: c.D})
 		s.total.Inc()
 		s.totalLatency.Observe(c.Total.Seconds())
@@ -390,6 +403,10 @@ func (m *Metrics) Finish(c *Call) {
 	m.proxyFailed.WithLabelValues(none, none, none, group, none, none, none, none, strconv.Itoa(errStatus),
 		ExceptionClass(provider, c.Class, errStatus), c.Route, none, none, id).Inc()
 }
+
+// Traffic returns the requests of the last window (up to TrafficWindow) as
+// the admin UI's traffic view shows them.
+func (m *Metrics) Traffic(window time.Duration) TrafficReport { return m.traffic.Report(window) }
 
 // Fallback records a fallback from the model group from to the group to
 // after a failure of class, with status, and whether to answered.
