@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/maasgate/maasgate/internal/bench"
 	"github.com/maasgate/maasgate/internal/health"
@@ -111,7 +112,7 @@ func runBareProxy(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := fs.parse(args, lookupEnv); err != nil {
 		return err
 	}
-	opts := serverOptions{logLevel: "info", logFormat: "text", healthMode: health.ModeCheap}
+	opts := serverOptions{logLevel: "info", logFormat: "text", healthMode: health.ModeCheap, backendMetricsTimeout: time.Second}
 	log, flush, err := opts.logger(stderr)
 	if err != nil {
 		return err

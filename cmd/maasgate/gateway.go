@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
@@ -116,6 +117,12 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	if tracingOn {
 		tracer = tp.Tracer("github.com/maasgate/maasgate/internal/proxy")
 		log.Info("tracing on: spans go to the OTLP endpoint of OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT")
+		// The SDK reports failed exports to its process-wide handler,
+		// which would print through the log package, outside this log's
+		// format.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn("tracing: the OpenTelemetry SDK reported an error", "error", err)
+		}))
 	}
 
 	maxMB := opts.maxRequestSizeMB

@@ -81,6 +81,12 @@ func (o *serverOptions) validate() error {
 	if o.healthMode != health.ModeCheap && o.healthMode != health.ModeCompletion {
 		return fmt.Errorf("--health-check-mode: want %s or %s, got %q", health.ModeCheap, health.ModeCompletion, o.healthMode)
 	}
+	if o.backendMetricsInterval < 0 {
+		return fmt.Errorf("--backend-metrics-interval: must be 0 (off) or positive, got %v", o.backendMetricsInterval)
+	}
+	if o.backendMetricsTimeout <= 0 {
+		return fmt.Errorf("--backend-metrics-timeout: must be positive, got %v", o.backendMetricsTimeout)
+	}
 	return nil
 }
 
@@ -169,8 +175,16 @@ func serveGateway(ctx context.Context, ln net.Listener, cfg *config.Config, opts
 	runtime.GC()
 	debug.FreeOSMemory()
 	bg, stopBackground := context.WithCancel(context.Background())
-	defer stopBackground()
-	go func() { _ = gw.run(bg) }()
+	background := make(chan error, 1)
+	go func() { background <- gw.run(bg) }()
+	// Runs before gw.close: the health checks, scrapes and cooldown watch
+	// end before the store and the tracer they use are closed.
+	defer func() {
+		stopBackground()
+		if err := <-background; err != nil {
+			log.Warn("background work stopped with an error", "error", err)
+		}
+	}()
 	srv := &http.Server{
 		Handler:           gw.handler,
 		ReadHeaderTimeout: opts.readHeaderTimeout,

@@ -221,6 +221,15 @@ func (d *Deployment) CooldownUntil(now time.Time) time.Time {
 	return time.Unix(0, u)
 }
 
+// CooldownEnd returns when the latest cooldown ends or ended, or the zero
+// time if the deployment never cooled down.
+func (d *Deployment) CooldownEnd() time.Time {
+	if u := d.cooldownUntil.Load(); u != 0 {
+		return time.Unix(0, u)
+	}
+	return time.Time{}
+}
+
 // CoolingDown reports whether the deployment is cooling down at now (unix
 // nanoseconds).
 func (d *Deployment) CoolingDown(now int64) bool { return d.cooldownUntil.Load() > now }

@@ -37,9 +37,9 @@ import (
 // none is LiteLLM's value for a label it has nothing for (Python's str(None)).
 const none = "None"
 
-// LatencyBuckets are LiteLLM's LATENCY_BUCKETS, in seconds, for the request,
+// latencyBuckets are LiteLLM's LATENCY_BUCKETS, in seconds, for the request,
 // upstream, time-to-first-token and overhead histograms.
-var LatencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 420, 600}
+var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 420, 600}
 
 // perTokenBuckets are Python prometheus_client's default buckets, which
 // LiteLLM's litellm_deployment_latency_per_output_token uses.
@@ -63,7 +63,7 @@ var (
 	perTokenLabels     = []string{"litellm_model_name", "model_id", "api_base", "api_provider", "hashed_api_key", "api_key_alias", "team", "team_alias"}
 	cooledLabels       = []string{"litellm_model_name", "model_id", "api_base", "api_provider", "exception_status"}
 	fallbackLabels     = []string{"requested_model", "fallback_model", "hashed_api_key", "api_key_alias", "team", "team_alias", "exception_status", "exception_class", "model_id"}
-	probeLabels        = []string{"model_group", "model_id", "api_base", "result"}
+	probeLabelNames    = []string{"model_group", "model_id", "api_base", "result"}
 	probeTimeLabels    = []string{"model_group", "model_id", "api_base"}
 )
 
@@ -116,15 +116,21 @@ type Metrics struct {
 	// calls by callKey, attempts by deployment. mu guards tracked and
 	// serialises pruning against the creation of new children.
 	calls    sync.Map // callKey -> *callSeries
+	failures sync.Map // failKey -> *failSeries
 	attempts sync.Map // *deployment.Deployment -> *attemptSeries
 	mu       sync.Mutex
-	tracked  map[depLabels]bool // deployments that have series
+	tracked  map[depLabels]bool   // deployments that have series
+	probed   map[probeLabels]bool // deployments that have probe series
 }
+
+// probeLabels identify a deployment's probe series.
+type probeLabels struct{ group, id, apiBase string }
 
 // New registers the gateway's collectors on o.Registry, along with the Go
 // runtime and process collectors.
 func New(o Options) *Metrics {
-	m := &Metrics{reg: o.Registry, deployments: o.Deployments, now: o.Now, tracked: map[depLabels]bool{}}
+	m := &Metrics{reg: o.Registry, deployments: o.Deployments, now: o.Now,
+		tracked: map[depLabels]bool{}, probed: map[probeLabels]bool{}}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -145,13 +151,13 @@ func New(o Options) *Metrics {
 	m.proxyFailed = counter("litellm_proxy_failed_requests_metric_total",
 		"Requests whose client got an error, by exception status and class.", proxyFailedLabels)
 	m.totalLatency = histogram("litellm_request_total_latency_metric",
-		"Seconds from receiving a successful request to its last byte, retries and fallbacks included.", LatencyBuckets, totalLatencyLabels)
+		"Seconds from receiving a successful request to its last byte, retries and fallbacks included.", latencyBuckets, totalLatencyLabels)
 	m.apiLatency = histogram("litellm_llm_api_latency_metric",
-		"Seconds the deployment that answered took, from sending the request to its last byte.", LatencyBuckets, apiLatencyLabels)
+		"Seconds the deployment that answered took, from sending the request to its last byte.", latencyBuckets, apiLatencyLabels)
 	m.ttft = histogram("litellm_llm_api_time_to_first_token_metric",
-		"Seconds from sending a streaming request to its first chunk (streams only).", LatencyBuckets, apiLatencyLabels)
+		"Seconds from sending a streaming request to its first chunk (streams only).", latencyBuckets, apiLatencyLabels)
 	m.overhead = histogram("litellm_overhead_latency_metric",
-		"Seconds the gateway itself added before the response started: total minus the time spent waiting on deployments.", LatencyBuckets, overheadLabels)
+		"Seconds the gateway itself added before the response started: total minus the time spent waiting on deployments.", latencyBuckets, overheadLabels)
 	m.inputTokens = counter("litellm_input_tokens_metric_total", "Prompt tokens of successful requests, from the response's usage.", tokenLabels)
 	m.outputTokens = counter("litellm_output_tokens_metric_total", "Completion tokens of successful requests, from the response's usage (streams without usage: one per event).", tokenLabels)
 	m.totalTokens = counter("litellm_total_tokens_metric_total", "Prompt plus completion tokens of successful requests.", tokenLabels)
@@ -165,7 +171,7 @@ func New(o Options) *Metrics {
 	m.cooled = counter("litellm_deployment_cooled_down_total", "Cooldowns started on a deployment, by the status that caused them.", cooledLabels)
 	m.fbOK = counter("litellm_deployment_successful_fallbacks_total", "Fallbacks from a model group to another that then answered.", fallbackLabels)
 	m.fbFailed = counter("litellm_deployment_failed_fallbacks_total", "Fallbacks from a model group to another that failed too.", fallbackLabels)
-	m.probes = counter("maasgate_health_checks_total", "Health probes of a deployment, by result (healthy or unhealthy).", probeLabels)
+	m.probes = counter("maasgate_health_checks_total", "Health probes of a deployment, by result (healthy or unhealthy).", probeLabelNames)
 	m.probeTime = histogram("maasgate_health_check_duration_seconds", "Seconds one health probe of a deployment took.", probeBuckets, probeTimeLabels)
 
 	m.reg.MustRegister(m.inFlight, m.proxyTotal, m.proxyFailed, m.totalLatency, m.apiLatency, m.ttft, m.overhead,
@@ -250,7 +256,7 @@ func (m *Metrics) Attempt(d *deployment.Deployment, o router.Outcome, cooled boo
 			s.perToken().Observe(o.Latency.Seconds() / float64(o.CompletionTokens))
 		}
 	} else {
-		k := failureKey{status: statusLabel(o.Status), class: ExceptionClass(s.labels.provider, o.Class, o.Status)}
+		k := failureKey{status: statusLabel(o.Status), class: exceptionClass(s.labels.provider, o.Class, o.Status)}
 		c, ok := s.failuresByReason.Load(k)
 		if !ok {
 			l := s.labels
@@ -383,25 +389,50 @@ func (m *Metrics) Finish(c *Call) {
 		}
 		return
 	}
-	// Failures are rare enough to look their children up each time.
-	group, id, provider := orNone(c.Group), none, ""
-	if c.D != nil {
-		l := labelsOf(c.D)
-		id = l.id
-		if c.FromDeployment {
-			provider = l.provider
-		}
-		m.mu.Lock()
-		m.tracked[l] = true
-		m.mu.Unlock()
-	}
 	errStatus := c.ErrorStatus
 	if errStatus == 0 {
 		errStatus = c.Status
 	}
-	m.proxyTotal.WithLabelValues(none, none, none, group, none, none, none, strconv.Itoa(c.Status), none, c.Route, none, none, id).Inc()
-	m.proxyFailed.WithLabelValues(none, none, none, group, none, none, none, none, strconv.Itoa(errStatus),
-		ExceptionClass(provider, c.Class, errStatus), c.Route, none, none, id).Inc()
+	s := m.failSeriesOf(failKey{route: c.Route, group: c.Group, status: c.Status, errStatus: errStatus,
+		class: c.Class, fromDeployment: c.FromDeployment, d: c.D})
+	s.total.Inc()
+	s.failed.Inc()
+}
+
+// failKey identifies the children a failed call updates: during an
+// outage, failures are the hot path too.
+type failKey struct {
+	route, group      string
+	status, errStatus int
+	class             router.Class
+	fromDeployment    bool
+	d                 *deployment.Deployment
+}
+
+type failSeries struct{ total, failed prometheus.Counter }
+
+func (m *Metrics) failSeriesOf(k failKey) *failSeries {
+	if s, ok := m.failures.Load(k); ok {
+		return s.(*failSeries)
+	}
+	group, id, provider := orNone(k.group), none, ""
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if k.d != nil {
+		l := labelsOf(k.d)
+		m.tracked[l] = true
+		id = l.id
+		if k.fromDeployment {
+			provider = l.provider
+		}
+	}
+	s := &failSeries{
+		total: m.proxyTotal.WithLabelValues(none, none, none, group, none, none, none, strconv.Itoa(k.status), none, k.route, none, none, id),
+		failed: m.proxyFailed.WithLabelValues(none, none, none, group, none, none, none, none, strconv.Itoa(k.errStatus),
+			exceptionClass(provider, k.class, k.errStatus), k.route, none, none, id),
+	}
+	actual, _ := m.failures.LoadOrStore(k, s)
+	return actual.(*failSeries)
 }
 
 // Traffic returns the requests of the last window (up to TrafficWindow) as
@@ -419,7 +450,7 @@ func (m *Metrics) Fallback(from, to string, ok bool, status int, class router.Cl
 	if ok {
 		v = m.fbOK
 	}
-	v.WithLabelValues(from, to, none, none, none, none, statusLabel(status), ExceptionClass(provider, class, status), none).Inc()
+	v.WithLabelValues(from, to, none, none, none, none, statusLabel(status), exceptionClass(provider, class, status), none).Inc()
 }
 
 // Probe records one health probe of a deployment.
@@ -431,6 +462,9 @@ func (m *Metrics) Probe(group, id, apiBase string, healthy bool, took time.Durat
 	if !healthy {
 		result = "unhealthy"
 	}
+	m.mu.Lock()
+	m.probed[probeLabels{group, id, apiBase}] = true
+	m.mu.Unlock()
 	m.probes.WithLabelValues(group, id, apiBase, result).Inc()
 	m.probeTime.WithLabelValues(group, id, apiBase).Observe(took.Seconds())
 }
@@ -440,19 +474,34 @@ func (m *Metrics) Probe(group, id, apiBase string, healthy bool, took time.Durat
 func (m *Metrics) prune() {
 	// The series keyed by a deployment carry all of depLabels; those keyed
 	// by a call carry the model group, the upstream model and the id only,
-	// so an api_base edit keeps them; the proxy's, only the id.
+	// so an api_base edit keeps them; the proxy's, only the id. The list
+	// is read under the lock, so a deployment added meanwhile, whose first
+	// series are made under the lock too, is not taken for a removed one.
 	type callLabels struct{ group, upstream, id string }
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ds := m.deployments()
 	live := map[depLabels]bool{}
 	liveCall := map[callLabels]bool{}
 	liveID := map[string]bool{}
-	for _, d := range m.deployments() {
+	liveProbe := map[probeLabels]bool{}
+	livePtr := make(map[*deployment.Deployment]bool, len(ds))
+	for _, d := range ds {
 		l := labelsOf(d)
 		live[l] = true
 		liveCall[callLabels{l.group, l.upstream, l.id}] = true
 		liveID[l.id] = true
+		liveProbe[probeLabels{l.group, l.id, l.apiBase}] = true
+		livePtr[d] = true
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	for p := range m.probed {
+		if !liveProbe[p] {
+			delete(m.probed, p)
+			labels := prometheus.Labels{"model_group": p.group, "model_id": p.id, "api_base": p.apiBase}
+			m.probes.DeletePartialMatch(labels)
+			m.probeTime.DeletePartialMatch(labels)
+		}
+	}
 	deleted := false
 	for l := range m.tracked {
 		if live[l] {
@@ -476,14 +525,34 @@ func (m *Metrics) prune() {
 		if !liveID[l.id] {
 			m.proxyTotal.DeletePartialMatch(byID)
 			m.proxyFailed.DeletePartialMatch(byID)
-			m.probes.DeletePartialMatch(byID)
-			m.probeTime.DeletePartialMatch(byID)
 		}
 	}
-	if deleted {
+	if deleted { // cached children may be deleted series
 		m.calls.Clear()
+		m.failures.Clear()
 		m.attempts.Clear()
+		return
 	}
+	// A deployment replaced by an equal one (an update of a field that is
+	// no label) keeps its series, but the old value must not stay cached.
+	m.attempts.Range(func(k, _ any) bool {
+		if !livePtr[k.(*deployment.Deployment)] {
+			m.attempts.Delete(k)
+		}
+		return true
+	})
+	m.calls.Range(func(k, _ any) bool {
+		if !livePtr[k.(callKey).d] {
+			m.calls.Delete(k)
+		}
+		return true
+	})
+	m.failures.Range(func(k, _ any) bool {
+		if d := k.(failKey).d; d != nil && !livePtr[d] {
+			m.failures.Delete(k)
+		}
+		return true
+	})
 }
 
 func orNone(s string) string {
@@ -502,12 +571,12 @@ func statusLabel(status int) string {
 	return strconv.Itoa(status)
 }
 
-// ExceptionClass names a failure as LiteLLM's exception_class label does:
+// exceptionClass names a failure as LiteLLM's exception_class label does:
 // the exception LiteLLM would raise for it, prefixed by the provider with
 // its first letter upper-cased when the error came from a deployment
 // ("Hosted_vllm.RateLimitError"); the caller passes provider "" when the
 // gateway raised it, and a client that went away is never a provider's.
-func ExceptionClass(provider string, c router.Class, status int) string {
+func exceptionClass(provider string, c router.Class, status int) string {
 	name := exceptionNames[c]
 	if c == router.ServerError {
 		switch status {

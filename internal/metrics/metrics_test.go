@@ -69,6 +69,7 @@ func TestRemovedDeploymentsDropOut(t *testing.T) {
 		m.Attempt(d, ok, false)
 		m.Finish(success(d))
 	}
+	m.Probe("qwen", "b", "http://gpu-b:8000/v1", true, time.Millisecond) // probed only
 	if page := scrape(t, m); !strings.Contains(page, `model_id="b"`) {
 		t.Fatalf("deployment b has no series:\n%s", page)
 	}
@@ -89,6 +90,17 @@ func TestRemovedDeploymentsDropOut(t *testing.T) {
 	}
 	if want := `litellm_proxy_total_requests_metric_total{api_key_alias="None",client_ip="None",end_user="None",hashed_api_key="None",model_id="a",requested_model="qwen",route="/v1/chat/completions",status_code="200",team="None",team_alias="None",user="None",user_agent="None",user_email="None"} 2`; !strings.Contains(page, want) {
 		t.Errorf("proxy requests for a:\n%s", grep(page, "litellm_proxy_total_requests_metric_total"))
+	}
+
+	// An update that changes no label keeps the series and drops the old
+	// value from the caches.
+	a2b := newDeployment("qwen", "a", "http://gpu-a:8000/v1")
+	s.set(a2b)
+	scrape(t, m)
+	for _, old := range []*deployment.Deployment{a, a2} {
+		if _, cached := m.attempts.Load(old); cached {
+			t.Errorf("a replaced deployment value stays cached")
+		}
 	}
 
 	// An api_base change is a new deployment: the old base's series go.
@@ -145,7 +157,7 @@ func TestExceptionClass(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s %s %d", tt.provider, tt.class, tt.status), func(t *testing.T) {
-			if got := ExceptionClass(tt.provider, tt.class, tt.status); got != tt.want {
+			if got := exceptionClass(tt.provider, tt.class, tt.status); got != tt.want {
 				t.Errorf("ExceptionClass = %q, want %q", got, tt.want)
 			}
 		})
@@ -172,7 +184,7 @@ func TestState(t *testing.T) {
 	}
 	for _, s := range steps {
 		s.do()
-		if got := State(d, now.UnixNano()); got != s.want {
+		if got := state(d, now.UnixNano()); got != s.want {
 			t.Errorf("%s: state %d, want %d", s.name, got, s.want)
 		}
 	}

@@ -58,7 +58,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, d := range c.m.deployments() {
 		l := labelsOf(d)
-		gauge(descState, float64(State(d, ns)), l.upstream, l.id, l.apiBase, l.provider)
+		gauge(descState, float64(state(d, ns)), l.upstream, l.id, l.apiBase, l.provider)
 		gauge(descInFlight, float64(d.InFlight()), l.group, l.id, l.apiBase)
 		cooldown := 0.0
 		if u := d.CooldownUntil(now); !u.IsZero() {
@@ -91,10 +91,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// State returns the deployment's litellm_deployment_state at now (unix
+// state returns the deployment's litellm_deployment_state at now (unix
 // nanoseconds): outage while it cools down or fails its health probe,
 // partial outage when its latest request failed, else healthy.
-func State(d *deployment.Deployment, now int64) int {
+func state(d *deployment.Deployment, now int64) int {
 	if d.CoolingDown(now) {
 		return stateOutage
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,4 +101,103 @@ func TestMetricsOfFailures(t *testing.T) {
 	if strings.Contains(page, `litellm_request_total_latency_metric_count{api_key_alias="None",end_user="None",hashed_api_key="None",model="up-broken"`) {
 		t.Errorf("the broken stream was counted as a successful request")
 	}
+}
+
+// TestNoClientTextInLogsOrLabels: whatever model names clients send, the
+// metrics keep one series for unknown models; and an upstream error that
+// echoes the prompt (as request validation errors do) reaches neither the
+// log nor the span, through retries and fallbacks alike.
+func TestNoClientTextInLogsOrLabels(t *testing.T) {
+	const prompt = "the-confidential-prompt-9f3a"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, `{"error":{"message":"invalid input %q","type":"server_error"}}`, b)
+	}))
+	defer echo.Close()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	refused := "http://" + ln.Addr().String() + "/v1"
+	ln.Close()
+
+	rt := router.New([]config.Model{dep("a", "a-id", refused), dep("b", "b-id", echo.URL+"/v1"), dep("echo", "echo-id", echo.URL+"/v1")},
+		config.RouterSettings{Fallbacks: []config.Fallback{{From: "a", To: []string{"b"}}}, MaxFallbacks: 5}, nil)
+	reg := prometheus.NewRegistry()
+	m := metrics.New(metrics.Options{Registry: reg, Deployments: rt.Deployments})
+	var logs syncLog
+	tr := NewTransport()
+	t.Cleanup(tr.CloseIdleConnections)
+	p := New(Options{Router: rt, Transport: tr, Version: "test", Metrics: m, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	mux := http.NewServeMux()
+	p.Register(mux)
+	gw := httptest.NewServer(mux)
+	defer gw.Close()
+
+	for i := range 1000 {
+		resp := post(t, gw.URL+"/v1/chat/completions", fmt.Sprintf(`{"model":"no-such-model-%d-%s","messages":[]}`, i, strings.Repeat("x", 2000)))
+		if resp.StatusCode != 400 {
+			t.Fatalf("unknown model: %d", resp.StatusCode)
+		}
+	}
+	body := fmt.Sprintf(`{"model":%%q,"messages":[{"role":"user","content":%q}]}`, prompt)
+	for _, model := range []string{"a", "echo"} { // a falls back to b; echo fails alone
+		if resp := post(t, gw.URL+"/v1/chat/completions", fmt.Sprintf(body, model)); resp.StatusCode < 500 {
+			t.Fatalf("model %s: status %d, want a 5xx", model, resp.StatusCode)
+		}
+	}
+
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "litellm_proxy_total_requests_metric_total" && len(f.Metric) != 3 {
+			t.Errorf("%d series of proxy requests after 1000 unknown model names, want 3 (unknown, a, echo)", len(f.Metric))
+		}
+		for _, s := range f.Metric {
+			for _, l := range s.Label {
+				if strings.Contains(l.GetValue(), "no-such-model") {
+					t.Fatalf("a client's model name became a label value: %s %s=%s", f.GetName(), l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+	out := logs.String()
+	if strings.Contains(out, prompt) {
+		t.Errorf("the prompt reached the log:\n%s", grep(out, prompt))
+	}
+	if !strings.Contains(out, `Deployment a-id (`) || !strings.Contains(out, `fallbacks tried: b (last: deployment b-id answered 500 (server_error))`) {
+		t.Errorf("the fallback's log line does not say what failed:\n%s", grep(out, `"model":"a"`))
+	}
+	if strings.Contains(out, strings.Repeat("x", 1100)) {
+		t.Errorf("a 2000-byte model name was logged whole") // the model field keeps 256 bytes, the error 1 KiB
+	}
+}
+
+// syncLog is a log destination read while the server writes to it.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func grep(text, s string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }

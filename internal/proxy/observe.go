@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -55,7 +56,7 @@ func (p *Proxy) logCall(ctx context.Context, c *call, total time.Duration) {
 	attrs = append(attrs,
 		slog.String("call_id", c.id),
 		slog.String("endpoint", c.ep.String()),
-		slog.String("model", c.req.model),
+		slog.String("model", clip(c.req.model, maxLoggedModel)),
 		slog.String("model_group", c.group),
 	)
 	if c.d != nil {
@@ -81,9 +82,25 @@ func (p *Proxy) logCall(ctx context.Context, c *call, total time.Duration) {
 		)
 	}
 	if c.errMsg != "" {
-		attrs = append(attrs, slog.String("error_class", c.class.String()), slog.String("error", c.errMsg))
+		attrs = append(attrs, slog.String("error_class", c.class.String()), slog.String("error", clip(c.errMsg, maxLoggedError)))
 	}
 	p.log.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// Bounds on client-controlled text in logs and spans: "model" is any
+// string a client sends, and error messages may quote it.
+const (
+	maxLoggedModel = 256
+	maxLoggedError = 1024
+)
+
+// clip returns s cut to at most n bytes, on a UTF-8 boundary, marked "…"
+// when cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // Span attributes of maasgate's own, beside the GenAI semantic conventions.
@@ -122,11 +139,11 @@ func (p *Proxy) endSpan(c *call) {
 	if s == nil {
 		return
 	}
-	if c.req.model != "" {
-		s.SetName(operations[c.ep].Value.AsString() + " " + c.req.model)
+	if c.group != "" { // a served group: span names stay few
+		s.SetName(operations[c.ep].Value.AsString() + " " + c.group)
 	}
 	s.SetAttributes(
-		semconv.GenAIRequestModel(c.req.model),
+		semconv.GenAIRequestModel(clip(c.req.model, maxLoggedModel)),
 		attrModelGroup.String(c.group),
 		attrStream.Bool(c.req.stream),
 		attrAttempts.Int(c.attempts),
@@ -141,7 +158,7 @@ func (p *Proxy) endSpan(c *call) {
 	}
 	if c.errMsg != "" {
 		s.SetAttributes(semconv.ErrorTypeKey.String(c.class.String()))
-		s.SetStatus(codes.Error, c.errMsg)
+		s.SetStatus(codes.Error, clip(c.errMsg, maxLoggedError))
 	}
 	s.End(trace.WithTimestamp(p.now()))
 }

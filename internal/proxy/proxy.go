@@ -196,11 +196,8 @@ type call struct {
 	// ownError says the gateway raised the failure (no deployment
 	// available, a bad request, the client gone), not a deployment.
 	ownError bool
-	// upstreamStatus is the status of the deployment's error answer the
-	// client got; 0 when the gateway wrote the error.
-	upstreamStatus int
-	d              *deployment.Deployment // the last deployment tried
-	errMsg         string                 // for the log: never upstream text, which may quote the prompt
+	d        *deployment.Deployment // the last deployment tried
+	errMsg   string                 // for the log: never upstream text, which may quote the prompt
 
 	// Of the attempt that answered: time to the whole response (the end
 	// of a stream), to a stream's first chunk, and its usage.
@@ -256,7 +253,8 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 		return
 	}
 	if c.req.disableFallbacks || !res.outcome.Class.Fallbackable() {
-		c.class, c.upstreamStatus, c.ownError = res.outcome.Class, res.outcome.Status, res.own
+		c.class, c.ownError = res.outcome.Class, res.own
+		c.errMsg = logMessage(c.d, res)
 		p.fail(w, c, res.err)
 		return
 	}
@@ -278,7 +276,8 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 			"depth", c.fallbacks, "reason", res.outcome.Class.String())
 		res = p.tryGroup(w, r, c, ftg)
 		if res.outcome.Class != router.Cancelled {
-			p.metrics.Fallback(tg.Group.Name, ftg.Group.Name, res.committed, first.outcome.Status, first.outcome.Class, provider(firstD, first))
+			answered := res.committed && res.outcome.Class == router.Success // a broken stream did not
+			p.metrics.Fallback(tg.Group.Name, ftg.Group.Name, answered, first.outcome.Status, first.outcome.Class, provider(firstD, first))
 		}
 		if res.committed {
 			return
@@ -287,14 +286,27 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 	// Every group failed: report the requested group's error, which is about
 	// the model the client asked for, and say what else was tried.
 	e := first.err
+	c.errMsg = logMessage(firstD, first)
 	if len(groups) > 0 {
 		e = &openai.Error{Status: e.Status, Type: e.Type, Header: e.Header, Param: e.Param,
 			Message: fmt.Sprintf("%s Fallbacks tried: %s (last error: %s)", e.Message, strings.Join(groups, ", "), res.err.Message)}
+		c.errMsg += fmt.Sprintf("; fallbacks tried: %s (last: %s)", strings.Join(groups, ", "), logMessage(c.d, res))
 	}
 	w.Header()[hdrModelGroup] = []string{tg.Group.Name}
 	c.d = firstD // the headers describe the requested group's error
-	c.class, c.upstreamStatus, c.ownError = first.outcome.Class, first.outcome.Status, first.own
+	c.class, c.ownError = first.outcome.Class, first.own
 	p.fail(w, c, e)
+}
+
+// logMessage describes a failed result for the log and the trace from ids,
+// statuses and classes, and the gateway's own messages: never an
+// upstream's error text, which can quote the prompt (request validation
+// errors echo the input).
+func logMessage(d *deployment.Deployment, res result) string {
+	if d != nil && !res.own && res.outcome.Status != 0 {
+		return fmt.Sprintf("deployment %s answered %d (%s)", d.ID, res.outcome.Status, res.outcome.Class)
+	}
+	return res.err.Message
 }
 
 // provider returns the provider of d, which res came from, for metrics: ""
@@ -384,16 +396,15 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// fail answers the client with e. The log line gets e's message only when
-// the gateway wrote it: an upstream's error text can quote the prompt.
+// fail answers the client with e. A failure before any attempt is the
+// gateway's own, and its message goes to the log; after attempts, the
+// caller has set errMsg with logMessage.
 func (p *Proxy) fail(w http.ResponseWriter, c *call, e *openai.Error) {
 	c.status, c.errStatus = e.Status, e.Status
 	if c.class == router.Success { // a failure before any attempt
 		c.class, c.ownError = router.Classify(e.Status, nil, e.Message), true
 	}
-	if c.d != nil && c.upstreamStatus != 0 {
-		c.errMsg = fmt.Sprintf("deployment %s answered %d (%s)", c.d.ID, c.upstreamStatus, c.class)
-	} else {
+	if c.errMsg == "" {
 		c.errMsg = e.Message
 	}
 	if c.d != nil {

@@ -81,3 +81,24 @@ func TestCooldownLoggedOncePerTransition(t *testing.T) {
 		}
 	})
 }
+
+// TestShortCooldownEndLogged: a cooldown that starts and ends between two
+// ticks of Watch still has its end logged, once.
+func TestShortCooldownEndLogged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs lockedBuffer
+		r := New([]config.Model{model("g", "a"), model("g", "b")}, config.DefaultRouterSettings(), slog.New(slog.NewTextHandler(&logs, nil)))
+		d, _ := r.Deployment("a")
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go func() { _ = r.Watch(ctx, time.Second) }()
+		synctest.Wait()
+		time.Sleep(100 * time.Millisecond)
+		r.Record(d, Outcome{Class: ConnectionError, RetryAfter: 300 * time.Millisecond}) // ends before the next tick
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if n := strings.Count(logs.String(), "deployment cooldown over"); n != 1 {
+			t.Errorf("a 300 ms cooldown's end logged %d times, want 1:\n%s", n, logs.String())
+		}
+	})
+}

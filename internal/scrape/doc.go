@@ -18,7 +18,8 @@
 // Values expire: they are valid for three intervals after the scrape that
 // read them, and a failed scrape keeps them but marks them stale at once, so
 // a policy falls back to what it knows locally rather than trust an old
-// queue depth. A server that answers 404 has no metrics to give and is not
+// queue depth. A server that answers 404 or 405 (no /metrics) or 401 or 403
+// (none for the gateway) has no metrics to give and is not
 // asked again while its deployments stay unchanged. State changes are logged
 // once, not at every round, and neither errors nor logs ever contain the
 // api_key or the api_base's query.

@@ -31,10 +31,12 @@ var wanted = [...]string{metricWaiting, metricRunning, metricKVCache, metricGPUC
 
 // result is the outcome of one scrape.
 type result struct {
-	at       time.Time // when the answer was read
-	metrics  metrics   // when the scrape succeeded
-	notFound bool      // the server answered 404
-	err      string    // why the scrape failed; "" when it succeeded
+	at      time.Time // when the answer was read
+	metrics metrics   // when the scrape succeeded
+	// noMetrics: the server has no /metrics for the gateway (404, 405) or
+	// refuses it (401, 403), so it is not asked again.
+	noMetrics bool
+	err       string // why the scrape failed; "" when it succeeded
 }
 
 // sample is one series of a wanted metric.
@@ -115,7 +117,10 @@ func (s *Scraper) fetch(ctx context.Context, g *group) result {
 		// Drain a little, so the connection can be reused.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		r := failed(fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode)))
-		r.notFound = resp.StatusCode == http.StatusNotFound
+		switch resp.StatusCode {
+		case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusUnauthorized, http.StatusForbidden:
+			r.noMetrics = true
+		}
 		return r
 	}
 	body := &io.LimitedReader{R: resp.Body, N: maxBody + 1}

@@ -131,7 +131,7 @@ type group struct {
 
 // Scrape runs one round now: it scrapes the servers of ds, at most 16 at a
 // time, and writes the result onto each deployment with SetBackendLoad.
-// Deployments whose server answered 404 before are skipped. ds is taken as
+// Deployments whose server answered 401, 403, 404 or 405 before are skipped. ds is taken as
 // the whole list: what is known about servers not in it is forgotten. When
 // ctx ends before the round does, nothing is written.
 func (s *Scraper) Scrape(ctx context.Context, ds []*deployment.Deployment) {
@@ -174,7 +174,7 @@ func (s *Scraper) groups(ds []*deployment.Deployment) []*group {
 	byTarget := map[target]*group{}
 	for _, d := range ds {
 		if l := d.BackendLoad(); l != nil && !l.Supported {
-			continue // answered 404: not asked again while d is listed
+			continue // no /metrics for us: not asked again while d is listed
 		}
 		base, err := url.Parse(d.APIBase)
 		if err != nil { // not reachable with a validated config
@@ -216,7 +216,7 @@ func (s *Scraper) apply(g *group, r result) {
 		return append([]any{"api_base", g.ds[0].PublicAPIBase(), "deployments", ids}, extra...)
 	}
 	switch {
-	case r.notFound:
+	case r.noMetrics:
 		for _, d := range g.ds {
 			d.SetBackendLoad(deployment.BackendLoad{
 				Supported:    false,
@@ -226,8 +226,8 @@ func (s *Scraper) apply(g *group, r result) {
 			})
 		}
 		delete(s.failing, g.target)
-		s.log.Info("scrape: server has no /metrics (404); its queue is not known, and it is not asked again",
-			attrs()...)
+		s.log.Info("scrape: server has no /metrics for the gateway; its queue is not known, and it is not asked again",
+			attrs("error", r.err)...)
 	case r.err != "":
 		for _, d := range g.ds {
 			fail(d, r.err)

@@ -406,6 +406,23 @@ func TestRequests(t *testing.T) {
 // TestNotFound checks that a server without /metrics is marked unsupported
 // and left alone, until its deployment is replaced.
 func TestNotFound(t *testing.T) {
+	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusMethodNotAllowed} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			b, srv := startBackend(t, "no")
+			b.set(status, "no")
+			d := dep{}.build(srv.URL + "/v1")
+			s := newScraper(newClock(), &logBuffer{})
+			for range 3 {
+				s.Scrape(t.Context(), []*deployment.Deployment{d})
+			}
+			if n := len(b.requests()); n != 1 {
+				t.Errorf("%d requests in 3 rounds; want 1", n)
+			}
+			if l := loaded(t, d); l.Supported {
+				t.Errorf("a server answering %d is taken as having metrics: %+v", status, l)
+			}
+		})
+	}
 	logs := &logBuffer{}
 	b, srv := startBackend(t, "404 page not found")
 	b.set(http.StatusNotFound, "404 page not found")
@@ -509,13 +526,6 @@ func TestFailures(t *testing.T) {
 				http.Error(w, echo(r), http.StatusInternalServerError)
 			},
 			err: "GET /metrics: 500 Internal Server Error",
-		},
-		{
-			name: "unauthorized",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				http.Error(w, echo(r), http.StatusUnauthorized)
-			},
-			err: "GET /metrics: 401 Unauthorized",
 		},
 		{
 			name: "unparseable answer echoing the request",
