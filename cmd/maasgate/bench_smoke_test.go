@@ -11,6 +11,7 @@ import (
 
 	"github.com/maasgate/maasgate/internal/bench"
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/testutil"
 )
 
 // TestBenchSmoke runs "maasgate bench" end to end at a low rate against the
@@ -22,7 +23,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	out := filepath.Join(t.TempDir(), "bench.json")
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.Buffer
 	code := run(context.Background(), []string{"bench",
 		"--gateway-bin", bin,
 		"--latency", "5ms", "--rate", "40", "--rates", "40", "--duration", "2s", "--rounds", "2",

@@ -6,12 +6,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/maasgate/maasgate/internal/testutil"
 )
 
 func TestHelpExplainsEveryFlag(t *testing.T) {
 	for _, c := range commands {
 		t.Run(c.name, func(t *testing.T) {
-			var out syncBuffer
+			var out testutil.Buffer
 			if code := run(context.Background(), []string{c.name, "--help"}, &out, &out); code != 0 {
 				t.Fatalf("%s --help exited %d", c.name, code)
 			}
@@ -29,7 +31,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 		})
 	}
 	for _, want := range []string{"-config", "-host", "-port", "-shutdown-grace", "env MAASGATE_PORT, PORT", "CONFIG_FILE_PATH"} {
-		var out syncBuffer
+		var out testutil.Buffer
 		run(context.Background(), []string{"serve", "--help"}, &out, &out)
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("serve --help lacks %q", want)
@@ -54,7 +56,7 @@ func TestUsageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			setEnv(t, nil)
-			var out syncBuffer
+			var out testutil.Buffer
 			if code := run(context.Background(), tt.args, &out, &out); code != tt.wantCode {
 				t.Errorf("exit %d, want %d", code, tt.wantCode)
 			}
@@ -80,7 +82,7 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out syncBuffer
+			var out testutil.Buffer
 			fs := newFlagSet("serve", "serve", &out)
 			var o serverOptions
 			o.bind(fs, "0.0.0.0")
@@ -94,7 +96,7 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 		})
 	}
 	t.Run("bad value names the variable", func(t *testing.T) {
-		var out syncBuffer
+		var out testutil.Buffer
 		fs := newFlagSet("serve", "serve", &out)
 		var o serverOptions
 		o.bind(fs, "0.0.0.0")
@@ -151,7 +153,7 @@ router_settings:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			setEnv(t, nil)
-			var out syncBuffer
+			var out testutil.Buffer
 			code := run(context.Background(), []string{"check", "--config", tt.path}, &out, &out)
 			if code != tt.wantCode {
 				t.Errorf("exit %d, want %d", code, tt.wantCode)
@@ -165,7 +167,7 @@ router_settings:
 	}
 	t.Run("serve refuses a bad config the same way", func(t *testing.T) {
 		setEnv(t, nil)
-		var out syncBuffer
+		var out testutil.Buffer
 		code := run(context.Background(), []string{"serve", "--config", bad, "--port", "0"}, &out, &out)
 		if code != 1 || !strings.Contains(out.String(), fmt.Sprintf("%s:6:12: model_list[0].litellm_params.rpm", bad)) {
 			t.Errorf("exit %d, output:\n%s", code, out.String())

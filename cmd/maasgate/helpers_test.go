@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,31 +15,13 @@ import (
 	"time"
 
 	"github.com/maasgate/maasgate/internal/mockllm"
+	"github.com/maasgate/maasgate/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in different
-// goroutines, for reading a running command's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // waitFor waits until re matches the output and returns the first submatch
 // (or the whole match). It fails the test after a generous bound: it waits
 // for an event, it does not assert how fast it happens.
-func waitFor(t testing.TB, out *syncBuffer, re string) string {
+func waitFor(t testing.TB, out *testutil.Buffer, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	deadline := time.Now().Add(30 * time.Second)
@@ -57,8 +38,8 @@ func waitFor(t testing.TB, out *syncBuffer, re string) string {
 // runningGateway is a maasgate started with run(), as the binary would be.
 type runningGateway struct {
 	url    string
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testutil.Buffer
+	stderr *testutil.Buffer
 	cancel context.CancelFunc // what SIGTERM does
 	code   chan int
 	once   sync.Once
@@ -85,7 +66,7 @@ func startGateway(t testing.TB, env map[string]string, args ...string) *runningG
 	t.Helper()
 	setEnv(t, env)
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &runningGateway{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, code: make(chan int, 1)}
+	g := &runningGateway{stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{}, cancel: cancel, code: make(chan int, 1)}
 	args = append(args, "--host", "127.0.0.1", "--port", "0")
 	if !slices.Contains(args, "--database-url") {
 		args = append(args, "--database-url", filepath.Join(t.TempDir(), "maasgate.db"))

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/maasgate/maasgate/internal/mockllm"
+	"github.com/maasgate/maasgate/internal/testutil"
 )
 
 // buildBinary builds maasgate once per test binary run.
@@ -29,11 +30,11 @@ func buildBinary(t *testing.T) string {
 
 // startBinary runs the built gateway as a real process and waits until it
 // listens.
-func startBinary(t *testing.T, bin string, args ...string) (*exec.Cmd, *syncBuffer, string) {
+func startBinary(t *testing.T, bin string, args ...string) (*exec.Cmd, *testutil.Buffer, string) {
 	t.Helper()
 	cmd := exec.Command(bin, append(args, "--host", "127.0.0.1", "--port", "0", "--database-url", filepath.Join(t.TempDir(), "maasgate.db"))...)
 	cmd.Env = append(os.Environ(), "LITELLM_MASTER_KEY="+testKey)
-	var stderr syncBuffer
+	var stderr testutil.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdout = io.Discard
 	if err := cmd.Start(); err != nil {

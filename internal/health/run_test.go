@@ -1,7 +1,6 @@
 package health_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/health"
 	"github.com/maasgate/maasgate/internal/mockllm"
+	"github.com/maasgate/maasgate/internal/testutil"
 )
 
 const interval = 20 * time.Millisecond
@@ -29,24 +29,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// logBuffer collects log output written from other goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startRun runs p over ds in the background and returns a function that
@@ -82,7 +64,7 @@ func available(d *deployment.Deployment) bool {
 func TestRunFollowsBackend(t *testing.T) {
 	mock := startMock(t, mockllm.Config{})
 	d := dep{id: "gpu1"}.build(mock.URL() + "/v1")
-	logs := &logBuffer{}
+	logs := &testutil.Buffer{}
 	var probed atomic.Int64 // probes run, through Options.Observe
 	p := health.New(health.Options{
 		Client:  &http.Client{},
@@ -155,7 +137,7 @@ func TestRunWarnsOnlyForEmptyGroups(t *testing.T) {
 		dep{id: "a2", group: "alpha"}.build(down.URL() + "/v1"),
 		dep{id: "b1", group: "beta"}.build(down.URL() + "/v1"),
 	}
-	logs := &logBuffer{}
+	logs := &testutil.Buffer{}
 	var probed atomic.Int64
 	p := health.New(health.Options{Client: &http.Client{}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		Observe: func(health.Result) { probed.Add(1) }})

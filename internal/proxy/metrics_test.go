@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/router"
+	"github.com/maasgate/maasgate/internal/testutil"
 )
 
 // TestMetricsOfFailures: a client that leaves before the answer is counted
@@ -124,7 +124,7 @@ func TestNoClientTextInLogsOrLabels(t *testing.T) {
 		config.RouterSettings{Fallbacks: []config.Fallback{{From: "a", To: []string{"b"}}}, MaxFallbacks: 5}, nil)
 	reg := prometheus.NewRegistry()
 	m := metrics.New(metrics.Options{Registry: reg, Deployments: rt.Deployments})
-	var logs syncLog
+	var logs testutil.Buffer
 	tr := NewTransport()
 	t.Cleanup(tr.CloseIdleConnections)
 	p := New(Options{Router: rt, Transport: tr, Version: "test", Metrics: m, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
@@ -172,24 +172,6 @@ func TestNoClientTextInLogsOrLabels(t *testing.T) {
 	if strings.Contains(out, strings.Repeat("x", 1100)) {
 		t.Errorf("a 2000-byte model name was logged whole") // the model field keeps 256 bytes, the error 1 KiB
 	}
-}
-
-// syncLog is a log destination read while the server writes to it.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func grep(text, s string) string {

@@ -1,42 +1,23 @@
 package router
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/testutil"
 )
-
-// lockedBuffer is a log destination safe for the logging goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestCooldownLoggedOncePerTransition: a burst of failures from requests
 // already in flight logs one cooldown, and its end is logged once, within
 // Watch's interval, with no traffic needed to notice it.
 func TestCooldownLoggedOncePerTransition(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var logs lockedBuffer
+		var logs testutil.Buffer
 		settings := config.DefaultRouterSettings() // cooldown_time 5s
 		r := New([]config.Model{model("g", "a"), model("g", "b")}, settings, slog.New(slog.NewTextHandler(&logs, nil)))
 		d, _ := r.Deployment("a")
@@ -86,7 +67,7 @@ func TestCooldownLoggedOncePerTransition(t *testing.T) {
 // ticks of Watch still has its end logged, once.
 func TestShortCooldownEndLogged(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var logs lockedBuffer
+		var logs testutil.Buffer
 		r := New([]config.Model{model("g", "a"), model("g", "b")}, config.DefaultRouterSettings(), slog.New(slog.NewTextHandler(&logs, nil)))
 		d, _ := r.Deployment("a")
 		ctx, cancel := context.WithCancel(t.Context())

@@ -1,7 +1,6 @@
 package scrape_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/mockllm"
 	"github.com/maasgate/maasgate/internal/scrape"
+	"github.com/maasgate/maasgate/internal/testutil"
 )
 
 const (
@@ -151,27 +151,9 @@ func (c *clock) advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// logBuffer collects log output written from other goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newScraper returns a scraper on c's clock that logs to logs (either may
 // be nil).
-func newScraper(c *clock, logs *logBuffer) *scrape.Scraper {
+func newScraper(c *clock, logs *testutil.Buffer) *scrape.Scraper {
 	o := scrape.Options{Client: &http.Client{}, Interval: interval}
 	if c != nil {
 		o.Now = c.Now
@@ -411,7 +393,7 @@ func TestNotFound(t *testing.T) {
 			b, srv := startBackend(t, "no")
 			b.set(status, "no")
 			d := dep{}.build(srv.URL + "/v1")
-			s := newScraper(newClock(), &logBuffer{})
+			s := newScraper(newClock(), &testutil.Buffer{})
 			for range 3 {
 				s.Scrape(t.Context(), []*deployment.Deployment{d})
 			}
@@ -423,7 +405,7 @@ func TestNotFound(t *testing.T) {
 			}
 		})
 	}
-	logs := &logBuffer{}
+	logs := &testutil.Buffer{}
 	b, srv := startBackend(t, "404 page not found")
 	b.set(http.StatusNotFound, "404 page not found")
 	d := dep{}.build(srv.URL + "/v1")
@@ -569,7 +551,7 @@ func TestFailures(t *testing.T) {
 				t.Cleanup(srv.Close)
 				base = srv.URL
 			}
-			logs := &logBuffer{}
+			logs := &testutil.Buffer{}
 			s := scrape.New(scrape.Options{
 				Client:   &http.Client{},
 				Interval: 100 * time.Millisecond,
@@ -608,7 +590,7 @@ func TestFailures(t *testing.T) {
 func TestLogTransitions(t *testing.T) {
 	b, srv := startBackend(t, exposition)
 	d := dep{}.build(srv.URL + "/v1")
-	logs := &logBuffer{}
+	logs := &testutil.Buffer{}
 	s := newScraper(newClock(), logs)
 	round := func(status int, ds ...*deployment.Deployment) {
 		b.set(status, exposition)
