@@ -318,8 +318,19 @@ general_settings:
 	if code != 200 || total["requests"] != float64(len(script)) || total["errors"] != float64(1) {
 		t.Errorf("GET /traffic: %d, total %v, want %d requests and 1 error", code, total, len(script))
 	}
-	if got := fmt.Sprint(traffic["deployments"]); got != "[map[model_id:qwen-a requests:4 share:0.8] map[model_id:dead-1 requests:1 share:0.2]]" {
-		t.Errorf("GET /traffic deployments: %s", got)
+	// Per deployment it counts attempts: the broken backend's 500 was
+	// retried on qwen-a by the fallback.
+	var shares []string
+	for _, d := range traffic["deployments"].([]any) {
+		d := d.(map[string]any)
+		shares = append(shares, fmt.Sprintf("%s %v/%v failed, share %.3f", d["model_id"], d["errors"], d["requests"], d["share"]))
+		lat, timed := d["mean_latency_seconds"].(float64)
+		if ok := d["errors"] == d["requests"]; ok == timed || timed && (lat <= 0 || lat > 5) {
+			t.Errorf("GET /traffic: %s mean latency %v (only successes are timed)", d["model_id"], d["mean_latency_seconds"])
+		}
+	}
+	if got, want := strings.Join(shares, "; "), "qwen-a 0/4 failed, share 0.667; broken-1 1/1 failed, share 0.167; dead-1 1/1 failed, share 0.167"; got != want {
+		t.Errorf("GET /traffic deployments:\n got %s\nwant %s", got, want)
 	}
 	if code, out := adminCall(t, "GET", g.url+"/traffic?window=soon", ""); code != 400 || !strings.Contains(errMessage(out), "window") {
 		t.Errorf("GET /traffic?window=soon: %d %v, want 400 naming window", code, out)

@@ -248,6 +248,7 @@ func (m *Metrics) Attempt(d *deployment.Deployment, o router.Outcome, cooled boo
 	if m == nil || o.Class == router.Cancelled {
 		return
 	}
+	m.traffic.attempt(d.ID, o.Class == router.Success, o.Class != router.Success && !clientSide(o.Class), o.Latency)
 	s := m.attemptSeriesOf(d)
 	s.total.Inc()
 	if o.Class == router.Success {
@@ -274,6 +275,12 @@ func (m *Metrics) Attempt(d *deployment.Deployment, o router.Outcome, cooled boo
 		}
 		c.(prometheus.Counter).Inc()
 	}
+}
+
+// clientSide reports whether a failure is the client's own mistake or
+// departure: the traffic view does not count it as an error.
+func clientSide(c router.Class) bool {
+	return c == router.ClientError || c == router.Cancelled || c == router.ContextWindow || c == router.ContentPolicy
 }
 
 // Call is what the metrics need of one finished client request.
@@ -363,15 +370,7 @@ func (m *Metrics) Finish(c *Call) {
 	}
 	m.inFlight.Dec()
 	ok := c.Status >= 200 && c.Status <= 299 && c.Class == router.Success
-	id := ""
-	if c.D != nil {
-		id = c.D.ID
-	}
-	// The traffic view's errors are the gateway's and the deployments':
-	// a client's own mistake or departure is not one.
-	clientSide := c.Class == router.ClientError || c.Class == router.Cancelled ||
-		c.Class == router.ContextWindow || c.Class == router.ContentPolicy
-	m.traffic.record(id, !ok && !clientSide, c.Total)
+	m.traffic.record(!ok && !clientSide(c.Class), c.Total)
 	if ok && c.D != nil {
 		s := m.callSeriesOf(callKey{route: c.Route, group: c.Group, status: c.Status, stream: c.Stream, d: c.D})
 		s.total.Inc()

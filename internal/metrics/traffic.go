@@ -51,10 +51,14 @@ type trafficBucket struct {
 	latency  []atomic.Int64 // by latencyBounds, then one for larger
 }
 
-// depRing counts one deployment's requests per step.
+// depRing counts one deployment's attempts per step: how many, how many
+// failed, and their summed latency.
 type depRing struct {
-	steps  [trafficSteps]atomic.Int64
-	counts [trafficSteps]atomic.Int64
+	steps   [trafficSteps]atomic.Int64
+	counts  [trafficSteps]atomic.Int64
+	errors  [trafficSteps]atomic.Int64
+	ok      [trafficSteps]atomic.Int64
+	latency [trafficSteps]atomic.Int64 // of the successful ones, in nanoseconds
 }
 
 func newTraffic(now func() time.Time) *Traffic {
@@ -87,31 +91,43 @@ func (t *Traffic) bucket(step int64) *trafficBucket {
 	return b
 }
 
-// record counts one finished request.
-func (t *Traffic) record(deploymentID string, failed bool, latency time.Duration) {
-	step := stepOf(t.now())
-	b := t.bucket(step)
+// record counts one finished client request.
+func (t *Traffic) record(failed bool, latency time.Duration) {
+	b := t.bucket(stepOf(t.now()))
 	b.requests.Add(1)
 	if failed {
 		b.errors.Add(1)
 	}
 	i, _ := slices.BinarySearch(latencyBounds, latency.Seconds())
 	b.latency[i].Add(1)
-	if deploymentID == "" {
-		return
-	}
-	r, ok := t.deps.Load(deploymentID)
+}
+
+// attempt counts one attempt on the deployment id: failed says it counts
+// as an error, succeeded that it succeeded (only then latency counts).
+func (t *Traffic) attempt(id string, succeeded, failed bool, latency time.Duration) {
+	step := stepOf(t.now())
+	r, ok := t.deps.Load(id)
 	if !ok {
-		r, _ = t.deps.LoadOrStore(deploymentID, &depRing{})
+		r, _ = t.deps.LoadOrStore(id, &depRing{})
 	}
 	ring := r.(*depRing)
 	k := step % trafficSteps
 	if ring.steps[k].Load() != step {
-		// A lost race here only miscounts a request at the step's start.
+		// A lost race here only miscounts an attempt at the step's start.
 		ring.counts[k].Store(0)
+		ring.errors[k].Store(0)
+		ring.ok[k].Store(0)
+		ring.latency[k].Store(0)
 		ring.steps[k].Store(step)
 	}
 	ring.counts[k].Add(1)
+	if failed {
+		ring.errors[k].Add(1)
+	}
+	if succeeded {
+		ring.ok[k].Add(1)
+		ring.latency[k].Add(int64(latency))
+	}
 }
 
 // stale reports whether ring counted nothing in the last TrafficWindow.
@@ -137,11 +153,18 @@ type TrafficPoint struct {
 	P99 *float64 `json:"p99_seconds"`
 }
 
-// DeploymentShare is one deployment's part of the traffic in the window.
+// DeploymentShare is one deployment's part of the traffic in the window,
+// counted in attempts (a retried request counts on each deployment tried).
 type DeploymentShare struct {
-	ID       string  `json:"model_id"`
-	Requests int64   `json:"requests"`
-	Share    float64 `json:"share"`
+	ID        string  `json:"model_id"`
+	Requests  int64   `json:"requests"`
+	Share     float64 `json:"share"`
+	Errors    int64   `json:"errors"`
+	ErrorRate float64 `json:"error_rate"`
+	// MeanLatency is the successful attempts' mean time from sending to
+	// the answer (to the first chunk for streams), in seconds; null
+	// without one.
+	MeanLatency *float64 `json:"mean_latency_seconds"`
 }
 
 // TrafficReport is the traffic of the last Window, oldest step first.
@@ -198,15 +221,24 @@ func (t *Traffic) Report(window time.Duration) TrafficReport {
 	var counted int64
 	t.deps.Range(func(k, v any) bool {
 		ring := v.(*depRing)
-		var c int64
+		d := DeploymentShare{ID: k.(string)}
+		var ok, latency int64
 		for s := now - n + 1; s <= now; s++ {
-			if ring.steps[s%trafficSteps].Load() == s {
-				c += ring.counts[s%trafficSteps].Load()
+			if i := s % trafficSteps; ring.steps[i].Load() == s {
+				d.Requests += ring.counts[i].Load()
+				d.Errors += ring.errors[i].Load()
+				ok += ring.ok[i].Load()
+				latency += ring.latency[i].Load()
 			}
 		}
-		if c > 0 {
-			rep.Deployments = append(rep.Deployments, DeploymentShare{ID: k.(string), Requests: c})
-			counted += c
+		if d.Requests > 0 {
+			d.ErrorRate = float64(d.Errors) / float64(d.Requests)
+			if ok > 0 {
+				mean := time.Duration(latency / ok).Seconds()
+				d.MeanLatency = &mean
+			}
+			rep.Deployments = append(rep.Deployments, d)
+			counted += d.Requests
 		} else if stale(ring, now) {
 			t.deps.Delete(k) // a deployment gone quiet for the whole window, or removed
 		}

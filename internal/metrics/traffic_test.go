@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestTraffic(t *testing.T) {
@@ -22,12 +23,14 @@ func TestTraffic(t *testing.T) {
 		if i >= 90 {
 			lat, failed = 2*time.Second, true
 		}
-		tr.record(id, failed, lat)
+		tr.record(failed, lat)
+		tr.attempt(id, !failed, failed, lat)
 	}
 	now = start.Add(TrafficStep) // step 2: nothing
 	now = now.Add(TrafficStep)   // step 3: 5 requests, half-way through
 	for range 5 {
-		tr.record("b", false, 100*time.Millisecond)
+		tr.record(false, 100*time.Millisecond)
+		tr.attempt("b", true, false, 100*time.Millisecond)
 	}
 	now = now.Add(TrafficStep / 2)
 
@@ -52,20 +55,28 @@ func TestTraffic(t *testing.T) {
 	if rep.Total.Requests != 105 || rep.Total.Errors != 10 {
 		t.Errorf("total %+v", rep.Total)
 	}
-	want := []DeploymentShare{{"a", 75, 75.0 / 105}, {"b", 30, 30.0 / 105}}
-	if diff := cmp.Diff(want, rep.Deployments); diff != "" {
+	// a: 75 attempts, 8 of them failed, 67 succeeded in 10 ms; b: 23 in
+	// 10 ms, 2 failed and 5 in 100 ms. Failures have no latency.
+	want := []DeploymentShare{
+		{ID: "a", Requests: 75, Share: 75.0 / 105, Errors: 8, ErrorRate: 8.0 / 75, MeanLatency: ptr(0.010)},
+		{ID: "b", Requests: 30, Share: 30.0 / 105, Errors: 2, ErrorRate: 2.0 / 30, MeanLatency: ptr((23*0.010 + 5*0.100) / 28)},
+	}
+	if diff := cmp.Diff(want, rep.Deployments, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
 		t.Errorf("shares (-want +got):\n%s", diff)
 	}
 
 	// A window later, the old steps are forgotten, not counted again when
 	// their buckets are reused.
 	now = now.Add(TrafficWindow)
-	tr.record("c", false, time.Millisecond)
+	tr.record(false, time.Millisecond)
+	tr.attempt("c", true, false, time.Millisecond)
 	rep = tr.Report(TrafficWindow)
 	if rep.Total.Requests != 1 || len(rep.Points) != trafficSteps {
 		t.Errorf("after a window: total %d over %d points, want 1 over %d", rep.Total.Requests, len(rep.Points), trafficSteps)
 	}
-	if diff := cmp.Diff([]DeploymentShare{{"c", 1, 1}}, rep.Deployments); diff != "" {
+	if diff := cmp.Diff([]DeploymentShare{{ID: "c", Requests: 1, Share: 1, MeanLatency: ptr(0.001)}}, rep.Deployments); diff != "" {
 		t.Errorf("shares after a window (-want +got):\n%s", diff)
 	}
 }
+
+func ptr(f float64) *float64 { return &f }
