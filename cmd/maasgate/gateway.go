@@ -27,6 +27,7 @@ import (
 	"github.com/maasgate/maasgate/internal/scrape"
 	"github.com/maasgate/maasgate/internal/store"
 	"github.com/maasgate/maasgate/internal/tracing"
+	"github.com/maasgate/maasgate/internal/webui"
 )
 
 // gateway is the wired process: its handler, its background work and what
@@ -181,6 +182,9 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	}
 	metricsMux.Handle("GET /metrics", mtr.Handler())
 	metricsMux.Handle("GET /metrics/", mtr.Handler())
+	// The UI's files are public and hold no data; everything it shows
+	// comes from the admin API above, with the master key.
+	webui.Register(mux)
 	mux.Handle("/", authn.Wrap(api))
 
 	scrapeTransport := proxy.NewTransport()
