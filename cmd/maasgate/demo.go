@@ -113,7 +113,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func demoHelp(base, key string, backends []any) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nmaasgate demo: gateway at %s, master key %s\n", base, key)
-	fmt.Fprintf(&b, "simulated GPU servers: gpu-a %s, gpu-b %s (qwen3-14b), gpu-c %s (qwen3-7b, granite-embedding)\n\n", backends...)
+	fmt.Fprintf(&b, "simulated GPU servers: gpu-a %s, gpu-b %s (qwen3-14b), gpu-c %s (qwen3-7b, granite-embedding)\n", backends...)
+	fmt.Fprintf(&b, "admin UI: %s/ui/ (log in with the master key)\n\n", base)
 	auth := fmt.Sprintf("-H 'Authorization: Bearer %s'", key)
 	fmt.Fprintf(&b, "Try:\n")
 	fmt.Fprintf(&b, "  curl -s %s/v1/models %s\n", base, auth)

@@ -334,6 +334,28 @@ general_settings:
 	u.fitsWidth("traffic")
 	u.screenshot("traffic")
 
+	// Edit the database model: the form starts from its values, with the
+	// api_key left out; a changed field is saved, the rest kept.
+	u.do("open Models and edit qwen-c", chromedp.Click(chromedp.CSS(`#nav a[href="#/models"]`)),
+		chromedp.Click(chromedp.CSS(`button[aria-label="Edit qwen-c"]`)), chromedp.WaitVisible(chromedp.CSS("#model-form")))
+	if v := evalJS[string](u, `document.querySelector('#f-litellm-params-api-base').value + ' key=' + document.querySelector('#f-litellm-params-api-key').value`); v != gpuC.URL()+"/v1 key=" {
+		t.Errorf("the edit form starts with %q", v)
+	}
+	u.do("change the weight", clearInput("#f-litellm-params-weight"), chromedp.SendKeys(chromedp.CSS("#f-litellm-params-weight"), "3"),
+		chromedp.Click(chromedp.CSS("#model-form button[type=submit]")))
+	u.waitJS("saved", `document.querySelector('#models-status').textContent === 'Saved deployment qwen-c.'`, 5*time.Second)
+	_, edited := adminCall(t, "GET", g.url+"/model/info?litellm_model_id=qwen-c", "")
+	if got := fmt.Sprint(edited["data"]); !strings.Contains(got, "weight:3") || !strings.Contains(got, "api_base:"+gpuC.URL()+"/v1") {
+		t.Errorf("after the edit: %s", got)
+	}
+	// Delete it, after a confirmation in the row.
+	u.do("delete qwen-c", chromedp.Click(chromedp.CSS(`button[aria-label="Delete qwen-c"]`)),
+		chromedp.Click(chromedp.CSS(`#models tr[data-id="qwen-c"] button.danger`)))
+	u.waitJS("the deleted deployment is gone", `document.querySelector('#models tr[data-id="qwen-c"]') === null && document.querySelector('#models-status').textContent === 'Deleted deployment qwen-c.'`, 5*time.Second)
+	if code, _ := adminCall(t, "GET", g.url+"/model/info?litellm_model_id=qwen-c", ""); code != http.StatusNotFound {
+		t.Errorf("GET /model/info?litellm_model_id=qwen-c after deleting it in the UI: %d, want 404", code)
+	}
+
 	// Log out: the page forgets the key; the API refuses it without one
 	// and the pages lead back to the login form.
 	u.do("log out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#master-key")))
@@ -345,7 +367,8 @@ general_settings:
 		t.Error("the Models page shows without logging in")
 	}
 
-	// The settings changed in the UI survive a restart.
+	// The settings changed in the UI survive a restart, and the deleted
+	// deployment stays deleted.
 	stopTraffic()
 	wg.Wait()
 	if code := g.stop(t); code != 0 {
@@ -353,8 +376,7 @@ general_settings:
 	}
 	g2 := startGateway(t, env, "serve", "--config", cfg, "--database-url", db)
 	checkSettings("after a restart", g2.url)
-	code, info := adminCall(t, "GET", g2.url+"/model/info?litellm_model_id=qwen-c", "")
-	if code != http.StatusOK {
-		t.Errorf("after a restart the deployment added in the UI is gone: %d %v", code, info)
+	if code, _ := adminCall(t, "GET", g2.url+"/model/info?litellm_model_id=qwen-c", ""); code != http.StatusNotFound {
+		t.Errorf("after a restart GET /model/info?litellm_model_id=qwen-c: %d, want 404", code)
 	}
 }
