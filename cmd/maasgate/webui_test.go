@@ -51,9 +51,11 @@ func newBrowser(t *testing.T) context.Context {
 	t.Cleanup(func() { cancelTab(); cancelAlloc() })
 	// The first run starts the browser; its context has no timeout (that
 	// would stop the browser), each later action has its own.
+	hung := time.AfterFunc(time.Minute, cancelTab)
 	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
+		t.Fatalf("start chromium (a minute at most): %v", err)
 	}
+	hung.Stop()
 	return ctx
 }
 
@@ -108,13 +110,23 @@ func (u *ui) text(sel string) string {
 	return s
 }
 
-// fitsWidth checks the page has no horizontal scrolling at the window's
-// 1280 px.
-func (u *ui) fitsWidth(page string) {
+// checkPage checks what a keyboard or screen-reader user and a 1280 px
+// window need: every form control has a label, and nothing scrolls
+// sideways.
+func (u *ui) checkPage(page string) {
 	u.t.Helper()
 	widths := evalJS[[]int](u, `[document.documentElement.scrollWidth, document.documentElement.clientWidth]`)
 	if widths[0] > widths[1] {
 		u.t.Errorf("%s page scrolls sideways at 1280 px: content %d px wide, window %d px", page, widths[0], widths[1])
+	}
+	if over := evalJS[[]string](u, `[...document.querySelectorAll('.card')].filter(c => c.scrollWidth > c.clientWidth + 1).map(c => c.id || c.className)`); len(over) > 0 {
+		u.t.Errorf("%s page: content sticks out of %v", page, over)
+	}
+	unlabelled := evalJS[[]string](u, `[...document.querySelectorAll('input, select, textarea, button')]
+		.filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby') && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+		.map(e => e.outerHTML)`)
+	if len(unlabelled) > 0 {
+		u.t.Errorf("%s page has controls without a label: %v", page, unlabelled)
 	}
 }
 
@@ -151,7 +163,7 @@ func TestAdminUI(t *testing.T) {
 	ctx := newBrowser(t)
 	gpuA := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b"}})
 	gpuB := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
-	gpuC := startMock(t, mockllm.Config{Name: "gpu-c", Models: []string{"qwen3-14b"}})
+	gpuC := startMock(t, mockllm.Config{Name: "gpu-c", Models: []string{"qwen3-14b"}, APIKey: "sk-gpu-c"})
 	cfg := writeConfig(t, fmt.Sprintf(`model_list:
   - model_name: qwen3-14b
     litellm_params: {model: openai/qwen3-14b, api_base: %s/v1, api_key: sk-upstream-secret}
@@ -206,8 +218,8 @@ general_settings:
 		t.Errorf("/ led to %s, want /ui/", loc)
 	}
 	u.do("log in with a wrong key", chromedp.SendKeys(chromedp.CSS("#master-key"), "sk-wrong"), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
-	u.waitJS("a wrong key is refused", `document.querySelector('#login-status').textContent.includes('That key was refused')`, 5*time.Second)
-	u.fitsWidth("login")
+	u.waitJS("a wrong key is refused", `document.querySelector('#login-status')?.textContent.includes('That key was refused')`, 5*time.Second)
+	u.checkPage("login")
 	u.screenshot("login")
 
 	// Log in: both qwen3-14b deployments are healthy, from the config file.
@@ -223,27 +235,28 @@ general_settings:
 		t.Errorf("the Models page shows a key:\n%s", models)
 	}
 	// The backends' vLLM metrics arrive with the next scrape.
-	u.waitJS("queue depth and KV cache shown", `document.querySelector('#models tr[data-id="qwen-a"]').textContent.includes('waiting')`, 10*time.Second)
+	u.waitJS("queue depth and KV cache shown", `document.querySelector('#models tr[data-id="qwen-a"]')?.textContent.includes('waiting')`, 10*time.Second)
 
 	// Add a third deployment through the form. A missing required field
 	// is named next to it; the gateway's own validation too.
 	u.do("open the add form", chromedp.Click(chromedp.CSS("#add-model")), chromedp.WaitVisible(chromedp.CSS("#model-form")))
 	u.do("submit an empty form", chromedp.Click(chromedp.CSS("#model-form button[type=submit]")))
-	u.waitJS("the missing group name is named", `document.querySelector('#f-model-name-err').textContent === 'Model group name is required.'`, 5*time.Second)
+	u.waitJS("the missing group name is named", `document.querySelector('#f-model-name-err')?.textContent === 'Model group name is required.'`, 5*time.Second)
 	u.do("fill the form with a bad timeout",
 		chromedp.SendKeys(chromedp.CSS("#f-model-name"), "qwen3-14b"),
 		chromedp.SendKeys(chromedp.CSS("#f-litellm-params-model"), "openai/qwen3-14b"),
 		chromedp.SendKeys(chromedp.CSS("#f-litellm-params-api-base"), "ftp://gpu-c/v1"),
 		chromedp.SendKeys(chromedp.CSS("#f-model-info-id"), "qwen-c"),
 		chromedp.Click(chromedp.CSS("#model-form button[type=submit]")))
-	u.waitJS("the gateway's validation error shown at the field", `!document.querySelector('#f-litellm-params-api-base-err').hidden`, 5*time.Second)
+	u.waitJS("the gateway's validation error shown at the field", `!document.querySelector('#f-litellm-params-api-base-err')?.hidden`, 5*time.Second)
 	t.Logf("api_base error shown: %q", u.text("#f-litellm-params-api-base-err"))
 	u.screenshot("models-add")
 	u.do("fix the api_base and add",
 		clearInput("#f-litellm-params-api-base"),
 		chromedp.SendKeys(chromedp.CSS("#f-litellm-params-api-base"), gpuC.URL()+"/v1"),
+		chromedp.SendKeys(chromedp.CSS("#f-litellm-params-api-key"), "sk-gpu-c"),
 		chromedp.Click(chromedp.CSS("#model-form button[type=submit]")))
-	u.waitJS("the new deployment appears, from the database", `(document.querySelector('#models tr[data-id="qwen-c"]') || {textContent: ''}).textContent.includes('database')`, 10*time.Second)
+	u.waitJS("the new deployment appears, from the database", `document.querySelector('#models tr[data-id="qwen-c"]')?.textContent.includes('database')`, 10*time.Second)
 	if s := u.text("#models-status"); !strings.Contains(s, "Added") {
 		t.Errorf("after adding: status %q", s)
 	}
@@ -255,7 +268,7 @@ general_settings:
 	if gpuC.Stats().Completed == 0 {
 		t.Fatal("the deployment added in the UI got no request")
 	}
-	u.waitJS("the new deployment's row counts its requests", `/% of [1-9]/.test(document.querySelector('#models tr[data-id="qwen-c"]').textContent)`, 10*time.Second)
+	u.waitJS("the new deployment's row counts its requests", `/% of [1-9]/.test(document.querySelector('#models tr[data-id="qwen-c"]')?.textContent)`, 10*time.Second)
 
 	// A backend dies: its row turns to cooling down (or unhealthy) within
 	// seconds, while the others carry the traffic.
@@ -267,8 +280,8 @@ general_settings:
 	// A backend that answers errors is cooled down by the router: its row
 	// says so, with the seconds left.
 	gpuA.SetFaults(mockllm.Faults{ErrorRate: 1, ErrorStatus: 503})
-	u.waitJS("the failing backend is shown cooling down", rowState("qwen-a")+` === 'Cooling down' && /\d+ s left/.test(document.querySelector('#models tr[data-id="qwen-a"] .state-cell').textContent)`, 10*time.Second)
-	u.fitsWidth("models")
+	u.waitJS("the failing backend is shown cooling down", rowState("qwen-a")+` === 'Cooling down' && /\d+ s left/.test(document.querySelector('#models tr[data-id="qwen-a"] .state-cell')?.textContent)`, 10*time.Second)
+	u.checkPage("models")
 	u.screenshot("models")
 
 	// Edit and delete work on the database model, not on config ones.
@@ -279,14 +292,15 @@ general_settings:
 
 	// Health page: a check of qwen3-14b names the dead backend and why.
 	u.do("open Health", chromedp.Click(chromedp.CSS(`#nav a[href="#/health"]`)), chromedp.WaitVisible(chromedp.CSS("#run-health")))
-	u.do("check qwen3-14b", chromedp.SetValue(chromedp.CSS("#health-model"), "qwen3-14b"), chromedp.Click(chromedp.CSS("#run-health")))
-	u.waitJS("health results", `document.querySelector('#health-results').textContent.includes('Unhealthy endpoints (1)')`, 15*time.Second)
+	u.do("check qwen3-14b", chromedp.WaitReady(chromedp.CSS(`#health-model option[value="qwen3-14b"]`)),
+		chromedp.SetValue(chromedp.CSS("#health-model"), "qwen3-14b"), chromedp.Click(chromedp.CSS("#run-health")))
+	u.waitJS("health results", `document.querySelector('#health-results')?.textContent.includes('Unhealthy endpoints (1)')`, 15*time.Second)
 	res := u.text("#health-results")
-	if !strings.Contains(res, "Healthy endpoints (2)") || !strings.Contains(res, "qwen-b") {
+	if !strings.Contains(res, "Healthy endpoints (2)") || !strings.Contains(res, "qwen-b") || !strings.Contains(u.text("#main"), "in qwen3-14b") {
 		t.Errorf("health results:\n%s", res)
 	}
-	u.waitJS("background check results listed", `/Unhealthy/.test(document.querySelector('#health-latest tr[data-id="qwen-b"]').textContent)`, 5*time.Second)
-	u.fitsWidth("health")
+	u.waitJS("background check results listed", `/Unhealthy/.test(document.querySelector('#health-latest tr[data-id="qwen-b"]')?.textContent)`, 5*time.Second)
+	u.checkPage("health")
 	u.screenshot("health")
 
 	// Router Settings: every field, with its description and default.
@@ -300,17 +314,23 @@ general_settings:
 		t.Errorf("the routing strategy choice lacks the strategies' descriptions:\n%s", s)
 	}
 	// A bad value is refused next to its field, nothing is saved.
-	u.do("enter a bad number", clearInput("#f-num-retries"), chromedp.SendKeys(chromedp.CSS("#f-num-retries"), "1.5"), chromedp.Click(chromedp.CSS("#save-settings")))
-	u.waitJS("the bad number is named", `document.querySelector('#f-num-retries-err').textContent.includes('whole number')`, 5*time.Second)
+	// Half-typed numbers ("1e" is not one) are refused too, not taken as
+	// empty (which would mean "back to the config file's value").
+	u.do("enter bad numbers", clearInput("#f-num-retries"), chromedp.SendKeys(chromedp.CSS("#f-num-retries"), "1.5"),
+		clearInput("#f-timeout"), chromedp.SendKeys(chromedp.CSS("#f-timeout"), "1e"), chromedp.Click(chromedp.CSS("#save-settings")))
+	u.waitJS("the bad numbers are named", `document.querySelector('#f-num-retries-err')?.textContent === 'Enter a whole number of 0 or more.' &&
+		document.querySelector('#f-timeout-err')?.textContent === 'Enter a number of 0 or more.' &&
+		document.querySelector('#f-timeout').getAttribute('aria-invalid') === 'true'`, 5*time.Second)
+	u.do("fix the timeout", clearInput("#f-timeout"), chromedp.SendKeys(chromedp.CSS("#f-timeout"), "600"))
 	u.do("change the strategy, retries and a fallback",
 		chromedp.Click(chromedp.CSS(`input[name="routing_strategy"][value="least-busy"]`)),
 		clearInput("#f-num-retries"), chromedp.SendKeys(chromedp.CSS("#f-num-retries"), "4"),
-		chromedp.Click(chromedp.CSS(`[data-field="fallbacks"] button.secondary:last-child`)),
+		chromedp.Click(chromedp.CSS("#f-fallbacks-add")),
 		chromedp.SendKeys(chromedp.CSS("#f-fallbacks-0-from"), "qwen3-14b"),
 		chromedp.SendKeys(chromedp.CSS("#f-fallbacks-0-to"), "qwen3-7b, granite"),
 		chromedp.Click(chromedp.CSS("#save-settings")))
-	u.waitJS("saved", `document.querySelector('#settings-status').textContent.startsWith('Saved')`, 5*time.Second)
-	want := map[string]string{"routing_strategy": "least-busy", "num_retries": "4", "fallbacks": "[map[qwen3-14b:[qwen3-7b granite]]]"}
+	u.waitJS("saved", `document.querySelector('#settings-status')?.textContent.startsWith('Saved')`, 5*time.Second)
+	want := map[string]string{"routing_strategy": "least-busy", "num_retries": "4", "timeout": "600", "fallbacks": "[map[qwen3-14b:[qwen3-7b granite]]]"}
 	checkSettings := func(when, url string) {
 		t.Helper()
 		code, got := adminCall(t, "GET", url+"/router/settings", "")
@@ -322,7 +342,16 @@ general_settings:
 		}
 	}
 	checkSettings("after saving in the UI", g.url)
-	u.fitsWidth("settings")
+	// One setting back to the config file's value (it sets no timeout: the
+	// default, 6000 s).
+	u.do("reset the timeout", chromedp.Click(chromedp.CSS(`button[aria-label="Use the config file's value for Timeout"]`)))
+	u.waitJS("reset", `document.querySelector('#settings-status')?.textContent === "Timeout uses the config file's value again." && document.querySelector('#f-timeout').value === '6000'`, 5*time.Second)
+	delete(want, "timeout")
+	if _, got := adminCall(t, "GET", g.url+"/router/settings", ""); fmt.Sprint(got["current_values"].(map[string]any)["timeout"]) != "6000" {
+		t.Errorf("after the reset, timeout = %v, want the default 6000", got["current_values"].(map[string]any)["timeout"])
+	}
+	checkSettings("after the reset", g.url)
+	u.checkPage("settings")
 	u.screenshot("settings")
 
 	// Traffic: the gateway's own counts, with each deployment's share.
@@ -331,7 +360,7 @@ general_settings:
 	if requests := evalJS[string](u, `document.querySelector('#tile-requests .value').textContent`); requests == "0" || requests == "" {
 		t.Errorf("the traffic view counts %q requests", requests)
 	}
-	u.fitsWidth("traffic")
+	u.checkPage("traffic")
 	u.screenshot("traffic")
 
 	// Edit the database model: the form starts from its values, with the
@@ -343,15 +372,23 @@ general_settings:
 	}
 	u.do("change the weight", clearInput("#f-litellm-params-weight"), chromedp.SendKeys(chromedp.CSS("#f-litellm-params-weight"), "3"),
 		chromedp.Click(chromedp.CSS("#model-form button[type=submit]")))
-	u.waitJS("saved", `document.querySelector('#models-status').textContent === 'Saved deployment qwen-c.'`, 5*time.Second)
+	u.waitJS("saved", `document.querySelector('#models-status')?.textContent === 'Saved deployment qwen-c.'`, 5*time.Second)
 	_, edited := adminCall(t, "GET", g.url+"/model/info?litellm_model_id=qwen-c", "")
 	if got := fmt.Sprint(edited["data"]); !strings.Contains(got, "weight:3") || !strings.Contains(got, "api_base:"+gpuC.URL()+"/v1") {
 		t.Errorf("after the edit: %s", got)
 	}
+	// The stored key was kept: the backend, which needs it, still answers.
+	served := gpuC.Stats().Completed
+	for deadline := time.Now().Add(10 * time.Second); gpuC.Stats().Completed == served && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := gpuC.Stats(); st.Completed == served || st.Rejected > 0 {
+		t.Errorf("after the edit, gpu-c completed %d more requests and rejected %d: the edit lost the api_key", st.Completed-served, st.Rejected)
+	}
 	// Delete it, after a confirmation in the row.
 	u.do("delete qwen-c", chromedp.Click(chromedp.CSS(`button[aria-label="Delete qwen-c"]`)),
 		chromedp.Click(chromedp.CSS(`#models tr[data-id="qwen-c"] button.danger`)))
-	u.waitJS("the deleted deployment is gone", `document.querySelector('#models tr[data-id="qwen-c"]') === null && document.querySelector('#models-status').textContent === 'Deleted deployment qwen-c.'`, 5*time.Second)
+	u.waitJS("the deleted deployment is gone", `document.querySelector('#models tr[data-id="qwen-c"]') === null && document.querySelector('#models-status')?.textContent === 'Deleted deployment qwen-c.'`, 5*time.Second)
 	if code, _ := adminCall(t, "GET", g.url+"/model/info?litellm_model_id=qwen-c", ""); code != http.StatusNotFound {
 		t.Errorf("GET /model/info?litellm_model_id=qwen-c after deleting it in the UI: %d, want 404", code)
 	}
@@ -362,7 +399,7 @@ general_settings:
 	if status := evalJS[int](u, `fetch('/model/info', {credentials: 'include'}).then(r => r.status)`); status != http.StatusUnauthorized {
 		t.Errorf("after logging out, the page's GET /model/info: %d, want 401", status)
 	}
-	u.do("go to Models after logging out", chromedp.Navigate(g.url+"/ui/#/models"), chromedp.WaitVisible(chromedp.CSS("#master-key")))
+	u.do("go to Models after logging out", chromedp.Navigate(g.url+"/ui/#/models"), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#master-key")))
 	if evalJS[bool](u, `document.querySelector('#models') !== null`) {
 		t.Error("the Models page shows without logging in")
 	}

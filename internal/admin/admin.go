@@ -87,17 +87,29 @@ func New(o Options, storedSettings map[string]any) *API {
 
 // Register adds the admin endpoints to mux. The caller guards mux with the
 // master key.
+//
+// The writes refuse requests a browser marks as cross-site (Sec-Fetch-Site,
+// or an Origin other than the host): with a master key they could not
+// authenticate anyway (the key travels in a header, not a cookie), but a
+// gateway run without one must not let any web page its operator visits
+// change it. Clients that are not browsers send neither header and pass.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /model/new", a.newModel)
-	mux.HandleFunc("POST /model/update", a.updateModel)
-	mux.HandleFunc("PATCH /model/{id}/update", a.patchModel)
-	mux.HandleFunc("POST /model/delete", a.deleteModel)
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		openai.WriteError(w, openai.NewError(http.StatusForbidden, openai.TypePermission,
+			"Cross-origin request refused: admin changes are accepted only from the gateway's own pages or from clients that are not browsers."))
+	}))
+	write := func(h http.HandlerFunc) http.Handler { return csrf.Handler(h) }
+	mux.Handle("POST /model/new", write(a.newModel))
+	mux.Handle("POST /model/update", write(a.updateModel))
+	mux.Handle("PATCH /model/{id}/update", write(a.patchModel))
+	mux.Handle("POST /model/delete", write(a.deleteModel))
 	mux.HandleFunc("GET /model/info", a.modelInfo)
 	mux.HandleFunc("GET /v1/model/info", a.modelInfo)
 	mux.HandleFunc("GET /health", a.health)
 	mux.HandleFunc("GET /router/settings", a.routerSettings)
 	mux.HandleFunc("GET /router/fields", a.routerFields)
-	mux.HandleFunc("POST /config/update", a.configUpdate)
+	mux.Handle("POST /config/update", write(a.configUpdate))
 	mux.HandleFunc("GET /traffic", a.traffic)
 }
 
@@ -112,7 +124,7 @@ func (a *API) traffic(w http.ResponseWriter, r *http.Request) {
 	window := 5 * time.Minute
 	if v := r.URL.Query().Get("window"); v != "" {
 		secs, err := strconv.ParseFloat(v, 64)
-		if err != nil || secs <= 0 || math.IsInf(secs, 0) {
+		if err != nil || !(secs > 0) || math.IsInf(secs, 0) { // !(> 0) is also true for NaN
 			openai.WriteError(w, badRequest("window", "window must be a positive number of seconds, got %q.", v))
 			return
 		}

@@ -93,3 +93,60 @@ func TestDuplicateIDIsRejectedAndNothingStored(t *testing.T) {
 		t.Errorf("a rejected model left %d rows and %d deployments", len(ms), len(rt.Deployments()))
 	}
 }
+
+// TestCrossSiteWritesRefused: a web page on another origin cannot change
+// the gateway through the operator's browser (the case that matters is a
+// gateway without a master key); scripts and the gateway's own pages can.
+func TestCrossSiteWritesRefused(t *testing.T) {
+	srv, rt, _ := newAPI(t)
+	send := func(method, path, body string, header map[string]string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "text/plain") // what a cross-site form may send without a preflight
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	model := `{"model_name":"g","litellm_params":{"model":"openai/m","api_base":"http://127.0.0.1:2/v1"},"model_info":{"id":"evil"}}`
+	crossSite := []map[string]string{
+		{"Sec-Fetch-Site": "cross-site"},
+		{"Origin": "https://attacker.example"},
+	}
+	writes := [][3]string{
+		{"POST", "/model/new", model},
+		{"POST", "/model/update", `{"model_info":{"id":"cfg"},"litellm_params":{"model":"openai/m"}}`},
+		{"PATCH", "/model/cfg/update", `{"litellm_params":{"rpm":1}}`},
+		{"POST", "/model/delete", `{"id":"cfg"}`},
+		{"POST", "/config/update", `{"router_settings":{"num_retries":9}}`},
+	}
+	for _, h := range crossSite {
+		for _, w := range writes {
+			status, body := send(w[0], w[1], w[2], h)
+			if status != http.StatusForbidden || !strings.Contains(body, "Cross-origin request refused") || !strings.Contains(body, `"type":"permission_error"`) {
+				t.Errorf("%s %s with %v: %d %s, want 403", w[0], w[1], h, status, body)
+			}
+		}
+	}
+	if len(rt.Deployments()) != 1 || rt.Settings().NumRetries != 2 {
+		t.Fatalf("refused requests changed the gateway: %d deployments, num_retries %d", len(rt.Deployments()), rt.Settings().NumRetries)
+	}
+	// Reads stay open to the same checks as before; the UI's own requests
+	// (same origin) and scripts (no browser headers) are accepted.
+	if status, _ := send("GET", "/router/settings", "", crossSite[0]); status != http.StatusOK {
+		t.Errorf("GET /router/settings cross-site: %d, want 200 (reads change nothing)", status)
+	}
+	sameOrigin := map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": srv.URL}
+	if status, body := send("POST", "/model/new", model, sameOrigin); status != http.StatusOK {
+		t.Errorf("POST /model/new from the gateway's own page: %d %s", status, body)
+	}
+	if status, body := send("POST", "/config/update", `{"router_settings":{"num_retries":3}}`, nil); status != http.StatusOK || rt.Settings().NumRetries != 3 {
+		t.Errorf("POST /config/update from a script: %d %s", status, body)
+	}
+}

@@ -108,7 +108,11 @@ func (t *Traffic) attempt(id string, succeeded, failed bool, latency time.Durati
 	step := stepOf(t.now())
 	r, ok := t.deps.Load(id)
 	if !ok {
-		r, _ = t.deps.LoadOrStore(id, &depRing{})
+		// Stamped with this step before it is shared, so a concurrent
+		// Report does not take it for a ring gone quiet and drop it.
+		fresh := &depRing{}
+		fresh.steps[step%trafficSteps].Store(step)
+		r, _ = t.deps.LoadOrStore(id, fresh)
 	}
 	ring := r.(*depRing)
 	k := step % trafficSteps

@@ -16,6 +16,7 @@ import (
 const (
 	TypeInvalidRequest = "invalid_request_error"
 	TypeAuthentication = "auth_error"
+	TypePermission     = "permission_error"
 	TypeNotFound       = "not_found_error"
 	TypeRateLimit      = "rate_limit_error"
 	TypeTimeout        = "timeout_error"

@@ -105,7 +105,7 @@ function showLogin(message) {
   document.getElementById('logout').hidden = true;
   document.getElementById('banner').hidden = true;
   const status = h('p', { class: 'status', role: 'alert', id: 'login-status' });
-  const input = h('input', { id: 'master-key', name: 'key', type: 'password', autocomplete: 'current-password', required: true, 'aria-describedby': 'master-key-hint' });
+  const input = h('input', { id: 'master-key', name: 'key', type: 'password', autocomplete: 'off', required: true, 'aria-describedby': 'master-key-hint' });
   const form = h('form', { class: 'card', id: 'login-form', novalidate: true },
     h('h1', {}, 'Log in'),
     h('div', { class: 'field' },
@@ -198,10 +198,28 @@ const modelFields = [
   { key: 'litellm_params.max_parallel_requests', label: 'Max parallel requests', type: 'number', step: '1', hint: 'Optional in-flight cap for this server.' },
   { key: 'litellm_params.timeout', label: 'Timeout (seconds)', type: 'number', step: 'any', hint: 'Optional; the router\'s timeout otherwise.' },
   { key: 'litellm_params.stream_timeout', label: 'Stream timeout (seconds)', type: 'number', step: 'any', hint: 'Optional wait for a stream\'s first chunk.' },
+  { key: 'litellm_params.order', label: 'Order', type: 'number', step: '1', hint: 'Optional tier: lower orders get the traffic first; higher ones take over when they are down or full.' },
+  { key: 'litellm_params.num_retries', label: 'Retries', type: 'number', step: '1', hint: 'Optional; the router\'s num_retries otherwise.' },
+  { key: 'litellm_params.cooldown_time', label: 'Cooldown time (seconds)', type: 'number', step: 'any', hint: 'Optional; the router\'s cooldown_time otherwise.' },
+  { key: 'litellm_params.input_cost_per_token', label: 'Input cost per token', type: 'number', step: 'any', hint: 'Optional, for cost-based routing and the spend metric.' },
+  { key: 'litellm_params.output_cost_per_token', label: 'Output cost per token', type: 'number', step: 'any', hint: 'Optional, for cost-based routing and the spend metric.' },
   { key: 'model_info.id', label: 'Deployment id', hint: 'Optional; a random id otherwise. Cannot be changed later.', addOnly: true },
 ];
 
 function fieldId(key) { return 'f-' + key.replace(/[^a-z0-9]+/gi, '-'); }
+
+// readNumber reads a number input: null when empty, else a number of 0
+// or more (whole when integer), or throws the problem in plain words. Text
+// the browser cannot read as a number is an error, not an empty field.
+function readNumber(input, integer) {
+  const problem = integer ? 'Enter a whole number of 0 or more' : 'Enter a number of 0 or more';
+  if (input.validity && input.validity.badInput) throw new Error(problem + '.');
+  const raw = input.value.trim();
+  if (raw === '') return null;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) throw new Error(problem + '.');
+  return n;
+}
 
 // problemsOf splits a validation error ("Invalid model: key: message;
 // key: message") into the fields it names.
@@ -215,6 +233,11 @@ function problemsOf(e) {
   if (out.length === 0 && e.param) out.push({ key: e.param, message: e.message });
   return out;
 }
+
+const editHints = {
+  'litellm_params.api_key': 'Leave empty to keep the stored key.',
+  'litellm_params.api_base': 'Shown without credentials or query; left as is, the stored value is kept.',
+};
 
 function modelForm(groups, editing, done) {
   const form = h('form', { class: 'card', id: 'model-form', novalidate: true, 'aria-labelledby': 'model-form-title' });
@@ -242,7 +265,7 @@ function modelForm(groups, editing, done) {
     grid.append(h('div', { class: 'field' },
       h('label', { for: id }, f.label + (f.required ? ' (required)' : '')),
       input,
-      h('p', { class: 'hint', id: `${id}-hint` }, editing && f.key === 'litellm_params.api_key' ? 'Leave empty to keep the stored key.' : f.hint),
+      h('p', { class: 'hint', id: `${id}-hint` }, editing ? (editHints[f.key] || f.hint) : f.hint),
       errs[f.key]));
   }
   const datalist = h('datalist', { id: 'group-names' }, groups.map((g) => h('option', { value: g })));
@@ -272,24 +295,24 @@ function modelForm(groups, editing, done) {
     for (const f of modelFields) {
       const input = inputs[f.key];
       if (!input) continue;
-      const raw = input.value.trim();
-      if (f.required && !raw) { fail(f.key, `${f.label} is required.`); bad = true; continue; }
-      let v = raw;
-      if (f.type === 'number' && raw !== '') {
-        v = Number(raw);
-        if (!Number.isFinite(v) || v < 0 || (f.step === '1' && !Number.isInteger(v))) {
-          fail(f.key, f.step === '1' ? `${f.label} must be a whole number of 0 or more.` : `${f.label} must be a number of 0 or more.`);
-          bad = true; continue;
-        }
+      let v;
+      try {
+        v = f.type === 'number' ? readNumber(input, f.step === '1') : input.value.trim();
+      } catch (e) {
+        fail(f.key, e.message); bad = true; continue;
       }
+      if (f.required && !v) { fail(f.key, `${f.label} is required.`); bad = true; continue; }
       const [scope, name] = f.key.includes('.') ? f.key.split('.') : ['', f.key];
       if (!scope) { body.model_name = v; continue; }
-      if (raw === '') {
-        // Editing: an emptied field is removed; an empty key keeps the stored one.
-        if (editing && f.key !== 'litellm_params.api_key') body[scope][name] = null;
+      if (editing) {
+        // Only what was changed is sent: an untouched field keeps its
+        // stored value (an os.environ/ reference, credentials in the
+        // api_base), an emptied one is removed, an empty key is kept.
+        if (input.value === input.defaultValue || (f.key === 'litellm_params.api_key' && v === '')) continue;
+        body[scope][name] = v === '' ? null : v;
         continue;
       }
-      body[scope][name] = v;
+      if (v !== '' && v !== null) body[scope][name] = v;
     }
     if (bad) { setStatus(status, 'error', 'Some fields need a fix: see the messages next to them.'); return; }
     const button = form.querySelector('button[type=submit]');
@@ -297,6 +320,7 @@ function modelForm(groups, editing, done) {
     try {
       if (editing) {
         delete body.model_info;
+        if (body.model_name === editing.model_name) delete body.model_name;
         await api('PATCH', `/model/${encodeURIComponent(editing.model_info.id)}/update`, body);
       } else {
         if (!body.model_info.id) delete body.model_info;
@@ -371,10 +395,18 @@ function modelsPage(main) {
     refresh();
   };
 
+  // focusAction focuses a row's button; the table is rebuilt at every
+  // refresh, so the focused button is found again by what it does.
+  const focusAction = (action, id) => {
+    const el = [...list.querySelectorAll('button[data-action]')].find((b) => b.dataset.action === action && b.dataset.target === id);
+    if (el) el.focus();
+  };
+
   const render = () => {
     if (!latest) return;
     const [info, traffic] = latest;
-    const byID = new Map((traffic.deployments || []).map((d) => [d.model_id, d]));
+    const focused = list.contains(document.activeElement) ? document.activeElement.dataset : null;
+    const byID = new Map(((traffic && traffic.deployments) || []).map((d) => [d.model_id, d]));
     const byGroup = new Map();
     for (const m of info.data) {
       if (!byGroup.has(m.model_name)) byGroup.set(m.model_name, []);
@@ -386,7 +418,7 @@ function modelsPage(main) {
       return;
     }
     const now = Date.now();
-    list.replaceChildren(...groups.map((g) => {
+    list.replaceChildren(...groups.map((g, gi) => {
       const ms = byGroup.get(g);
       const healthy = ms.filter((m) => !m.model_info.state.cooling_down && m.model_info.healthy).length;
       const rows = ms.map((m) => {
@@ -401,12 +433,14 @@ function modelsPage(main) {
             'Read-only', h('span', { class: 'detail' }, 'edit the config file to change it'));
         } else if (pendingDelete === id) {
           actions = h('span', {}, `Delete ${id}? `,
-            h('button', { type: 'button', class: 'danger', onclick: () => del(id) }, 'Yes, delete'), ' ',
-            h('button', { type: 'button', class: 'secondary', onclick: () => { pendingDelete = null; render(); } }, 'Keep it'));
+            h('button', { type: 'button', class: 'danger', dataset: { action: 'confirm', target: id }, onclick: () => del(id) }, 'Yes, delete'), ' ',
+            h('button', { type: 'button', class: 'secondary', dataset: { action: 'keep', target: id },
+              onclick: () => { pendingDelete = null; render(); focusAction('delete', id); } }, 'Keep it'));
         } else {
           actions = h('span', {},
-            h('button', { type: 'button', class: 'secondary', 'aria-label': `Edit ${id}`, onclick: () => openForm(m) }, 'Edit'), ' ',
-            h('button', { type: 'button', class: 'secondary', 'aria-label': `Delete ${id}`, onclick: () => { pendingDelete = id; render(); } }, 'Delete'));
+            h('button', { type: 'button', class: 'secondary', 'aria-label': `Edit ${id}`, dataset: { action: 'edit', target: id }, onclick: () => openForm(m) }, 'Edit'), ' ',
+            h('button', { type: 'button', class: 'secondary', 'aria-label': `Delete ${id}`, dataset: { action: 'delete', target: id },
+              onclick: () => { pendingDelete = id; render(); focusAction('confirm', id); } }, 'Delete'));
         }
         return h('tr', { dataset: { id } },
           h('td', { class: 'wrap' }, h('code', {}, id)),
@@ -422,9 +456,10 @@ function modelsPage(main) {
           ...backendCells(st),
           h('td', {}, actions));
       });
-      return h('section', { class: 'card', dataset: { group: g }, 'aria-labelledby': `group-${g}` },
-        h('h2', { id: `group-${g}` }, g, ' ', h('span', { class: 'muted small' }, `${healthy} of ${ms.length} healthy`)),
-        h('table', {},
+      return h('section', { class: 'card', dataset: { group: g }, 'aria-labelledby': `group-${gi}` },
+        h('h2', { id: `group-${gi}` }, g, ' ', h('span', { class: 'muted small' }, `${healthy} of ${ms.length} healthy`)),
+        h('table', { class: 'models' },
+          h('colgroup', {}, ['id', 'base', 'source', 'state', 'inflight', 'latency', 'errors', 'queue', 'kv', 'actions'].map((c) => h('col', { class: 'c-' + c }))),
           h('thead', {}, h('tr', {},
             h('th', { scope: 'col' }, 'Deployment id'), h('th', { scope: 'col' }, 'API base'), h('th', { scope: 'col' }, 'Source'),
             h('th', { scope: 'col' }, 'State'), h('th', { scope: 'col', class: 'num' }, 'In flight'),
@@ -433,11 +468,19 @@ function modelsPage(main) {
             h('th', { scope: 'col' }, 'Actions'))),
           h('tbody', {}, rows)));
     }));
+    if (focused && focused.action) focusAction(focused.action, focused.target);
   };
 
+  // Refreshes can overlap (the poll, and one after each change): only the
+  // newest one's answer is shown.
+  let seq = 0;
   const refresh = async () => {
+    const mine = ++seq;
     try {
-      latest = await Promise.all([api('GET', '/model/info'), api('GET', '/traffic?window=60')]);
+      // The traffic numbers are extras: the models show without them.
+      const answer = await Promise.all([api('GET', '/model/info'), api('GET', '/traffic?window=60').catch(() => null)]);
+      if (mine !== seq) return;
+      latest = answer;
       render();
       updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every 3 seconds.`;
     } catch (e) {
@@ -503,6 +546,7 @@ function healthPage(main) {
     const q = select.value ? '?model=' + encodeURIComponent(select.value) : '';
     try {
       const r = await api('GET', '/health' + q, undefined, { accept: [503] });
+      if (!r || !Array.isArray(r.healthy_endpoints)) throw new APIError(503, 'The gateway could not run the health check. Try again.');
       setStatus(status, r.unhealthy_count ? 'error' : 'ok',
         `${r.healthy_count} healthy, ${r.unhealthy_count} unhealthy${select.value ? ' in ' + select.value : ''}.`);
       results.replaceChildren(
@@ -544,7 +588,7 @@ function editorFor(f, groups) {
       h('span', {}, h('code', {}, o), o === f.field_default ? ' (default)' : ''),
       h('span', { class: 'desc' }, (f.descriptions || {})[o] || '')));
     return {
-      el: h('div', { role: 'radiogroup', 'aria-labelledby': `${id}-label`, id }, opts),
+      el: h('div', { role: 'radiogroup', 'aria-labelledby': `${id}-label`, 'aria-describedby': `${id}-desc ${id}-err`, id }, opts),
       labelTag: 'span',
       read: () => (opts.map((l) => l.querySelector('input')).find((i) => i.checked) || {}).value ?? v,
     };
@@ -553,18 +597,7 @@ function editorFor(f, groups) {
     case 'Integer':
     case 'Float': {
       const input = h('input', { id, type: 'number', step: f.field_type === 'Integer' ? '1' : 'any', min: '0', value: v ?? '' });
-      return {
-        el: input,
-        read: () => {
-          const raw = input.value.trim();
-          if (raw === '') return null;
-          const n = Number(raw);
-          if (!Number.isFinite(n) || n < 0 || (f.field_type === 'Integer' && !Number.isInteger(n))) {
-            throw new Error(f.field_type === 'Integer' ? 'Enter a whole number of 0 or more, or leave it empty for the default.' : 'Enter a number of 0 or more, or leave it empty for the default.');
-          }
-          return n;
-        },
-      };
+      return { el: input, read: () => readNumber(input, f.field_type === 'Integer') };
     }
     case 'Boolean': {
       const input = h('input', { id, type: 'checkbox', checked: !!v });
@@ -600,7 +633,7 @@ function splitList(text) { return text.split(',').map((x) => x.trim()).filter(Bo
 // fallbackEditor edits [{group: [fallback, ...]}, ...] as rows of a model
 // group and its ordered fallback groups.
 function fallbackEditor(f, id, groups) {
-  const rows = h('div', { id });
+  const rows = h('div', { id, role: 'group', 'aria-labelledby': `${id}-label` });
   let n = 0;
   const addRow = (from, to) => {
     const k = `${id}-${n++}`;
@@ -618,7 +651,7 @@ function fallbackEditor(f, id, groups) {
   for (const entry of f.field_value || []) {
     for (const [from, to] of Object.entries(entry)) addRow(from, to);
   }
-  const add = h('button', { type: 'button', class: 'secondary', onclick: () => addRow('', []).focus() }, 'Add fallback');
+  const add = h('button', { type: 'button', class: 'secondary', id: `${id}-add`, 'aria-label': `Add a fallback to ${f.ui_field_name}`, onclick: () => addRow('', []).focus() }, 'Add fallback');
   return {
     el: h('div', {}, rows, add),
     labelTag: 'span',
@@ -655,54 +688,79 @@ function settingsPage(main) {
       const labelTag = ed.labelTag || 'label';
       const label = h(labelTag, { class: 'legend', id: `${id}-label`, for: labelTag === 'label' ? id : undefined }, f.ui_field_name,
         ' ', h('code', { class: 'muted small' }, f.field_name));
-      const describedBy = `${id}-desc ${id}-err`;
-      if (ed.el.setAttribute) ed.el.setAttribute('aria-describedby', describedBy);
-      form.append(h('div', { class: 'setting field', dataset: { field: f.field_name } },
+      const reset = h('button', { type: 'button', class: 'link small', 'aria-label': `Use the config file's value for ${f.ui_field_name}`,
+        onclick: () => save({ [f.field_name]: null }, `${f.ui_field_name} uses the config file's value again.`) }, 'Use the config file\'s value');
+      const setting = h('div', { class: 'setting field', dataset: { field: f.field_name } },
         label,
         h('p', { class: 'meta', id: `${id}-desc` }, f.field_description, ' Default: ', showDefault(f.field_default), '.',
           ed.hint ? ' ' + ed.hint : ''),
-        ed.el, err));
-      editors.push({ f, ed, err, original: JSON.stringify(f.field_value ?? null) });
+        ed.el, err, h('div', {}, reset));
+      // Descriptions and errors belong to the inputs themselves.
+      for (const input of setting.querySelectorAll('input, textarea, select')) {
+        if (input.type !== 'radio') input.setAttribute('aria-describedby', `${id}-desc ${id}-err`);
+      }
+      form.append(setting);
+      editors.push({ f, ed, err, setting, original: JSON.stringify(f.field_value ?? null) });
     }
     form.append(h('div', { class: 'actions' },
       h('button', { type: 'submit', id: 'save-settings' }, 'Save settings'),
       h('button', { type: 'button', class: 'secondary', onclick: () => { setStatus(status, '', ''); load(); } }, 'Undo changes')));
   };
 
+  const showError = (ed, message) => {
+    ed.err.textContent = message;
+    ed.err.hidden = false;
+    for (const input of ed.setting.querySelectorAll('input:not([type=radio]), textarea')) input.setAttribute('aria-invalid', 'true');
+  };
+  const clearErrors = () => {
+    for (const ed of editors) {
+      ed.err.hidden = true;
+      ed.err.textContent = '';
+      for (const input of ed.setting.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
+    }
+  };
+
+  // save sends changes to POST /config/update; the gateway's validation
+  // problems are shown next to their settings.
+  const save = async (changed, done) => {
+    clearErrors();
+    try {
+      await api('POST', '/config/update', { router_settings: changed });
+    } catch (e) {
+      setStatus(status, 'error', `Not saved: ${e.message}`);
+      for (const p of problemsOf(e)) {
+        const name = p.key.replace(/^router_settings\./, '').split(/[.[]/)[0];
+        const hit = editors.find((x) => x.f.field_name === name);
+        if (hit) showError(hit, p.message);
+      }
+      return;
+    }
+    await load();
+    setStatus(status, 'ok', done);
+  };
+
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
+    clearErrors();
     const changed = {};
     let bad = false;
-    for (const { f, ed, err, original } of editors) {
-      err.hidden = true;
-      err.textContent = '';
+    for (const ed of editors) {
       try {
-        const v = ed.read();
-        if (JSON.stringify(v ?? null) !== original) changed[f.field_name] = v;
+        const v = ed.ed.read();
+        if (JSON.stringify(v ?? null) !== ed.original) changed[ed.f.field_name] = v;
       } catch (e) {
-        err.textContent = e.message;
-        err.hidden = false;
+        showError(ed, e.message);
         bad = true;
       }
     }
     if (bad) { setStatus(status, 'error', 'Some settings need a fix: see the messages next to them.'); return; }
     const names = Object.keys(changed);
     if (names.length === 0) { setStatus(status, '', 'Nothing to save: no setting was changed.'); return; }
-    try {
-      await api('POST', '/config/update', { router_settings: changed });
-    } catch (e) {
-      setStatus(status, 'error', `Not saved: ${e.message}`);
-      const name = (e.param || '').replace(/^router_settings\./, '').split(/[.[]/)[0];
-      const hit = editors.find((x) => x.f.field_name === name);
-      if (hit) { hit.err.textContent = e.message; hit.err.hidden = false; }
-      return;
-    }
-    await load();
-    setStatus(status, 'ok', `Saved ${names.join(', ')}. The router uses the new values now, and they are kept across restarts.`);
+    await save(changed, `Saved ${names.join(', ')}. The router uses the new values now, and they are kept across restarts.`);
   });
 
   main.append(h('h1', {}, 'Router Settings'),
-    h('p', { class: 'muted' }, 'How requests are spread over a model group\'s deployments, retried and sent to fallbacks. Saving applies the change at once (POST /config/update); requests in flight finish with the old settings. An empty number goes back to the config file\'s value.'),
+    h('p', { class: 'muted' }, 'How requests are spread over a model group\'s deployments, retried and sent to fallbacks. Saving applies the change at once (POST /config/update); requests in flight finish with the old settings. An emptied number, or "Use the config file\'s value", goes back to what the config file says.'),
     status, form);
   load().catch((e) => setStatus(status, 'error', e.message));
 }
@@ -744,9 +802,12 @@ function trafficPage(main) {
     h('option', { value: '600' }, 'Last 10 minutes'));
   const body = h('div', { id: 'traffic' });
   const updated = h('p', { class: 'muted small' });
+  let seq = 0;
   const refresh = async () => {
+    const mine = ++seq;
     try {
       const [t, info] = await Promise.all([api('GET', '/traffic?window=' + windowSelect.value), api('GET', '/model/info')]);
+      if (mine !== seq) return;
       const groupOf = new Map(info.data.map((m) => [m.model_info.id, m.model_name]));
       const tot = t.total;
       const mins = Math.round(t.window_seconds / 60);
