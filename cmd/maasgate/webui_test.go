@@ -417,3 +417,27 @@ general_settings:
 		t.Errorf("after a restart GET /model/info?litellm_model_id=qwen-c: %d, want 404", code)
 	}
 }
+
+// TestAdminUIFirstRun: a gateway with no master key and no models yet
+// opens the UI without a login, warns that anyone can change it, and says
+// what to do on the empty pages.
+func TestAdminUIFirstRun(t *testing.T) {
+	ctx := newBrowser(t)
+	cfg := writeConfig(t, "model_list: []\n")
+	g := startGateway(t, nil, "serve", "--config", cfg)
+	u := &ui{t: t, ctx: ctx, dir: t.TempDir()}
+
+	u.do("open the UI", chromedp.Navigate(g.url+"/ui/"))
+	u.waitJS("the empty models page", `document.querySelector('#models .empty')?.textContent === 'No models yet: add one with "Add deployment".'`, 10*time.Second)
+	if banner := u.text("#banner"); !strings.Contains(banner, "no master key") {
+		t.Errorf("banner %q, want the warning that the gateway has no master key", banner)
+	}
+	if !evalJS[bool](u, `document.querySelector('#logout').hidden && document.querySelector('#master-key') === null`) {
+		t.Error("a gateway without a master key shows a login or a logout")
+	}
+	u.checkPage("empty models")
+	u.do("open Traffic", chromedp.Click(chromedp.CSS(`#nav a[href="#/traffic"]`)))
+	u.waitJS("the empty traffic page", `document.querySelector('#traffic .empty')?.textContent.startsWith('No requests in the last 5 minutes.')`, 10*time.Second)
+	u.do("open Health", chromedp.Click(chromedp.CSS(`#nav a[href="#/health"]`)))
+	u.waitJS("the health page says the background checks are off", `document.querySelector('#health-latest .empty')?.textContent.includes('the checks are off')`, 10*time.Second)
+}
