@@ -18,6 +18,7 @@ import (
 
 	"github.com/maasgate/maasgate/internal/admin"
 	"github.com/maasgate/maasgate/internal/auth"
+	"github.com/maasgate/maasgate/internal/cluster"
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/health"
@@ -58,47 +59,14 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	}
 	log.Info("database ready", "dialect", st.Dialect(), "location", storeLocation(dbURL), "encryption_key_from", secretFrom)
 
-	stored, err := st.RouterSettings(ctx)
+	reg0, err := admin.LoadRegistry(ctx, st, cfg.Models, cfg.Router, lookupEnv, log)
 	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("read stored router settings: %w", err)
+		return nil, err
 	}
-	settings, problems := config.ApplyRouterSettings(cfg.Router, stored, lookupEnv)
-	if len(problems) > 0 {
-		log.Error("stored router settings are invalid; using the config file's", "problems", fmt.Sprint(problems))
-		settings = cfg.Router
-		stored = nil // so /config/update does not keep merging into them
-	} else if len(stored) > 0 {
+	settings, stored, ds := reg0.Settings, reg0.Stored, reg0.Deployments
+	if len(stored) > 0 {
 		log.Info("router settings from the database applied over the config file", "keys", slices.Sorted(maps.Keys(stored)))
-	}
-
-	ds := make([]*deployment.Deployment, 0, len(cfg.Models))
-	ids := map[string]bool{}
-	for _, m := range cfg.Models {
-		ds = append(ds, deployment.New(m, deployment.FromConfig))
-		ids[m.ID] = true
-	}
-	dbModels, err := st.Models(ctx)
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("read stored models: %w", err)
-	}
-	for _, sm := range dbModels {
-		if ids[sm.ID] {
-			log.Warn("a stored model has the id of a config-file model; the config file wins", "model_id", sm.ID)
-			continue
-		}
-		info := maps.Clone(sm.Info)
-		if info == nil {
-			info = map[string]any{}
-		}
-		info["id"] = sm.ID
-		m, problems := config.NewModel(sm.Name, sm.Params, slices.Sorted(maps.Keys(sm.Params)), info, lookupEnv)
-		if len(problems) > 0 {
-			log.Error("a stored model is invalid and is not served", "model_id", sm.ID, "problems", fmt.Sprint(problems))
-			continue
-		}
-		ds = append(ds, deployment.New(m, deployment.FromDatabase))
 	}
 
 	rt := router.New(nil, settings, log)
@@ -142,7 +110,30 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Tracer:          tracer,
 		Propagator:      tracing.Propagator(),
 	})
-	prober := health.New(health.Options{
+	redisCfg, err := redisSettings(settings)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	var prober *health.Prober
+	cl, closeRedis, err := startCluster(ctx, redisCfg, cluster.Options{
+		Deployments: rt.Deployments,
+		Deployment:  rt.Deployment,
+		ApplyProbe: func(d *deployment.Deployment, r health.Result) {
+			prober.Apply(d, r)
+		},
+	}, reg, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	var share health.Share
+	if cl != nil {
+		share = cl
+		rt.OnCooldown = cl.CooledDown
+		rt.Refill = cl.Refill
+	}
+	prober = health.New(health.Options{
 		Client:      &http.Client{Transport: proxy.NewTransport()},
 		Timeout:     opts.healthTimeout,
 		Concurrency: opts.healthConcurrency,
@@ -151,6 +142,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Observe: func(r health.Result) {
 			mtr.Probe(r.Group, r.ID, r.APIBase, r.Healthy, r.Duration)
 		},
+		Share: share,
 	})
 	adm := admin.New(admin.Options{
 		Router:     rt,
@@ -167,9 +159,15 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	api := http.NewServeMux()
 	p.Register(api)
 	adm.Register(api)
-	api.Handle("GET /health/readiness", &admin.Readiness{Version: version, Checks: []admin.Check{
+	readiness := &admin.Readiness{Version: version, Checks: []admin.Check{
 		{Name: "db", Run: func(r *http.Request) error { return st.Ping(r.Context()) }},
-	}})
+	}}
+	if cl != nil {
+		// Shown, but not a reason to be unready: without Redis the replica
+		// serves with its own routing state.
+		readiness.Details = append(readiness.Details, admin.Check{Name: "redis", Run: func(*http.Request) error { return cl.Err() }})
+	}
+	api.Handle("GET /health/readiness", readiness)
 	api.HandleFunc("/", proxy.NotFound)
 
 	mux := http.NewServeMux()
@@ -197,6 +195,23 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	run := func(ctx context.Context) error {
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return rt.Watch(ctx, time.Second) })
+		if cl != nil {
+			g.Go(func() error { return cl.Run(ctx) })
+		}
+		if st.Dialect() == "postgres" {
+			// Other replicas' admin changes: at once through
+			// LISTEN/NOTIFY, and by a full reload every 30 s in case a
+			// notification was lost.
+			reload := make(chan struct{}, 1)
+			signal := func() {
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			}
+			g.Go(func() error { return st.Watch(ctx, signal) })
+			g.Go(func() error { return reloadLoop(ctx, adm, reload, registryReconcile, log) })
+		}
 		if opts.backendMetricsInterval > 0 {
 			log.Info("scraping the deployments' /metrics", "interval", opts.backendMetricsInterval.String())
 			g.Go(func() error { return scraper.Run(ctx, rt.Deployments) })
@@ -224,6 +239,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 				}
 				cancel()
 			}
+			closeRedis()
 			if err := st.Close(); err != nil {
 				log.Warn("close the database", "error", err)
 			}
@@ -252,4 +268,35 @@ func storeLocation(dbURL string) string {
 		return "(connection string)"
 	}
 	return dbURL
+}
+
+// registryReconcile is how often a replica on PostgreSQL reloads the
+// models and settings even without a notification.
+const registryReconcile = 30 * time.Second
+
+// reloadLoop reloads the registry when signalled and every interval,
+// until ctx ends. Failures are logged once until a reload succeeds.
+func reloadLoop(ctx context.Context, adm *admin.API, signal <-chan struct{}, interval time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-signal:
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := adm.Reload(rctx)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			log.Warn("could not reload the models and settings from the database; serving those loaded last", "error", err)
+			failing = true
+		case err == nil && failing:
+			log.Info("models and settings reloaded from the database again")
+			failing = false
+		}
+	}
 }

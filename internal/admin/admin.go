@@ -24,6 +24,7 @@ import (
 
 // Store is the persistence the admin API needs.
 type Store interface {
+	Ping(ctx context.Context) error
 	Models(ctx context.Context) ([]store.Model, error)
 	Model(ctx context.Context, id string) (store.Model, error)
 	CreateModel(ctx context.Context, m store.Model) (store.Model, error)
@@ -160,8 +161,19 @@ func notFound(id string) *openai.Error {
 	return openai.NewError(http.StatusNotFound, openai.TypeNotFound, fmt.Sprintf("Model with id=%s not found. See GET /model/info for the deployments.", id))
 }
 
-func internalError(log *slog.Logger, what string, err error) *openai.Error {
-	log.Error(what, "error", err)
+// storeError answers a failed database read or write: 503 when the
+// database cannot be reached (nothing was changed; the gateway goes on
+// serving from what it has), else 500.
+func (a *API) storeError(ctx context.Context, what string, err error) *openai.Error {
+	a.o.Logger.Error(what, "error", err)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if perr := a.o.Store.Ping(pctx); perr != nil {
+		e := openai.NewError(http.StatusServiceUnavailable, openai.TypeServerError,
+			fmt.Sprintf("%s: the database is unreachable (%v); nothing was changed. The gateway goes on serving the models it has; try again when the database is back.", what, perr))
+		e.Header = http.Header{"Retry-After": []string{"5"}}
+		return e
+	}
 	return openai.NewError(http.StatusInternalServerError, openai.TypeServerError, fmt.Sprintf("%s: %v", what, err))
 }
 

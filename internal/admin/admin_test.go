@@ -52,22 +52,22 @@ func post(t *testing.T, url, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestFailedWriteChangesNothing: when the database write fails, the API
-// answers 500 and neither the router nor the database has the model.
+// TestFailedWriteChangesNothing: when the database is gone, a write
+// answers 503 and neither the router nor the database has the model.
 func TestFailedWriteChangesNothing(t *testing.T) {
 	srv, rt, st := newAPI(t)
 	before := len(rt.Deployments())
 	st.Close() // the database goes away
 
 	status, body := post(t, srv.URL+"/model/new", `{"model_name":"g","litellm_params":{"model":"openai/m","api_base":"http://127.0.0.1:2/v1","api_key":"sk-hidden"}}`)
-	if status != 500 || strings.Contains(body, "sk-hidden") {
-		t.Fatalf("got %d %s, want a 500 without the key", status, body)
+	if status != 503 || strings.Contains(body, "sk-hidden") || !strings.Contains(body, "nothing was changed") {
+		t.Fatalf("got %d %s, want a 503 saying nothing changed, without the key", status, body)
 	}
 	if got := len(rt.Deployments()); got != before {
 		t.Errorf("router has %d deployments after a failed write, want %d", got, before)
 	}
 	status, body = post(t, srv.URL+"/config/update", `{"router_settings":{"num_retries":7}}`)
-	if status != 500 || rt.Settings().NumRetries != 2 {
+	if status != 503 || rt.Settings().NumRetries != 2 {
 		t.Errorf("settings update with the database down: %d %s, num_retries now %d", status, body, rt.Settings().NumRetries)
 	}
 

@@ -21,6 +21,9 @@ type Readiness struct {
 	// Checks are run in order; the first error makes the gateway unready
 	// (503). Each is named in the response.
 	Checks []Check
+	// Details are shown like Checks ("connected" or the error) but never
+	// make the gateway unready: dependencies it can serve without.
+	Details []Check
 }
 
 // Check is one dependency readiness depends on, such as the database.
@@ -44,6 +47,12 @@ func (rd *Readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		body[c.Name] = "connected"
+	}
+	for _, c := range rd.Details {
+		body[c.Name] = "connected"
+		if err := c.Run(r); err != nil {
+			body[c.Name] = err.Error()
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -111,15 +111,15 @@ func (a *API) newModel(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, badRequest("model_info.id", "A model with id=%s already exists; use POST /model/update to change it.", m.ID))
 		return
 	}
-	a.applyStored(w, cm, stored, err, "model added")
+	a.applyStored(w, r, cm, stored, err, "model added")
 }
 
-// applyStored finishes a create or update: on a store error it answers 500
-// and leaves the router alone; otherwise it swaps the model into the router
+// applyStored finishes a create or update: on a store error it answers 503
+// or 500 and leaves the router alone; otherwise it swaps the model into the router
 // and answers with the stored row. The caller holds a.mu.
-func (a *API) applyStored(w http.ResponseWriter, cm config.Model, stored store.Model, err error, event string) {
+func (a *API) applyStored(w http.ResponseWriter, r *http.Request, cm config.Model, stored store.Model, err error, event string) {
 	if err != nil {
-		openai.WriteError(w, internalError(a.o.Logger, "store the model", err))
+		openai.WriteError(w, a.storeError(r.Context(), "store the model", err))
 		return
 	}
 	a.swap(deployment.New(cm, deployment.FromDatabase), "")
@@ -165,7 +165,7 @@ func (a *API) editable(r *http.Request, id string) (store.Model, *openai.Error) 
 		return store.Model{}, notFound(id)
 	}
 	if err != nil {
-		return store.Model{}, internalError(a.o.Logger, "read the model", err)
+		return store.Model{}, a.storeError(r.Context(), "read the model", err)
 	}
 	return m, nil
 }
@@ -252,7 +252,7 @@ func (a *API) commitUpdate(w http.ResponseWriter, r *http.Request, m store.Model
 		openai.WriteError(w, notFound(m.ID))
 		return
 	}
-	a.applyStored(w, cm, stored, err, "model updated")
+	a.applyStored(w, r, cm, stored, err, "model updated")
 }
 
 func (a *API) deleteModel(w http.ResponseWriter, r *http.Request) {
@@ -275,7 +275,7 @@ func (a *API) deleteModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		openai.WriteError(w, internalError(a.o.Logger, "delete the model", err))
+		openai.WriteError(w, a.storeError(r.Context(), "delete the model", err))
 		return
 	}
 	// Requests in flight keep the *Deployment they hold and finish on it.

@@ -197,7 +197,7 @@ func (a *API) configUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.o.Store.SaveRouterSettings(r.Context(), merged); err != nil {
-		openai.WriteError(w, internalError(a.o.Logger, "store the router settings", err))
+		openai.WriteError(w, a.storeError(r.Context(), "store the router settings", err))
 		return
 	}
 	a.stored = merged

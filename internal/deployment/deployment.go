@@ -81,6 +81,7 @@ type Deployment struct {
 	latency        latencyWindow
 	probeState
 	loadState
+	shared sharedState
 }
 
 // New builds a deployment from a validated config entry.
@@ -246,8 +247,8 @@ func (d *Deployment) Available(now, defaultCap int64) bool {
 	if limit := d.maxParallel(defaultCap); limit > 0 && d.inFlight.Load() >= limit {
 		return false
 	}
-	if d.RPM > 0 && d.minuteRequests.load(now) >= d.RPM {
+	if !d.underRPM(now) {
 		return false
 	}
-	return d.TPM <= 0 || d.minuteTokens.load(now) < d.TPM
+	return d.TPM <= 0 || d.minuteTokens.load(now)+d.othersTokensAt(now) < d.TPM
 }

@@ -127,7 +127,16 @@ func (l *latencyWindow) load() (float64, int) {
 }
 
 // CountRequest counts a request sent at now against the deployment's rpm.
-func (d *Deployment) CountRequest(now int64) { d.minuteRequests.add(now, 1) }
+// With an rpm shared by the replicas it takes one request of this
+// replica's grant, and reports false (counting nothing) when another
+// request took the last one first: the caller picks again.
+func (d *Deployment) CountRequest(now int64) bool {
+	if q := d.shared.quota.Load(); q != nil && d.RPM > 0 && !q.take(now) {
+		return false
+	}
+	d.minuteRequests.add(now, 1)
+	return true
+}
 
 // AddTokens counts tokens used at now against the deployment's tpm.
 func (d *Deployment) AddTokens(now, n int64) { d.minuteTokens.add(now, n) }

@@ -47,6 +47,21 @@ type Options struct {
 	// Observe, when not nil, is called with every probe's result, from
 	// Check and from Run's rounds (for metrics).
 	Observe func(Result)
+	// Share, when not nil, spreads Run's probing over the gateway's
+	// replicas: each round probes only the deployments this replica
+	// claims, publishes their results, and learns the others' through
+	// Apply.
+	Share Share
+}
+
+// Share is how replicas divide the background probes between them.
+type Share interface {
+	// Claim reports whether this replica probes the deployment id this
+	// round; a claim lasts ttl and is renewed by claiming again. It
+	// answers true when the replicas cannot be asked (each probes all).
+	Claim(ctx context.Context, id string, ttl time.Duration) bool
+	// Publish tells the other replicas a result of this replica's probe.
+	Publish(r Result)
 }
 
 // Result is the outcome of probing one deployment.
@@ -88,6 +103,7 @@ type Prober struct {
 	log         *slog.Logger
 	now         func() time.Time
 	observe     func(Result)
+	share       Share
 
 	mu     sync.Mutex
 	latest map[string]Result // by deployment id, from the last round of Run
@@ -109,6 +125,7 @@ func New(o Options) *Prober {
 		log:         o.Logger,
 		now:         o.Now,
 		observe:     o.Observe,
+		share:       o.Share,
 		latest:      map[string]Result{},
 	}
 	switch o.Mode {
@@ -173,13 +190,39 @@ func (p *Prober) Run(ctx context.Context, interval time.Duration, list func() []
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		p.round(ctx, list())
+		ds := list()
+		if p.share != nil {
+			ds = p.claimed(ctx, ds, 2*interval+p.timeout)
+		}
+		p.round(ctx, ds)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 		}
 	}
+}
+
+// claimed returns the deployments of ds this replica probes this round.
+func (p *Prober) claimed(ctx context.Context, ds []*deployment.Deployment, ttl time.Duration) []*deployment.Deployment {
+	mine := ds[:0:0]
+	for _, d := range ds {
+		if p.share.Claim(ctx, d.ID, ttl) {
+			mine = append(mine, d)
+		}
+	}
+	return mine
+}
+
+// Apply records a result another replica's probe found, as if this
+// replica had probed: the deployment leaves or rejoins rotation, the
+// change is logged once, and Latest reports it.
+func (p *Prober) Apply(d *deployment.Deployment, r Result) {
+	p.logChange(d, r)
+	d.SetProbe(r.probe())
+	p.mu.Lock()
+	p.latest[r.ID] = r
+	p.mu.Unlock()
 }
 
 // round probes ds and applies the results.
@@ -196,6 +239,9 @@ func (p *Prober) round(ctx context.Context, ds []*deployment.Deployment) {
 		p.logChange(d, r)
 		d.SetProbe(r.probe())
 		latest[r.ID] = r
+		if p.share != nil {
+			p.share.Publish(r)
+		}
 		g := groups[r.Group]
 		if g == nil {
 			g = &tally{}
@@ -207,6 +253,14 @@ func (p *Prober) round(ctx context.Context, ds []*deployment.Deployment) {
 		}
 	}
 	p.mu.Lock()
+	if p.share != nil {
+		// Results other replicas published stay until they go stale.
+		for id, r := range p.latest {
+			if _, ok := latest[id]; !ok && p.now().Sub(r.Checked) < staleAfter {
+				latest[id] = r
+			}
+		}
+	}
 	p.latest = latest
 	p.mu.Unlock()
 	down := make(map[string]bool, len(groups))
@@ -238,6 +292,10 @@ func (p *Prober) logChange(d *deployment.Deployment, r Result) {
 			"model_group", r.Group, "model_id", r.ID, "api_base", r.APIBase)
 	}
 }
+
+// staleAfter is how long a result another replica published is kept
+// without a newer one (its prober may be gone).
+const staleAfter = 10 * time.Minute
 
 // Latest returns the most recent result of Run for each deployment it
 // probed, by deployment id: a copy, empty before the first round ends.

@@ -331,7 +331,7 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call, tg rou
 		if last.err != nil && !p.now().Before(deadline) {
 			return last
 		}
-		d, err := p.router.Pick(tg, avoid)
+		d, err := p.router.PickWait(r.Context(), tg, avoid)
 		if err != nil {
 			if last.err != nil {
 				return last

@@ -286,8 +286,12 @@ func (r *Router) Record(d *deployment.Deployment, o Outcome) bool {
 		cooldown = o.RetryAfter
 	}
 	d.ResetFailures()
-	if !d.CoolDown(now, now.Add(cooldown)) {
+	until := now.Add(cooldown)
+	if !d.CoolDown(now, until) {
 		return false // already cooling down: one event, logged once
+	}
+	if r.OnCooldown != nil {
+		r.OnCooldown(d, until)
 	}
 	r.log.Warn("deployment cooling down", "model_id", d.ID, "model_group", d.Group,
 		"api_base", d.PublicAPIBase(), "reason", o.Class.String(), "status", o.Status,

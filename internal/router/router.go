@@ -9,6 +9,7 @@ package router
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,14 @@ type Router struct {
 	// use and return a value in [0, n).
 	Now     func() time.Time
 	Uint64N func(n uint64) uint64
+
+	// OnCooldown, when set (before serving), is told of every cooldown
+	// this router starts, to share it with other replicas. It must not
+	// block: it runs on the request path.
+	OnCooldown func(d *deployment.Deployment, until time.Time)
+	// Refill, when set, fetches more of the shared rpm grants of ds at once
+	// (a Redis round trip bounded by ctx) and reports whether it got any.
+	Refill func(ctx context.Context, ds []*deployment.Deployment) bool
 }
 
 // New returns a router serving models with settings. Deployments from the
@@ -259,8 +268,10 @@ func (r *Router) Pick(tg Target, avoid *deployment.Deployment) (*deployment.Depl
 	}
 	if d := tg.Pinned; d != nil {
 		if d.Available(a.now, a.defaultCap) && d.TryAcquire(a.defaultCap) {
-			d.CountRequest(a.now)
-			return d, nil
+			if d.CountRequest(a.now) {
+				return d, nil
+			}
+			d.Release()
 		}
 		return nil, r.noDeployments(tg.Group.Name, []*deployment.Deployment{d}, a.now)
 	}
@@ -278,12 +289,46 @@ func (r *Router) Pick(tg Target, avoid *deployment.Deployment) (*deployment.Depl
 				break
 			}
 			if d.TryAcquire(a.defaultCap) {
-				d.CountRequest(a.now)
-				return d, nil
+				if d.CountRequest(a.now) {
+					return d, nil
+				}
+				d.Release() // its shared rpm grant ran out meanwhile
 			}
 		}
 	}
 	return nil, r.noDeployments(tg.Group.Name, tg.Group.all, a.now)
+}
+
+// PickWait is Pick, but when nothing is available because this replica's
+// share of a shared rpm ran dry while the cluster has more to grant, it
+// fetches more (one round trip, rare: grants come in batches and are
+// topped up in the background) and picks again.
+func (r *Router) PickWait(ctx context.Context, tg Target, avoid *deployment.Deployment) (*deployment.Deployment, error) {
+	d, err := r.Pick(tg, avoid)
+	if err == nil || r.Refill == nil {
+		return d, err
+	}
+	ds := tg.Group.all
+	if tg.Pinned != nil {
+		ds = []*deployment.Deployment{tg.Pinned}
+	}
+	now := r.Now().UnixNano()
+	var dry []*deployment.Deployment
+	for _, x := range ds {
+		if q := x.Quota(); q != nil && q.Dry(now) && !x.CoolingDown(now) {
+			dry = append(dry, x)
+		}
+	}
+	if len(dry) == 0 {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	got := r.Refill(rctx, dry)
+	cancel()
+	if !got {
+		return nil, err
+	}
+	return r.Pick(tg, avoid)
 }
 
 func (r *Router) noDeployments(model string, ds []*deployment.Deployment, now int64) error {

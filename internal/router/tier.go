@@ -233,4 +233,6 @@ func (t *tier) pickLeastBusy(a *pickArgs) *deployment.Deployment {
 	return t.pickLowest(a, inFlight)
 }
 
-func inFlight(d *deployment.Deployment, _ int64) float64 { return float64(d.InFlight()) }
+// inFlight counts every replica's requests in flight (only this one's
+// without a cluster).
+func inFlight(d *deployment.Deployment, _ int64) float64 { return float64(d.ClusterInFlight()) }

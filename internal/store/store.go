@@ -45,6 +45,7 @@ type Store struct {
 	dialect string
 	seal    *sealer
 	log     *slog.Logger
+	url     string // the PostgreSQL URL, for Watch's own connection
 
 	// beforeCommit, when set (by tests only), runs inside every write
 	// transaction just before it commits; an error aborts the write.
@@ -80,6 +81,7 @@ func Open(ctx context.Context, url string, secret string, log *slog.Logger) (*St
 	}
 	if isPostgres(url) {
 		s.dialect = dialectPostgres
+		s.url = url
 		s.db, err = openPostgres(ctx, url)
 	} else {
 		s.dialect = dialectSQLite
@@ -265,6 +267,13 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 	}()
 	if err := fn(tx); err != nil {
 		return err
+	}
+	if s.dialect == dialectPostgres {
+		// Delivered to every listening replica when, and only if, the
+		// transaction commits.
+		if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, '')", NotifyChannel); err != nil {
+			return fmt.Errorf("notify the other replicas: %w", err)
+		}
 	}
 	if s.beforeCommit != nil {
 		if err := s.beforeCommit(ctx); err != nil {

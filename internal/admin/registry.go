@@ -1,0 +1,125 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+
+	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/deployment"
+)
+
+// Registry is what the gateway serves: the config file's models and the
+// stored ones, and the config file's router settings with the stored ones
+// applied over them.
+type Registry struct {
+	Deployments []*deployment.Deployment
+	Settings    config.RouterSettings
+	// Stored are the stored router settings as given through the API; nil
+	// when they are invalid (the config file's are used).
+	Stored map[string]any
+}
+
+// LoadRegistry reads the stored models and router settings and merges them
+// with the config file's. A stored model with the id of a config-file model
+// is skipped (the file wins); an invalid stored model, or invalid stored
+// settings, are logged and skipped.
+func LoadRegistry(ctx context.Context, st Store, cfgModels []config.Model, base config.RouterSettings,
+	getenv func(string) (string, bool), log *slog.Logger) (Registry, error) {
+	stored, err := st.RouterSettings(ctx)
+	if err != nil {
+		return Registry{}, fmt.Errorf("read stored router settings: %w", err)
+	}
+	settings, problems := config.ApplyRouterSettings(base, stored, getenv)
+	if len(problems) > 0 {
+		log.Error("stored router settings are invalid; using the config file's", "problems", fmt.Sprint(problems))
+		settings, stored = base, nil // so /config/update does not keep merging into them
+	}
+	dbModels, err := st.Models(ctx)
+	if err != nil {
+		return Registry{}, fmt.Errorf("read stored models: %w", err)
+	}
+	ds := make([]*deployment.Deployment, 0, len(cfgModels)+len(dbModels))
+	ids := map[string]bool{}
+	for _, m := range cfgModels {
+		ds = append(ds, deployment.New(m, deployment.FromConfig))
+		ids[m.ID] = true
+	}
+	for _, sm := range dbModels {
+		if ids[sm.ID] {
+			log.Warn("a stored model has the id of a config-file model; the config file wins", "model_id", sm.ID)
+			continue
+		}
+		info := maps.Clone(sm.Info)
+		if info == nil {
+			info = map[string]any{}
+		}
+		info["id"] = sm.ID
+		m, problems := config.NewModel(sm.Name, sm.Params, slices.Sorted(maps.Keys(sm.Params)), info, getenv)
+		if len(problems) > 0 {
+			log.Error("a stored model is invalid and is not served", "model_id", sm.ID, "problems", fmt.Sprint(problems))
+			continue
+		}
+		ds = append(ds, deployment.New(m, deployment.FromDatabase))
+	}
+	return Registry{Deployments: ds, Settings: settings, Stored: stored}, nil
+}
+
+// Reload reads the store again and serves what it holds: the models and
+// settings another replica changed. Unchanged deployments keep their
+// state (in-flight counts, cooldowns). It logs what changed, if anything.
+func (a *API) Reload(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var cfgModels []config.Model
+	before := map[string]*deployment.Deployment{}
+	for _, d := range a.o.Router.Deployments() {
+		before[d.ID] = d
+		if d.Source == deployment.FromConfig {
+			cfgModels = append(cfgModels, d.Model)
+		}
+	}
+	quiet := slog.New(slog.DiscardHandler) // problems were logged when first seen
+	reg, err := LoadRegistry(ctx, a.o.Store, cfgModels, a.o.Base, a.o.Getenv, quiet)
+	if err != nil {
+		return err
+	}
+	oldSettings := currentValues(a.o.Router.Settings())
+	if reg.Stored == nil {
+		reg.Stored = map[string]any{}
+	}
+	a.stored = reg.Stored
+	a.o.Router.Replace(reg.Deployments, reg.Settings)
+
+	var added, removed, changed []string
+	after := map[string]bool{}
+	for _, d := range a.o.Router.Deployments() {
+		after[d.ID] = true
+		switch prev, ok := before[d.ID]; {
+		case !ok:
+			added = append(added, d.ID)
+		case prev != d:
+			changed = append(changed, d.ID)
+		}
+	}
+	for id := range before {
+		if !after[id] {
+			removed = append(removed, id)
+		}
+	}
+	var settingsChanged []string
+	for k, v := range currentValues(reg.Settings) {
+		if fmt.Sprint(oldSettings[k]) != fmt.Sprint(v) {
+			settingsChanged = append(settingsChanged, k)
+		}
+	}
+	if len(added)+len(removed)+len(changed)+len(settingsChanged) > 0 {
+		slices.Sort(removed)
+		slices.Sort(settingsChanged)
+		a.o.Logger.Info("models and settings reloaded from the database", "added", added, "removed", removed,
+			"changed", changed, "router_settings_changed", settingsChanged)
+	}
+	return nil
+}

@@ -1,0 +1,684 @@
+// Package cluster shares routing state between gateway replicas through
+// Redis, so that they route as one:
+//
+//   - cooldowns: a replica that cools a deployment down writes an expiring
+//     key and publishes the event; every replica applies it at once;
+//   - health: one replica probes each backend (a lease per deployment) and
+//     publishes the result to all;
+//   - rpm: one counter per deployment and minute, from which each replica
+//     takes small batches with a Lua script, so the replicas together never
+//     send more than the rpm;
+//   - tpm and in-flight counts: each replica publishes its own every
+//     Interval and reads the others'.
+//
+// The request path never waits on Redis: routing reads atomics on the
+// deployments that this package updates in the background, and events
+// from the request path go through a buffered queue. When Redis is
+// unreachable each replica goes on with its own state (fail open), logs it
+// once, and resynchronises when Redis is back.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/health"
+)
+
+// Redis key layout; every key starts with prefix.
+const (
+	prefix       = "maasgate:"
+	eventChannel = prefix + "events"
+	replicaSet   = prefix + "replicas" // sorted set: replica -> last seen (unix ms)
+)
+
+func cooldownKey(id string) string      { return prefix + "cooldown:" + id }
+func probeKey(id string) string         { return prefix + "probe:" + id }
+func leaseKey(id string) string         { return prefix + "lease:probe:" + id }
+func inFlightKey(replica string) string { return prefix + "inflight:" + replica }
+func rpmKey(id string, minute int64) string {
+	return prefix + "rpm:" + id + ":" + strconv.FormatInt(minute, 10)
+}
+func tpmKey(id string, minute int64) string {
+	return prefix + "tpm:" + id + ":" + strconv.FormatInt(minute, 10)
+}
+
+// Options configures a Cluster.
+type Options struct {
+	Client *redis.Client
+	// Replica names this process among the replicas; empty means the host
+	// name with a random suffix.
+	Replica string
+	// Deployments lists the deployments served now; Deployment finds one.
+	Deployments func() []*deployment.Deployment
+	Deployment  func(id string) (*deployment.Deployment, bool)
+	// ApplyProbe records a probe result another replica published.
+	ApplyProbe func(d *deployment.Deployment, r health.Result)
+	// Interval is how often in-flight counts and tokens are exchanged,
+	// rpm grants topped up and Redis checked (default 250ms).
+	Interval time.Duration
+	Logger   *slog.Logger
+	Now      func() time.Time
+	// SetUp, when not nil, is told whether Redis is reachable (a metric).
+	SetUp func(up bool)
+}
+
+// Cluster is one replica's link to the others. Its methods are safe for
+// concurrent use.
+type Cluster struct {
+	o      Options
+	rdb    *redis.Client
+	log    *slog.Logger
+	up     atomic.Bool
+	lastUp atomic.Pointer[string] // why Redis is down, for readiness; nil when up
+
+	events chan message  // to publish; dropped when full (resync covers)
+	refill chan struct{} // an rpm grant ran low
+
+	mu     sync.Mutex
+	quotas map[*deployment.Deployment]*deployment.Quota
+	// tokensSent is what this replica has added to each tpm counter in
+	// the current minute.
+	tokensSent map[string]tokenMark
+}
+
+type tokenMark struct{ minute, sent int64 }
+
+// message is what replicas publish to each other.
+type message struct {
+	Kind  string         `json:"kind"` // "cooldown" or "probe"
+	From  string         `json:"from"`
+	ID    string         `json:"id"`
+	Until int64          `json:"until,omitempty"` // cooldown end, unix nanoseconds
+	Probe *health.Result `json:"probe,omitempty"`
+}
+
+// New returns a Cluster for o; Run connects it.
+func New(o Options) *Cluster {
+	if o.Interval <= 0 {
+		o.Interval = 250 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Replica == "" {
+		o.Replica = replicaName()
+	}
+	c := &Cluster{
+		o: o, rdb: o.Client, log: o.Logger,
+		events:     make(chan message, 4096),
+		refill:     make(chan struct{}, 1),
+		quotas:     map[*deployment.Deployment]*deployment.Quota{},
+		tokensSent: map[string]tokenMark{},
+	}
+	down := "not connected yet"
+	c.lastUp.Store(&down)
+	return c
+}
+
+func replicaName() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
+}
+
+// Replica returns this replica's name.
+func (c *Cluster) Replica() string { return c.o.Replica }
+
+// Err returns why Redis is unreachable, or nil while it is connected.
+func (c *Cluster) Err() error {
+	if why := c.lastUp.Load(); why != nil {
+		return errors.New(*why)
+	}
+	return nil
+}
+
+// CooledDown shares a cooldown this replica started. It never blocks: it
+// runs on the request path (router.Router.OnCooldown).
+func (c *Cluster) CooledDown(d *deployment.Deployment, until time.Time) {
+	c.enqueue(message{Kind: "cooldown", ID: d.ID, Until: until.UnixNano()})
+}
+
+// Publish shares a probe result of this replica (health.Share).
+func (c *Cluster) Publish(r health.Result) {
+	c.enqueue(message{Kind: "probe", ID: r.ID, Probe: &r})
+}
+
+func (c *Cluster) enqueue(m message) {
+	m.From = c.o.Replica
+	select {
+	case c.events <- m:
+	default: // Redis is slow or away; the resync after it returns covers this
+	}
+}
+
+// claimScript takes or renews the lease: it answers 1 when this replica
+// holds it.
+var claimScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if cur then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`)
+
+// Claim reports whether this replica probes the deployment id this round
+// (health.Share). Without Redis every replica probes.
+func (c *Cluster) Claim(ctx context.Context, id string, ttl time.Duration) bool {
+	if !c.up.Load() {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	n, err := claimScript.Run(ctx, c.rdb, []string{leaseKey(id)}, c.o.Replica, ttl.Milliseconds()).Int()
+	if err != nil {
+		return true // probing twice is better than not at all
+	}
+	return n == 1
+}
+
+// Run keeps the replica in step with the others until ctx ends, and
+// returns ctx.Err(). It survives Redis going away and coming back.
+func (c *Cluster) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Go(func() { c.subscribe(ctx) })
+	wg.Go(func() { c.publish(ctx) })
+	t := time.NewTicker(c.o.Interval)
+	defer t.Stop()
+	for {
+		c.tick(ctx)
+		select {
+		case <-ctx.Done():
+			c.leave()
+			return ctx.Err()
+		case <-t.C:
+		case <-c.refill:
+			if c.up.Load() {
+				c.topUp(ctx, c.o.Deployments())
+			}
+		}
+	}
+}
+
+// tick checks Redis and exchanges the periodic state.
+func (c *Cluster) tick(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, max(c.o.Interval, 500*time.Millisecond))
+	err := c.rdb.Ping(pctx).Err()
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		if c.up.CompareAndSwap(true, false) || c.lastUp.Load() == nil {
+			c.log.Warn("redis unreachable: routing state is this replica's own until it is back", "error", err)
+		}
+		why := "unreachable: " + err.Error()
+		c.lastUp.Store(&why)
+		c.setUp(false)
+		c.dropQuotas()
+		return
+	}
+	ds := c.o.Deployments()
+	if !c.up.Load() {
+		c.resync(ctx, ds)
+		c.up.Store(true)
+		c.lastUp.Store(nil)
+		c.setUp(true)
+		c.log.Info("redis connected: routing state is shared with the other replicas", "replica", c.o.Replica)
+	}
+	c.exchangeInFlight(ctx, ds)
+	c.exchangeTokens(ctx, ds)
+	c.topUp(ctx, ds)
+}
+
+func (c *Cluster) setUp(up bool) {
+	if c.o.SetUp != nil {
+		c.o.SetUp(up)
+	}
+}
+
+// publish writes queued events to Redis: a key that expires with the
+// state, for replicas that start or reconnect later, and a message for
+// the ones listening now.
+func (c *Cluster) publish(ctx context.Context) {
+	for {
+		var m message
+		select {
+		case <-ctx.Done():
+			return
+		case m = <-c.events:
+		}
+		if !c.up.Load() {
+			continue
+		}
+		body, err := json.Marshal(m)
+		if err != nil {
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		pipe := c.rdb.Pipeline()
+		switch m.Kind {
+		case "cooldown":
+			ttl := time.Until(time.Unix(0, m.Until))
+			if ttl <= 0 {
+				cancel()
+				continue
+			}
+			pipe.Set(wctx, cooldownKey(m.ID), body, ttl)
+		case "probe":
+			pipe.Set(wctx, probeKey(m.ID), body, 10*time.Minute)
+		}
+		pipe.Publish(wctx, eventChannel, body)
+		if _, err := pipe.Exec(wctx); err != nil && ctx.Err() == nil {
+			c.log.Debug("redis: could not share an event", "kind", m.Kind, "model_id", m.ID, "error", err)
+		}
+		cancel()
+	}
+}
+
+// subscribe applies the other replicas' events as they come. go-redis
+// resubscribes after a lost connection; what was missed meanwhile is read
+// back by resync.
+func (c *Cluster) subscribe(ctx context.Context) {
+	ps := c.rdb.Subscribe(ctx, eventChannel)
+	defer ps.Close()
+	ch := ps.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			c.apply([]byte(msg.Payload))
+		}
+	}
+}
+
+// apply applies one event from another replica.
+func (c *Cluster) apply(body []byte) {
+	var m message
+	if err := json.Unmarshal(body, &m); err != nil || m.From == c.o.Replica {
+		return
+	}
+	d, ok := c.o.Deployment(m.ID)
+	if !ok {
+		return
+	}
+	switch m.Kind {
+	case "cooldown":
+		now := c.o.Now()
+		until := time.Unix(0, m.Until)
+		if until.After(now) && d.CoolDown(now, until) {
+			c.log.Warn("deployment cooling down, as another replica found", "model_id", d.ID, "model_group", d.Group,
+				"api_base", d.PublicAPIBase(), "replica", m.From, "cooldown", until.Sub(now).Round(time.Millisecond).String())
+		}
+	case "probe":
+		if m.Probe != nil && c.o.ApplyProbe != nil {
+			if prev := d.Probe(); prev == nil || !m.Probe.Checked.Before(prev.Checked) {
+				c.o.ApplyProbe(d, *m.Probe)
+			}
+		}
+	}
+}
+
+// resync reads the state kept in Redis (after a start or a lost
+// connection) and writes back the cooldowns this replica has that Redis
+// lacks.
+func (c *Cluster) resync(ctx context.Context, ds []*deployment.Deployment) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	keys := make([]string, 0, 2*len(ds))
+	for _, d := range ds {
+		keys = append(keys, cooldownKey(d.ID), probeKey(d.ID))
+	}
+	if len(keys) > 0 {
+		vals, err := c.rdb.MGet(rctx, keys...).Result()
+		if err != nil {
+			c.log.Warn("redis: could not read the shared state", "error", err)
+		}
+		for _, v := range vals {
+			if s, ok := v.(string); ok {
+				c.apply([]byte(s))
+			}
+		}
+	}
+	now := c.o.Now()
+	for _, d := range ds {
+		if until := d.CooldownUntil(now); !until.IsZero() {
+			c.enqueue(message{Kind: "cooldown", ID: d.ID, Until: until.UnixNano()})
+		}
+	}
+}
+
+// exchangeInFlight publishes this replica's in-flight counts and reads
+// the others', for least-busy routing over the whole cluster.
+func (c *Cluster) exchangeInFlight(ctx context.Context, ds []*deployment.Deployment) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	now := c.o.Now()
+	ttl := 4 * c.o.Interval
+	mine := inFlightKey(c.o.Replica)
+	pipe := c.rdb.Pipeline()
+	counts := make([]any, 0, 2*len(ds))
+	for _, d := range ds {
+		counts = append(counts, d.ID, d.InFlight())
+	}
+	pipe.Del(ctx, mine)
+	if len(counts) > 0 {
+		pipe.HSet(ctx, mine, counts...)
+	}
+	pipe.PExpire(ctx, mine, ttl)
+	pipe.ZAdd(ctx, replicaSet, redis.Z{Score: float64(now.UnixMilli()), Member: c.o.Replica})
+	pipe.ZRemRangeByScore(ctx, replicaSet, "-inf", strconv.FormatInt(now.Add(-time.Minute).UnixMilli(), 10))
+	live := pipe.ZRangeByScore(ctx, replicaSet, &redis.ZRangeBy{Min: strconv.FormatInt(now.Add(-ttl).UnixMilli(), 10), Max: "+inf"})
+	if _, err := pipe.Exec(ctx); err != nil {
+		return
+	}
+	others := map[string]int64{}
+	read := c.rdb.Pipeline()
+	var hashes []*redis.MapStringStringCmd
+	for _, r := range live.Val() {
+		if r != c.o.Replica {
+			hashes = append(hashes, read.HGetAll(ctx, inFlightKey(r)))
+		}
+	}
+	if len(hashes) > 0 {
+		if _, err := read.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return
+		}
+	}
+	for _, h := range hashes {
+		for id, v := range h.Val() {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			others[id] += n
+		}
+	}
+	for _, d := range ds {
+		d.SetOthersInFlight(others[d.ID])
+	}
+}
+
+// exchangeTokens adds this replica's new tokens to each tpm counter and
+// reads the others' total.
+func (c *Cluster) exchangeTokens(ctx context.Context, ds []*deployment.Deployment) {
+	now := c.o.Now()
+	minute := now.UnixNano() / int64(time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	pipe := c.rdb.Pipeline()
+	type pending struct {
+		d     *deployment.Deployment
+		local int64
+		cmd   *redis.IntCmd
+	}
+	var ps []pending
+	for _, d := range ds {
+		if d.TPM <= 0 {
+			continue
+		}
+		_, local := d.MinuteUsage(now.UnixNano())
+		c.mu.Lock()
+		mark := c.tokensSent[d.ID]
+		c.mu.Unlock()
+		if mark.minute != minute {
+			mark = tokenMark{minute: minute}
+		}
+		key := tpmKey(d.ID, minute)
+		cmd := pipe.IncrBy(ctx, key, local-mark.sent)
+		pipe.Expire(ctx, key, 2*time.Minute)
+		ps = append(ps, pending{d, local, cmd})
+	}
+	if len(ps) == 0 {
+		return
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range ps {
+		c.tokensSent[p.d.ID] = tokenMark{minute: minute, sent: p.local}
+		p.d.SetOthersTokens(now.UnixNano(), p.cmd.Val()-p.local)
+	}
+}
+
+// reserveScript grants up to ARGV[2] requests of the limit ARGV[1] from
+// the counter KEYS[1], atomically, and answers how many it granted.
+var reserveScript = redis.NewScript(`
+local limit = tonumber(ARGV[1])
+local want = tonumber(ARGV[2])
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local grant = math.min(want, limit - used)
+if grant <= 0 then return 0 end
+redis.call('INCRBY', KEYS[1], grant)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return grant`)
+
+// batch is how many requests of an rpm a replica takes at a time: a
+// fortieth of it (at least one), so a replica rarely waits for a grant and
+// an idle replica holds little of the minute.
+func batch(rpm int64) int64 { return max(1, rpm/40) }
+
+// topUp keeps each rpm-limited deployment's grant for this minute at a
+// batch or more, and fetches the next minute's first batch during the
+// minute's last two seconds.
+func (c *Cluster) topUp(ctx context.Context, ds []*deployment.Deployment) {
+	now := c.o.Now().UnixNano()
+	minute := now / int64(time.Minute)
+	nextSoon := (minute+1)*int64(time.Minute)-now < int64(2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for _, d := range ds {
+		if d.RPM <= 0 {
+			continue
+		}
+		c.mu.Lock()
+		q, fresh := c.quotas[d], false
+		if q == nil {
+			q = &deployment.Quota{Want: c.wantRefill}
+			c.quotas[d] = q
+			fresh = true
+		}
+		c.mu.Unlock()
+		n := batch(d.RPM)
+		if q.Remaining(now) < n && !c.reserve(ctx, q, d, minute, now, n) {
+			if fresh {
+				c.forget(d, q)
+			}
+			continue
+		}
+		if nextSoon {
+			next := (minute + 1) * int64(time.Minute)
+			if q.Remaining(next) < n {
+				c.reserve(ctx, q, d, minute+1, next, n)
+			}
+		}
+		if fresh {
+			d.SetQuota(q) // shared from now on, with a first grant in hand
+		}
+	}
+}
+
+// reserve asks Redis for n requests of d's rpm in minute and adds what it
+// grants to q; false when Redis could not be asked.
+func (c *Cluster) reserve(ctx context.Context, q *deployment.Quota, d *deployment.Deployment, minute, at, n int64) bool {
+	got, err := reserveScript.Run(ctx, c.rdb, []string{rpmKey(d.ID, minute)}, d.RPM, n, (2 * time.Minute).Milliseconds()).Int64()
+	if err != nil {
+		return false
+	}
+	if got > 0 {
+		q.Grant(at, got)
+	} else {
+		q.Spent(at)
+	}
+	return true
+}
+
+// Refill fetches a batch of each deployment's rpm at once, for a request
+// that found this replica's grants dry (router.Router.Refill). It reports
+// whether any was granted.
+func (c *Cluster) Refill(ctx context.Context, ds []*deployment.Deployment) bool {
+	if !c.up.Load() {
+		return false
+	}
+	now := c.o.Now().UnixNano()
+	minute := now / int64(time.Minute)
+	got := false
+	for _, d := range ds {
+		q := d.Quota()
+		if q == nil {
+			continue
+		}
+		if c.reserve(ctx, q, d, minute, now, batch(d.RPM)) && q.Remaining(now) > 0 {
+			got = true
+		}
+	}
+	return got
+}
+
+func (c *Cluster) forget(d *deployment.Deployment, q *deployment.Quota) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.quotas[d] == q {
+		delete(c.quotas, d)
+	}
+}
+
+func (c *Cluster) wantRefill() {
+	select {
+	case c.refill <- struct{}{}:
+	default:
+	}
+}
+
+// dropQuotas makes every rpm local again: with Redis away, each replica
+// holds its deployments to their whole rpm by itself.
+func (c *Cluster) dropQuotas() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for d := range c.quotas {
+		d.SetQuota(nil)
+	}
+	clear(c.quotas)
+}
+
+// leave removes this replica's in-flight counts at shutdown, so the others
+// do not count its requests for the rest of the key's life.
+func (c *Cluster) leave() {
+	if !c.up.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	pipe := c.rdb.Pipeline()
+	pipe.Del(ctx, inFlightKey(c.o.Replica))
+	pipe.ZRem(ctx, replicaSet, c.o.Replica)
+	_, _ = pipe.Exec(ctx)
+}
+
+// Connect returns a Redis client for the settings, checked by a first
+// ping within timeout; a failed ping is returned with the client, which
+// keeps trying (the gateway starts without Redis and fails open).
+func Connect(ctx context.Context, s Settings, timeout time.Duration) (*redis.Client, error) {
+	opts, err := s.options()
+	if err != nil {
+		return nil, err
+	}
+	rdb := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		return rdb, fmt.Errorf("redis at %s: %w", opts.Addr, err)
+	}
+	return rdb, nil
+}
+
+// Settings are the Redis connection settings, as LiteLLM takes them.
+type Settings struct {
+	URL      string // redis:// or rediss:// (TLS); wins over the rest
+	Host     string
+	Port     int
+	Password string
+	TLS      bool
+}
+
+// Enabled reports whether Redis is configured.
+func (s Settings) Enabled() bool { return s.URL != "" || s.Host != "" }
+
+// Address describes the server without the password, for logs.
+func (s Settings) Address() string {
+	if s.URL != "" {
+		if opts, err := redis.ParseURL(s.URL); err == nil {
+			scheme := "redis"
+			if opts.TLSConfig != nil {
+				scheme = "rediss"
+			}
+			return scheme + "://" + opts.Addr
+		}
+		return "(unparsable redis_url)"
+	}
+	return fmt.Sprintf("%s:%d", s.Host, s.port())
+}
+
+func (s Settings) port() int {
+	if s.Port == 0 {
+		return 6379
+	}
+	return s.Port
+}
+
+func (s Settings) options() (*redis.Options, error) {
+	if s.URL != "" {
+		opts, err := redis.ParseURL(s.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redis_url: %w", err)
+		}
+		if s.Password != "" && opts.Password == "" {
+			opts.Password = s.Password
+		}
+		return tuned(opts), nil
+	}
+	if strings.TrimSpace(s.Host) == "" {
+		return nil, errors.New("redis: no redis_host or redis_url")
+	}
+	opts := &redis.Options{Addr: fmt.Sprintf("%s:%d", s.Host, s.port()), Password: s.Password}
+	if s.TLS {
+		opts.TLSConfig = tlsConfig(s.Host)
+	}
+	return tuned(opts), nil
+}
+
+// tuned bounds how long a call waits: the background loops must notice a
+// dead Redis in well under a second.
+func tuned(o *redis.Options) *redis.Options {
+	o.DialTimeout = 500 * time.Millisecond
+	o.ReadTimeout = 500 * time.Millisecond
+	o.WriteTimeout = 500 * time.Millisecond
+	o.MaxRetries = 0
+	return o
+}
