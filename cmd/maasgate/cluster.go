@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/maasgate/maasgate/internal/cluster"
 	"github.com/maasgate/maasgate/internal/config"
@@ -73,7 +75,18 @@ func startCluster(ctx context.Context, s cluster.Settings, o cluster.Options, re
 			up.Set(0)
 		}
 	}
+	// go-redis reports its own connection retries through a process-wide
+	// logger; they go to this log at debug level (the cluster logs the
+	// outage itself, once).
+	redis.SetLogger(redisLog{log})
 	cl := cluster.New(o)
 	log.Info("redis configured: routing state is shared", "redis", s.Address(), "replica", cl.Replica())
 	return cl, func() { _ = rdb.Close() }, nil
+}
+
+// redisLog adapts go-redis's logger to slog.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
 }

@@ -94,6 +94,8 @@ type Cluster struct {
 	// tokensSent is what this replica has added to each tpm counter in
 	// the current minute.
 	tokensSent map[string]tokenMark
+
+	lastRead time.Time // Run's goroutine only
 }
 
 type tokenMark struct{ minute, sent int64 }
@@ -242,12 +244,20 @@ func (c *Cluster) tick(ctx context.Context) {
 		return
 	}
 	ds := c.o.Deployments()
+	now := c.o.Now()
 	if !c.up.Load() {
-		c.resync(ctx, ds)
 		c.up.Store(true)
 		c.lastUp.Store(nil)
 		c.setUp(true)
 		c.log.Info("redis connected: routing state is shared with the other replicas", "replica", c.o.Replica)
+		c.pushOwn(ds)
+		c.lastRead = time.Time{}
+	}
+	// What was published while this replica's subscription was down (or
+	// before another replica wrote it back) is read from the keys.
+	if now.Sub(c.lastRead) >= resyncEvery {
+		c.readShared(ctx, ds)
+		c.lastRead = now
 	}
 	c.exchangeInFlight(ctx, ds)
 	c.exchangeTokens(ctx, ds)
@@ -346,10 +356,13 @@ func (c *Cluster) apply(body []byte) {
 	}
 }
 
-// resync reads the state kept in Redis (after a start or a lost
-// connection) and writes back the cooldowns this replica has that Redis
-// lacks.
-func (c *Cluster) resync(ctx context.Context, ds []*deployment.Deployment) {
+// resyncEvery is how often the shared keys are read even though events
+// arrive by pub/sub: it bounds how long a replica can miss a state that
+// was published while its subscription was being re-established.
+const resyncEvery = 2 * time.Second
+
+// readShared reads the cooldowns and probe results kept in Redis.
+func (c *Cluster) readShared(ctx context.Context, ds []*deployment.Deployment) {
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	keys := make([]string, 0, 2*len(ds))
@@ -367,6 +380,11 @@ func (c *Cluster) resync(ctx context.Context, ds []*deployment.Deployment) {
 			}
 		}
 	}
+}
+
+// pushOwn shares again the cooldowns this replica started or learned
+// while Redis was away.
+func (c *Cluster) pushOwn(ds []*deployment.Deployment) {
 	now := c.o.Now()
 	for _, d := range ds {
 		if until := d.CooldownUntil(now); !until.IsZero() {
