@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/mockllm"
 	"github.com/maasgate/maasgate/internal/testutil"
 )
@@ -427,4 +428,30 @@ func dbName(t *testing.T, dbURL string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimPrefix(u.Path, "/")
+}
+
+// TestRedisSettingsFromEnv: router_settings win; without them the REDIS_*
+// variables LiteLLM reads apply; a bad REDIS_PORT is an error naming it.
+func TestRedisSettingsFromEnv(t *testing.T) {
+	setEnv(t, map[string]string{"REDIS_HOST": "cache", "REDIS_PORT": "6380", "REDIS_PASSWORD": "pw", "REDIS_SSL": "True"})
+	s, err := redisSettings(config.RouterSettings{})
+	if err != nil || s.Host != "cache" || s.Port != 6380 || s.Password != "pw" || !s.TLS {
+		t.Errorf("from the environment: %+v %v", s, err)
+	}
+	s, _ = redisSettings(config.RouterSettings{RedisHost: "redis", RedisPort: 7000})
+	if s.Host != "redis" || s.Port != 7000 || s.Password != "pw" {
+		t.Errorf("router_settings first: %+v", s)
+	}
+	setEnv(t, map[string]string{"REDIS_URL": "redis://cache:6379"})
+	if s, _ := redisSettings(config.RouterSettings{}); s.URL != "redis://cache:6379" {
+		t.Errorf("REDIS_URL: %+v", s)
+	}
+	setEnv(t, map[string]string{"REDIS_HOST": "cache", "REDIS_PORT": "sixty"})
+	if _, err := redisSettings(config.RouterSettings{}); err == nil || !strings.Contains(err.Error(), "REDIS_PORT") {
+		t.Errorf("bad REDIS_PORT: %v", err)
+	}
+	setEnv(t, nil)
+	if s, _ := redisSettings(config.RouterSettings{}); s.Enabled() {
+		t.Errorf("no redis configured, yet %+v", s)
+	}
 }
