@@ -79,6 +79,8 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 		{"PORT like LiteLLM's image", map[string]string{"PORT": "6000"}, nil, "6000"},
 		{"MAASGATE_PORT wins over PORT", map[string]string{"PORT": "6000", "MAASGATE_PORT": "5000"}, nil, "5000"},
 		{"flag wins over env", map[string]string{"MAASGATE_PORT": "5000"}, []string{"--port", "7000"}, "7000"},
+		// Kubernetes sets MAASGATE_PORT for a Service named maasgate.
+		{"service link ignored", map[string]string{"MAASGATE_PORT": "tcp://10.0.0.7:4000", "PORT": "6000"}, nil, "6000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,7 +24,7 @@ func redisSettings(rs config.RouterSettings) (cluster.Settings, error) {
 	env := func(k string) string { v, _ := lookupEnv(k); return strings.TrimSpace(v) }
 	if s.URL == "" && s.Host == "" {
 		s.URL, s.Host = env("REDIS_URL"), env("REDIS_HOST")
-		if p := env("REDIS_PORT"); p != "" && s.Port == 0 {
+		if p := env("REDIS_PORT"); p != "" && s.Port == 0 && !serviceLink(p) {
 			n, err := strconv.Atoi(p)
 			if err != nil || n <= 0 || n > 65535 {
 				return s, &envError{"REDIS_PORT", "must be a port number, got " + strconv.Quote(p)}

@@ -442,6 +442,11 @@ func TestRedisSettingsFromEnv(t *testing.T) {
 	if s.Host != "redis" || s.Port != 7000 || s.Password != "pw" {
 		t.Errorf("router_settings first: %+v", s)
 	}
+	// Kubernetes sets REDIS_PORT=tcp://... for a Service named redis.
+	setEnv(t, map[string]string{"REDIS_HOST": "redis", "REDIS_PORT": "tcp://10.0.0.9:6379"})
+	if s, err := redisSettings(config.RouterSettings{}); err != nil || s.Address() != "redis:6379" {
+		t.Errorf("with a service link in REDIS_PORT: %+v %v", s, err)
+	}
 	setEnv(t, map[string]string{"REDIS_URL": "redis://cache:6379"})
 	if s, _ := redisSettings(config.RouterSettings{}); s.URL != "redis://cache:6379" {
 		t.Errorf("REDIS_URL: %+v", s)

@@ -55,7 +55,7 @@ func (fs *flagSet) parse(args []string, getenv func(string) (string, bool)) erro
 		}
 		for _, v := range vars {
 			val, ok := getenv(v)
-			if !ok || val == "" {
+			if !ok || val == "" || serviceLink(val) {
 				continue
 			}
 			if err := fs.Set(name, val); err != nil {
@@ -66,5 +66,10 @@ func (fs *flagSet) parse(args []string, getenv func(string) (string, bool)) erro
 	}
 	return nil
 }
+
+// serviceLink reports whether an environment value is one Kubernetes set
+// for a Service (MAASGATE_PORT=tcp://10.0.0.7:4000 for a Service named
+// maasgate), not one an operator set: it is ignored.
+func serviceLink(val string) bool { return strings.HasPrefix(val, "tcp://") || strings.HasPrefix(val, "udp://") }
 
 var lookupEnv = os.LookupEnv

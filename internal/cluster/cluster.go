@@ -401,7 +401,7 @@ func (c *Cluster) exchangeInFlight(ctx context.Context, ds []*deployment.Deploym
 	now := c.o.Now()
 	ttl := 4 * c.o.Interval
 	mine := inFlightKey(c.o.Replica)
-	pipe := c.rdb.Pipeline()
+	pipe := c.rdb.TxPipeline() // readers never see the hash half-written
 	counts := make([]any, 0, 2*len(ds))
 	for _, d := range ds {
 		counts = append(counts, d.ID, d.InFlight())
@@ -511,6 +511,7 @@ func (c *Cluster) topUp(ctx context.Context, ds []*deployment.Deployment) {
 	nextSoon := (minute+1)*int64(time.Minute)-now < int64(2*time.Second)
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
+	c.prune(ds)
 	for _, d := range ds {
 		if d.RPM <= 0 {
 			continue
@@ -577,6 +578,30 @@ func (c *Cluster) Refill(ctx context.Context, ds []*deployment.Deployment) bool 
 		}
 	}
 	return got
+}
+
+// prune forgets the deployments no longer served.
+func (c *Cluster) prune(ds []*deployment.Deployment) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.quotas) == 0 && len(c.tokensSent) == 0 {
+		return
+	}
+	served := make(map[*deployment.Deployment]bool, len(ds))
+	ids := make(map[string]bool, len(ds))
+	for _, d := range ds {
+		served[d], ids[d.ID] = true, true
+	}
+	for d := range c.quotas {
+		if !served[d] {
+			delete(c.quotas, d)
+		}
+	}
+	for id := range c.tokensSent {
+		if !ids[id] {
+			delete(c.tokensSent, id)
+		}
+	}
 }
 
 func (c *Cluster) forget(d *deployment.Deployment, q *deployment.Quota) {
