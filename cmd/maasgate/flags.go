@@ -70,6 +70,8 @@ func (fs *flagSet) parse(args []string, getenv func(string) (string, bool)) erro
 // serviceLink reports whether an environment value is one Kubernetes set
 // for a Service (MAASGATE_PORT=tcp://10.0.0.7:4000 for a Service named
 // maasgate), not one an operator set: it is ignored.
-func serviceLink(val string) bool { return strings.HasPrefix(val, "tcp://") || strings.HasPrefix(val, "udp://") }
+func serviceLink(val string) bool {
+	return strings.HasPrefix(val, "tcp://") || strings.HasPrefix(val, "udp://")
+}
 
 var lookupEnv = os.LookupEnv
