@@ -169,8 +169,12 @@ func (a *API) storeError(ctx context.Context, what string, err error) *openai.Er
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	if perr := a.o.Store.Ping(pctx); perr != nil {
+		outcome := "nothing was changed"
+		if errors.Is(err, store.ErrCommitUnknown) {
+			outcome = "the connection broke while committing, so the change may or may not be stored: check once the database is back"
+		}
 		e := openai.NewError(http.StatusServiceUnavailable, openai.TypeServerError,
-			fmt.Sprintf("%s: the database is unreachable (%v); nothing was changed. The gateway goes on serving the models it has; try again when the database is back.", what, perr))
+			fmt.Sprintf("%s: the database is unreachable (%v); %s. The gateway goes on serving the models it has; try again when the database is back.", what, perr, outcome))
 		e.Header = http.Header{"Retry-After": []string{"5"}}
 		return e
 	}

@@ -86,11 +86,14 @@ func (a *API) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	oldSettings := currentValues(a.o.Router.Settings())
 	if reg.Stored == nil {
 		reg.Stored = map[string]any{}
 	}
 	a.stored = reg.Stored
+	if a.o.Router.Unchanged(reg.Deployments, reg.Settings) {
+		return nil // keep the table, and with it the strategies' state
+	}
+	oldSettings := currentValues(a.o.Router.Settings())
 	a.o.Router.Replace(reg.Deployments, reg.Settings)
 
 	var added, removed, changed []string

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/health"
@@ -96,16 +97,23 @@ type Cluster struct {
 	tokensSent map[string]tokenMark
 
 	lastRead time.Time // Run's goroutine only
+	// holdDown is when to try Redis again after it failed a command while
+	// answering PING (out of memory, read-only replica, ACL): no flapping.
+	holdDown atomic.Int64 // unix nanoseconds
+	repush   atomic.Bool
+	refills  singleflight.Group
 }
 
 type tokenMark struct{ minute, sent int64 }
 
 // message is what replicas publish to each other.
 type message struct {
-	Kind  string         `json:"kind"` // "cooldown" or "probe"
-	From  string         `json:"from"`
-	ID    string         `json:"id"`
-	Until int64          `json:"until,omitempty"` // cooldown end, unix nanoseconds
+	Kind string `json:"kind"` // "cooldown" or "probe"
+	From string `json:"from"`
+	ID   string `json:"id"`
+	// TTL is the cooldown's time left when it was sent, in milliseconds:
+	// a duration, so replicas' clocks need not agree.
+	TTL   int64          `json:"ttl_ms,omitempty"`
 	Probe *health.Result `json:"probe,omitempty"`
 }
 
@@ -156,7 +164,7 @@ func (c *Cluster) Err() error {
 // CooledDown shares a cooldown this replica started. It never blocks: it
 // runs on the request path (router.Router.OnCooldown).
 func (c *Cluster) CooledDown(d *deployment.Deployment, until time.Time) {
-	c.enqueue(message{Kind: "cooldown", ID: d.ID, Until: until.UnixNano()})
+	c.enqueue(message{Kind: "cooldown", ID: d.ID, TTL: time.Until(until).Milliseconds()})
 }
 
 // Publish shares a probe result of this replica (health.Share).
@@ -227,24 +235,23 @@ func (c *Cluster) Run(ctx context.Context) error {
 
 // tick checks Redis and exchanges the periodic state.
 func (c *Cluster) tick(ctx context.Context) {
+	now := c.o.Now()
+	if !c.up.Load() && now.UnixNano() < c.holdDown.Load() {
+		return
+	}
+	// A write, not a PING: a Redis that answers but refuses writes (out
+	// of memory, a read-only replica) cannot share anything either.
 	pctx, cancel := context.WithTimeout(ctx, max(c.o.Interval, 500*time.Millisecond))
-	err := c.rdb.Ping(pctx).Err()
+	err := c.rdb.Set(pctx, prefix+"alive:"+c.o.Replica, 1, 10*c.o.Interval).Err()
 	cancel()
 	if ctx.Err() != nil {
 		return
 	}
 	if err != nil {
-		if c.up.CompareAndSwap(true, false) || c.lastUp.Load() == nil {
-			c.log.Warn("redis unreachable: routing state is this replica's own until it is back", "error", err)
-		}
-		why := "unreachable: " + err.Error()
-		c.lastUp.Store(&why)
-		c.setUp(false)
-		c.dropQuotas()
+		c.fail("check", err)
 		return
 	}
 	ds := c.o.Deployments()
-	now := c.o.Now()
 	if !c.up.Load() {
 		c.up.Store(true)
 		c.lastUp.Store(nil)
@@ -263,6 +270,29 @@ func (c *Cluster) tick(ctx context.Context) {
 	c.exchangeTokens(ctx, ds)
 	c.topUp(ctx, ds)
 }
+
+// fail marks Redis as unusable after a failed command: routing falls back
+// to this replica's own state at once, logged once per outage. A command
+// that failed while Redis answers is retried only after a while.
+func (c *Cluster) fail(what string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	if c.up.Swap(false) || c.lastUp.Load() == nil {
+		c.log.Warn("redis unreachable: routing state is this replica's own until it is back", "failed", what, "error", err)
+	}
+	why := "unreachable: " + err.Error()
+	c.lastUp.Store(&why)
+	c.setUp(false)
+	c.dropQuotas()
+	if what != "check" {
+		c.holdDown.Store(c.o.Now().Add(holdDownFor).UnixNano())
+	}
+}
+
+// holdDownFor is how long a Redis that failed a command while answering
+// is left alone.
+const holdDownFor = 10 * time.Second
 
 func (c *Cluster) setUp(up bool) {
 	if c.o.SetUp != nil {
@@ -292,18 +322,18 @@ func (c *Cluster) publish(ctx context.Context) {
 		pipe := c.rdb.Pipeline()
 		switch m.Kind {
 		case "cooldown":
-			ttl := time.Until(time.Unix(0, m.Until))
-			if ttl <= 0 {
+			if m.TTL <= 0 {
 				cancel()
 				continue
 			}
-			pipe.Set(wctx, cooldownKey(m.ID), body, ttl)
+			pipe.Set(wctx, cooldownKey(m.ID), body, time.Duration(m.TTL)*time.Millisecond)
 		case "probe":
 			pipe.Set(wctx, probeKey(m.ID), body, 10*time.Minute)
 		}
 		pipe.Publish(wctx, eventChannel, body)
 		if _, err := pipe.Exec(wctx); err != nil && ctx.Err() == nil {
 			c.log.Debug("redis: could not share an event", "kind", m.Kind, "model_id", m.ID, "error", err)
+			c.repush.Store(true) // this replica's cooldowns go out again with the next read
 		}
 		cancel()
 	}
@@ -324,13 +354,15 @@ func (c *Cluster) subscribe(ctx context.Context) {
 			if !ok {
 				return
 			}
-			c.apply([]byte(msg.Payload))
+			c.apply([]byte(msg.Payload), 0)
 		}
 	}
 }
 
-// apply applies one event from another replica.
-func (c *Cluster) apply(body []byte) {
+// apply applies one event from another replica. left, when positive, is
+// the cooldown's time left as Redis counts it (the key's expiry), which
+// wins over the time left when the event was sent.
+func (c *Cluster) apply(body []byte, left time.Duration) {
 	var m message
 	if err := json.Unmarshal(body, &m); err != nil || m.From == c.o.Replica {
 		return
@@ -342,8 +374,11 @@ func (c *Cluster) apply(body []byte) {
 	switch m.Kind {
 	case "cooldown":
 		now := c.o.Now()
-		until := time.Unix(0, m.Until)
-		if until.After(now) && d.CoolDown(now, until) {
+		if left <= 0 {
+			left = time.Duration(m.TTL) * time.Millisecond
+		}
+		until := now.Add(left)
+		if left > 0 && d.CoolDown(now, until) {
 			c.log.Warn("deployment cooling down, as another replica found", "model_id", d.ID, "model_group", d.Group,
 				"api_base", d.PublicAPIBase(), "replica", m.From, "cooldown", until.Sub(now).Round(time.Millisecond).String())
 		}
@@ -365,20 +400,32 @@ const resyncEvery = 2 * time.Second
 func (c *Cluster) readShared(ctx context.Context, ds []*deployment.Deployment) {
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	keys := make([]string, 0, 2*len(ds))
-	for _, d := range ds {
-		keys = append(keys, cooldownKey(d.ID), probeKey(d.ID))
+	if len(ds) == 0 {
+		return
 	}
-	if len(keys) > 0 {
-		vals, err := c.rdb.MGet(rctx, keys...).Result()
-		if err != nil {
-			c.log.Warn("redis: could not read the shared state", "error", err)
+	pipe := c.rdb.Pipeline()
+	type read struct {
+		cooldown, probe *redis.StringCmd
+		left            *redis.DurationCmd
+	}
+	reads := make([]read, len(ds))
+	for i, d := range ds {
+		reads[i] = read{pipe.Get(rctx, cooldownKey(d.ID)), pipe.Get(rctx, probeKey(d.ID)), pipe.PTTL(rctx, cooldownKey(d.ID))}
+	}
+	if _, err := pipe.Exec(rctx); err != nil && !errors.Is(err, redis.Nil) {
+		c.fail("read the shared state", err)
+		return
+	}
+	for _, r := range reads {
+		if v, err := r.cooldown.Result(); err == nil {
+			c.apply([]byte(v), r.left.Val())
 		}
-		for _, v := range vals {
-			if s, ok := v.(string); ok {
-				c.apply([]byte(s))
-			}
+		if v, err := r.probe.Result(); err == nil {
+			c.apply([]byte(v), 0)
 		}
+	}
+	if c.repush.Swap(false) {
+		c.pushOwn(ds)
 	}
 }
 
@@ -388,7 +435,7 @@ func (c *Cluster) pushOwn(ds []*deployment.Deployment) {
 	now := c.o.Now()
 	for _, d := range ds {
 		if until := d.CooldownUntil(now); !until.IsZero() {
-			c.enqueue(message{Kind: "cooldown", ID: d.ID, Until: until.UnixNano()})
+			c.enqueue(message{Kind: "cooldown", ID: d.ID, TTL: until.Sub(now).Milliseconds()})
 		}
 	}
 }
@@ -413,8 +460,11 @@ func (c *Cluster) exchangeInFlight(ctx context.Context, ds []*deployment.Deploym
 	pipe.PExpire(ctx, mine, ttl)
 	pipe.ZAdd(ctx, replicaSet, redis.Z{Score: float64(now.UnixMilli()), Member: c.o.Replica})
 	pipe.ZRemRangeByScore(ctx, replicaSet, "-inf", strconv.FormatInt(now.Add(-time.Minute).UnixMilli(), 10))
-	live := pipe.ZRangeByScore(ctx, replicaSet, &redis.ZRangeBy{Min: strconv.FormatInt(now.Add(-ttl).UnixMilli(), 10), Max: "+inf"})
+	// Every replica seen in the last minute; a departed one's hash
+	// expires after ttl, so no clock comparison decides who is live.
+	live := pipe.ZRange(ctx, replicaSet, 0, -1)
 	if _, err := pipe.Exec(ctx); err != nil {
+		c.fail("share in-flight counts", err)
 		return
 	}
 	others := map[string]int64{}
@@ -427,6 +477,7 @@ func (c *Cluster) exchangeInFlight(ctx context.Context, ds []*deployment.Deploym
 	}
 	if len(hashes) > 0 {
 		if _, err := read.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			c.fail("read in-flight counts", err)
 			return
 		}
 	}
@@ -452,6 +503,7 @@ func (c *Cluster) exchangeTokens(ctx context.Context, ds []*deployment.Deploymen
 	type pending struct {
 		d     *deployment.Deployment
 		local int64
+		mark  tokenMark
 		cmd   *redis.IntCmd
 	}
 	var ps []pending
@@ -467,20 +519,21 @@ func (c *Cluster) exchangeTokens(ctx context.Context, ds []*deployment.Deploymen
 			mark = tokenMark{minute: minute}
 		}
 		key := tpmKey(d.ID, minute)
-		cmd := pipe.IncrBy(ctx, key, local-mark.sent)
+		cmd := pipe.IncrBy(ctx, key, max(0, local-mark.sent))
 		pipe.Expire(ctx, key, 2*time.Minute)
-		ps = append(ps, pending{d, local, cmd})
+		ps = append(ps, pending{d, local, mark, cmd})
 	}
 	if len(ps) == 0 {
 		return
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
+		c.fail("share token counts", err)
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range ps {
-		c.tokensSent[p.d.ID] = tokenMark{minute: minute, sent: p.local}
+		c.tokensSent[p.d.ID] = tokenMark{minute: minute, sent: max(p.local, p.mark.sent)}
 		p.d.SetOthersTokens(now.UnixNano(), p.cmd.Val()-p.local)
 	}
 }
@@ -525,16 +578,16 @@ func (c *Cluster) topUp(ctx context.Context, ds []*deployment.Deployment) {
 		}
 		c.mu.Unlock()
 		n := batch(d.RPM)
-		if q.Remaining(now) < n && !c.reserve(ctx, q, d, minute, now, n) {
+		if q.Remaining(now) < n && !q.IsSpent(now) && !c.reserve(ctx, q, d, minute, now, n) {
 			if fresh {
 				c.forget(d, q)
 			}
-			continue
+			return // reserve marked Redis down
 		}
 		if nextSoon {
 			next := (minute + 1) * int64(time.Minute)
-			if q.Remaining(next) < n {
-				c.reserve(ctx, q, d, minute+1, next, n)
+			if q.Remaining(next) < n && !q.IsSpent(next) && !c.reserve(ctx, q, d, minute+1, next, n) {
+				return
 			}
 		}
 		if fresh {
@@ -548,6 +601,7 @@ func (c *Cluster) topUp(ctx context.Context, ds []*deployment.Deployment) {
 func (c *Cluster) reserve(ctx context.Context, q *deployment.Quota, d *deployment.Deployment, minute, at, n int64) bool {
 	got, err := reserveScript.Run(ctx, c.rdb, []string{rpmKey(d.ID, minute)}, d.RPM, n, (2 * time.Minute).Milliseconds()).Int64()
 	if err != nil {
+		c.fail("reserve rpm", err)
 		return false
 	}
 	if got > 0 {
@@ -573,7 +627,15 @@ func (c *Cluster) Refill(ctx context.Context, ds []*deployment.Deployment) bool 
 		if q == nil {
 			continue
 		}
-		if c.reserve(ctx, q, d, minute, now, batch(d.RPM)) && q.Remaining(now) > 0 {
+		// Requests that find the grant dry together share one reservation
+		// of one batch: a burst on one replica cannot take the minute.
+		_, _, _ = c.refills.Do(d.ID, func() (any, error) {
+			if q.Remaining(now) <= 0 {
+				c.reserve(ctx, q, d, minute, now, batch(d.RPM))
+			}
+			return nil, nil
+		})
+		if q.Remaining(now) > 0 {
 			got = true
 		}
 	}
@@ -641,8 +703,18 @@ func (c *Cluster) leave() {
 	pipe := c.rdb.Pipeline()
 	pipe.Del(ctx, inFlightKey(c.o.Replica))
 	pipe.ZRem(ctx, replicaSet, c.o.Replica)
+	// Leases this replica holds go at once: another replica takes over
+	// the probes at its next round, not when the leases expire.
+	for _, d := range c.o.Deployments() {
+		releaseScript.Eval(ctx, pipe, []string{leaseKey(d.ID)}, c.o.Replica)
+	}
 	_, _ = pipe.Exec(ctx)
 }
+
+// releaseScript deletes a lease if this replica holds it.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
 
 // Connect returns a Redis client for the settings, checked by a first
 // ping within timeout; a failed ping is returned with the client, which

@@ -1,6 +1,7 @@
 package deployment
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -26,6 +27,7 @@ type sharedState struct {
 // by minute parity, let the next minute's first batch arrive before the
 // minute starts.
 type Quota struct {
+	mu    sync.Mutex // serialises Grant (rare); take is lock-free
 	slots [2]quotaSlot
 	// spent is the minute (+1, so 0 means none) in which the cluster had
 	// no more to grant: no use asking again before the next minute.
@@ -46,6 +48,8 @@ func minuteIndex(now int64) int64 { return now / int64(time.Minute) }
 // Grant adds n requests to the grant for the minute of at (unix
 // nanoseconds).
 func (q *Quota) Grant(at int64, n int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	m := minuteIndex(at)
 	s := &q.slots[m&1]
 	if s.minute.Load() != m {
@@ -60,10 +64,14 @@ func (q *Quota) Grant(at int64, n int64) {
 // granted.
 func (q *Quota) Spent(at int64) { q.spent.Store(minuteIndex(at) + 1) }
 
+// IsSpent reports whether the cluster had nothing more to grant in the
+// minute of now.
+func (q *Quota) IsSpent(now int64) bool { return q.spent.Load() == minuteIndex(now)+1 }
+
 // Dry reports whether this replica's grant for the minute of now is used
 // up while the cluster may still have more to grant.
 func (q *Quota) Dry(now int64) bool {
-	return q.Remaining(now) <= 0 && q.spent.Load() != minuteIndex(now)+1
+	return q.Remaining(now) <= 0 && !q.IsSpent(now)
 }
 
 // Remaining returns the requests left in the grant for the minute of now.
@@ -91,6 +99,17 @@ func (q *Quota) take(now int64) bool {
 		if s.used.CompareAndSwap(used, used+1) {
 			return true
 		}
+	}
+}
+
+// Inherit carries prev's usage of the current minute (requests, tokens,
+// and its shared rpm grant when the rpm is the same) over to d, which
+// replaces it after an edit: a changed definition does not reset limits.
+func (d *Deployment) Inherit(prev *Deployment) {
+	d.minuteRequests.v.Store(prev.minuteRequests.v.Load())
+	d.minuteTokens.v.Store(prev.minuteTokens.v.Load())
+	if q := prev.shared.quota.Load(); q != nil && prev.RPM == d.RPM {
+		d.shared.quota.Store(q)
 	}
 }
 
@@ -131,7 +150,7 @@ func (d *Deployment) underRPM(now int64) bool {
 	}
 	if q := d.shared.quota.Load(); q != nil {
 		left := q.Remaining(now)
-		if left <= max(1, d.RPM/40) && q.Want != nil {
+		if left <= max(1, d.RPM/40) && q.Want != nil && !q.IsSpent(now) {
 			q.Want()
 		}
 		return left > 0

@@ -190,11 +190,14 @@ func (p *Prober) Run(ctx context.Context, interval time.Duration, list func() []
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		ds := list()
+		all := list()
+		ds := all
 		if p.share != nil {
-			ds = p.claimed(ctx, ds, 2*interval+p.timeout)
+			// The claim outlives the wait for the next round and the
+			// round itself, with a second to spare.
+			ds = p.claimed(ctx, all, interval+p.timeout+time.Second)
 		}
-		p.round(ctx, ds)
+		p.round(ctx, ds, all)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -225,15 +228,14 @@ func (p *Prober) Apply(d *deployment.Deployment, r Result) {
 	p.mu.Unlock()
 }
 
-// round probes ds and applies the results.
-func (p *Prober) round(ctx context.Context, ds []*deployment.Deployment) {
+// round probes ds and applies the results; all are the deployments
+// served (ds and those other replicas probe), for the groups' state.
+func (p *Prober) round(ctx context.Context, ds, all []*deployment.Deployment) {
 	results := p.Check(ctx, ds)
 	if ctx.Err() != nil {
 		return
 	}
 	latest := make(map[string]Result, len(results))
-	type tally struct{ total, unhealthy int }
-	groups := map[string]*tally{}
 	for i, d := range ds {
 		r := results[i]
 		p.logChange(d, r)
@@ -242,13 +244,23 @@ func (p *Prober) round(ctx context.Context, ds []*deployment.Deployment) {
 		if p.share != nil {
 			p.share.Publish(r)
 		}
-		g := groups[r.Group]
+	}
+	type tally struct{ total, unhealthy int }
+	groups := map[string]*tally{}
+	served := make(map[string]bool, len(all))
+	for _, d := range all {
+		served[d.ID] = true
+		pr := d.Probe()
+		if pr == nil {
+			continue // not probed yet, here or by another replica
+		}
+		g := groups[d.Group]
 		if g == nil {
 			g = &tally{}
-			groups[r.Group] = g
+			groups[d.Group] = g
 		}
 		g.total++
-		if !r.Healthy {
+		if !pr.Healthy {
 			g.unhealthy++
 		}
 	}
@@ -256,7 +268,7 @@ func (p *Prober) round(ctx context.Context, ds []*deployment.Deployment) {
 	if p.share != nil {
 		// Results other replicas published stay until they go stale.
 		for id, r := range p.latest {
-			if _, ok := latest[id]; !ok && p.now().Sub(r.Checked) < staleAfter {
+			if _, ok := latest[id]; !ok && served[id] && p.now().Sub(r.Checked) < staleAfter {
 				latest[id] = r
 			}
 		}

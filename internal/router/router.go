@@ -114,12 +114,35 @@ func (r *Router) Replace(ds []*deployment.Deployment, settings config.RouterSett
 	old := r.table.Load()
 	merged := make([]*deployment.Deployment, len(ds))
 	for i, d := range ds {
-		if prev, ok := old.byID[d.ID]; ok && sameDefinition(prev, d) {
-			d = prev
+		if prev, ok := old.byID[d.ID]; ok {
+			if sameDefinition(prev, d) {
+				d = prev
+			} else {
+				d.Inherit(prev) // an edit keeps the minute's usage and the rpm grant
+			}
 		}
 		merged[i] = d
 	}
 	r.table.Store(r.build(merged, settings))
+}
+
+// Unchanged reports whether ds and settings are what the router serves
+// already (the same deployments, in order, with the same definitions), so
+// a caller reloading them can leave the table, and the strategies' state,
+// alone.
+func (r *Router) Unchanged(ds []*deployment.Deployment, settings config.RouterSettings) bool {
+	cur := r.Deployments()
+	old := r.table.Load()
+	if len(cur) != len(ds) || !reflect.DeepEqual(old.settings, settings) {
+		return false
+	}
+	for _, d := range ds {
+		prev, ok := old.byID[d.ID]
+		if !ok || !sameDefinition(prev, d) {
+			return false
+		}
+	}
+	return true
 }
 
 func sameDefinition(a, b *deployment.Deployment) bool {

@@ -281,7 +281,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return fmt.Errorf("commit: %w: %w", ErrCommitUnknown, err)
 	}
 	return nil
 }

@@ -2,10 +2,15 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
+
+// ErrCommitUnknown wraps a failed COMMIT: the connection may have broken
+// after the database committed, so the write may or may not be stored.
+var ErrCommitUnknown = errors.New("the outcome of the commit is unknown")
 
 // NotifyChannel is the PostgreSQL channel every committed write notifies,
 // so that the other gateway replicas reload at once.
@@ -14,8 +19,9 @@ const NotifyChannel = "maasgate_registry"
 // Watch calls changed whenever another writer may have changed the stored
 // models or settings, until ctx ends; it returns ctx.Err(). With
 // PostgreSQL it listens on NotifyChannel on a connection of its own, and
-// after losing that connection it reconnects (backing off up to 5 s) and
-// calls changed once more, since notifications sent meanwhile are lost.
+// calls changed each time it starts listening (writes made before, or
+// while the connection was lost, sent notifications nobody heard); a lost
+// connection is retried, backing off up to 5 s.
 // With SQLite, which one process owns, it only waits for ctx.
 func (s *Store) Watch(ctx context.Context, changed func()) error {
 	if s.dialect != dialectPostgres {
@@ -30,8 +36,8 @@ func (s *Store) Watch(ctx context.Context, changed func()) error {
 			if lost {
 				lost = false
 				s.log.Info("database notifications back; reloading the models and settings")
-				changed()
 			}
+			changed()
 		}, changed)
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -58,15 +64,39 @@ func (s *Store) listen(ctx context.Context, connected, changed func()) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
 		return err
 	}
 	connected()
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		// A connection that died silently (a failover, a partition)
+		// would wait forever: after a quiet while, check it.
+		wctx, cancel := context.WithTimeout(ctx, listenCheck)
+		_, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			changed()
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded):
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err = conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return err
+			}
+		default:
 			return err
 		}
-		changed()
 	}
 }
+
+// listenCheck is how long the notification connection may be quiet before
+// it is checked.
+var listenCheck = 15 * time.Second
