@@ -176,7 +176,10 @@ func (c *Cluster) enqueue(m message) {
 	m.From = c.o.Replica
 	select {
 	case c.events <- m:
-	default: // Redis is slow or away; the resync after it returns covers this
+	default:
+		// Redis is slow or away: this replica's cooldowns go out again
+		// with the next read of the shared state.
+		c.repush.Store(true)
 	}
 }
 
