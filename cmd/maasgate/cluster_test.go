@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/mockllm"
 	"github.com/maasgate/maasgate/internal/testutil"
@@ -458,5 +460,44 @@ func TestRedisSettingsFromEnv(t *testing.T) {
 	setEnv(t, nil)
 	if s, _ := redisSettings(config.RouterSettings{}); s.Enabled() {
 		t.Errorf("no redis configured, yet %+v", s)
+	}
+}
+
+// TestRedisRefusingWrites: a Redis that answers but refuses writes (out of
+// memory here) counts as away: the replica serves on its own state, under
+// its own rpm count, and says why.
+func TestRedisRefusingWrites(t *testing.T) {
+	rd := testutil.StartRedis(t)
+	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "solo"}})
+	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
+	cfg := replicaConfig(t, a, b, rd.Addr(), "  num_retries: 0", "")
+	cfg = writeConfig(t, strings.Replace(readFile(t, cfg), "router_settings:", fmt.Sprintf(`  - model_name: solo
+    litellm_params: {model: openai/solo, api_base: %s/v1, rpm: 5}
+    model_info: {id: solo-a}
+router_settings:`, a.URL()), 1))
+	g := startReplicas(t, 1, cfg, "")[0]
+	rdb := redis.NewClient(&redis.Options{Addr: rd.Addr()})
+	defer rdb.Close()
+	if err := rdb.ConfigSet(context.Background(), "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, g.stderr, `redis unreachable.*OOM`)
+	_, ready := adminCall(t, "GET", g.url+"/health/readiness", "")
+	if ready["status"] != "healthy" || !strings.Contains(fmt.Sprint(ready["redis"]), "OOM") {
+		t.Errorf("readiness with Redis refusing writes: %v", ready)
+	}
+	served := 0
+	for range 8 {
+		if code, _, _ := chatVia(t, g, "solo"); code == http.StatusOK {
+			served++
+		}
+	}
+	// The minute may already have counted requests before the switch; the
+	// local count never lets more than the rpm through.
+	if served == 0 || served > 5 {
+		t.Errorf("with Redis refusing writes, %d of 8 requests were served under an rpm of 5", served)
+	}
+	if code, _, rest := chatVia(t, g, "qwen3-14b"); code != http.StatusOK {
+		t.Errorf("an unlimited group failed with Redis refusing writes: %d %s", code, rest)
 	}
 }

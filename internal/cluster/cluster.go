@@ -269,14 +269,18 @@ func (c *Cluster) tick(ctx context.Context) {
 		c.readShared(ctx, ds)
 		c.lastRead = now
 	}
-	c.exchangeInFlight(ctx, ds)
-	c.exchangeTokens(ctx, ds)
-	c.topUp(ctx, ds)
+	for _, step := range []func(context.Context, []*deployment.Deployment){c.exchangeInFlight, c.exchangeTokens, c.topUp} {
+		if !c.up.Load() {
+			return // a step failed: the next tick checks Redis again
+		}
+		step(ctx, ds)
+	}
 }
 
 // fail marks Redis as unusable after a failed command: routing falls back
 // to this replica's own state at once, logged once per outage. A command
-// that failed while Redis answers is retried only after a while.
+// Redis refused (an error reply: out of memory, read-only, no permission)
+// is retried only after a while, so the state does not flap.
 func (c *Cluster) fail(what string, err error) {
 	if errors.Is(err, context.Canceled) {
 		return
@@ -288,7 +292,8 @@ func (c *Cluster) fail(what string, err error) {
 	c.lastUp.Store(&why)
 	c.setUp(false)
 	c.dropQuotas()
-	if what != "check" {
+	var refused redis.Error
+	if errors.As(err, &refused) {
 		c.holdDown.Store(c.o.Now().Add(holdDownFor).UnixNano())
 	}
 }
