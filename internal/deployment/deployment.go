@@ -247,7 +247,7 @@ func (d *Deployment) Available(now, defaultCap int64) bool {
 	if limit := d.maxParallel(defaultCap); limit > 0 && d.inFlight.Load() >= limit {
 		return false
 	}
-	if !d.underRPM(now) {
+	if d.RPM > 0 && !d.underRPM(now) {
 		return false
 	}
 	return d.TPM <= 0 || d.minuteTokens.load(now)+d.othersTokensAt(now) < d.TPM
