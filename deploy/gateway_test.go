@@ -117,15 +117,9 @@ func TestImageBinary(t *testing.T) {
 	// Run it as the Deployment would, on a free local port and a SQLite
 	// file in place of PostgreSQL, Redis pointing at a closed port (the
 	// gateway must serve without it).
-	m := loadManifests(t)
-	g := readGatewayFacts(t)
-	dep, c := gatewayDeployment(t, m)
-	flags, err := serveArgs(g, c.Args)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, _, c, flags, config := gatewayPod(t)
 	cfgPath := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfgPath, []byte(gatewayConfigText(t, m, dep, c, flags)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	runArgs := make([]string, len(c.Args))

@@ -863,6 +863,20 @@ func mustUnquote(t *testing.T, s string) string {
 	return u
 }
 
+// gatewayPod loads the manifests and returns them with the gateway's
+// Deployment and container, the flags its args set and the config.yaml it
+// reads.
+func gatewayPod(t *testing.T) (m *manifests, dep *appsv1.Deployment, c *corev1.Container, flags map[string]string, config string) {
+	t.Helper()
+	m = loadManifests(t)
+	dep, c = gatewayDeployment(t, m)
+	flags, err := serveArgs(readGatewayFacts(t), c.Args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, dep, c, flags, gatewayConfigText(t, m, dep, c, flags)
+}
+
 // gatewayConfigText returns the config.yaml the gateway container reads: the
 // --config path must be a file of a ConfigMap volume mounted in it.
 func gatewayConfigText(t *testing.T, m *manifests, dep *appsv1.Deployment, c *corev1.Container, flags map[string]string) string {
@@ -916,14 +930,8 @@ func gatewayConfigText(t *testing.T, m *manifests, dep *appsv1.Deployment, c *co
 // own config loader, with the environment the Deployment gives the
 // container (placeholder secrets), and checks what several replicas need.
 func TestGatewayConfig(t *testing.T) {
-	m := loadManifests(t)
+	m, dep, c, flags, text := gatewayPod(t)
 	g := readGatewayFacts(t)
-	dep, c := gatewayDeployment(t, m)
-	flags, err := serveArgs(g, c.Args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := gatewayConfigText(t, m, dep, c, flags)
 	env := containerEnv(t, m, c)
 	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg, warnings, err := config.Parse("kubernetes/configmap.yaml:config.yaml", []byte(text), getenv)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,10 +19,11 @@ import (
 	"github.com/maasgate/maasgate/internal/testutil"
 )
 
-// replicaConfig serves qwen3-14b on a (qwen-a) and b (qwen-b), shares
-// routing state through the Redis at redisAddr, and adds extra YAML lines
-// under router_settings.
-func replicaConfig(t *testing.T, a, b *mockllm.Server, redisAddr, routerExtra, generalExtra string) string {
+// replicaConfig serves qwen3-14b on a (qwen-a) and b (qwen-b), plus the
+// model_list entries in models, shares routing state through the Redis at
+// redisAddr, and adds extra YAML lines under router_settings and
+// general_settings.
+func replicaConfig(t *testing.T, a, b *mockllm.Server, redisAddr, routerExtra, generalExtra, models string) string {
 	host, port, _ := strings.Cut(redisAddr, ":")
 	return writeConfig(t, fmt.Sprintf(`model_list:
   - model_name: qwen3-14b
@@ -32,13 +32,18 @@ func replicaConfig(t *testing.T, a, b *mockllm.Server, redisAddr, routerExtra, g
   - model_name: qwen3-14b
     litellm_params: {model: openai/qwen3-14b, api_base: %s/v1}
     model_info: {id: qwen-b}
-router_settings:
+%srouter_settings:
   redis_host: %s
   redis_port: %s
 %s
 general_settings:
   master_key: os.environ/LITELLM_MASTER_KEY
-%s`, a.URL(), b.URL(), host, port, routerExtra, generalExtra))
+%s`, a.URL(), b.URL(), models, host, port, routerExtra, generalExtra))
+}
+
+// soloModel is a group "solo" with one deployment on a, limited to rpm.
+func soloModel(a *mockllm.Server, rpm int) string {
+	return fmt.Sprintf("  - model_name: solo\n    litellm_params: {model: openai/solo, api_base: %s/v1, rpm: %d}\n    model_info: {id: solo-a}\n", a.URL(), rpm)
 }
 
 // startReplicas starts n gateways on one config and one database, as a
@@ -104,7 +109,7 @@ func TestReplicasShareCooldowns(t *testing.T) {
 	rd := testutil.StartRedis(t)
 	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b"}})
 	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
-	cfg := replicaConfig(t, a, b, rd.Addr(), "  routing_strategy: round-robin\n  num_retries: 2\n  cooldown_time: 60", "")
+	cfg := replicaConfig(t, a, b, rd.Addr(), "  routing_strategy: round-robin\n  num_retries: 2\n  cooldown_time: 60", "", "")
 	gs := startReplicas(t, 2, cfg, "")
 	A, B := gs[0], gs[1]
 
@@ -140,12 +145,7 @@ func TestReplicasShareRPM(t *testing.T) {
 	rd := testutil.StartRedis(t)
 	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "solo"}})
 	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
-	cfg := replicaConfig(t, a, b, rd.Addr(), "  num_retries: 0", "")
-	// One more group with one rate-limited deployment.
-	cfg = writeConfig(t, strings.Replace(readFile(t, cfg), "router_settings:", fmt.Sprintf(`  - model_name: solo
-    litellm_params: {model: openai/solo, api_base: %s/v1, rpm: 60}
-    model_info: {id: solo-a}
-router_settings:`, a.URL()), 1))
+	cfg := replicaConfig(t, a, b, rd.Addr(), "  num_retries: 0", "", soloModel(a, 60))
 	gs := startReplicas(t, 3, cfg, "")
 	// The limit is per clock minute: start the burst early in one.
 	if s := time.Now().Second(); s > 45 {
@@ -188,7 +188,7 @@ func TestReplicasShareInFlight(t *testing.T) {
 	rd := testutil.StartRedis(t)
 	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b"}, MaxConcurrent: 64})
 	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
-	cfg := replicaConfig(t, a, b, rd.Addr(), "  routing_strategy: least-busy\n  num_retries: 0", "")
+	cfg := replicaConfig(t, a, b, rd.Addr(), "  routing_strategy: least-busy\n  num_retries: 0", "", "")
 	gs := startReplicas(t, 2, cfg, "")
 	A, B := gs[0], gs[1]
 	slow := mockllm.Faults{ExtraLatency: mockllm.Duration(3 * time.Second)}
@@ -224,7 +224,7 @@ func TestReplicasShareProbes(t *testing.T) {
 	rd := testutil.StartRedis(t)
 	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b"}})
 	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
-	cfg := replicaConfig(t, a, b, rd.Addr(), "", "  background_health_checks: true\n  health_check_interval: 1\n")
+	cfg := replicaConfig(t, a, b, rd.Addr(), "", "  background_health_checks: true\n  health_check_interval: 1\n", "")
 	gs := startReplicas(t, 3, cfg, "")
 	time.Sleep(3500 * time.Millisecond)
 	probes := 0
@@ -256,7 +256,7 @@ func TestReplicasFollowTheDatabase(t *testing.T) {
 	dbURL := postgresURL(t)
 	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "qwen3-7b"}})
 	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
-	cfg := replicaConfig(t, a, b, rd.Addr(), "", "")
+	cfg := replicaConfig(t, a, b, rd.Addr(), "", "", "")
 	gs := startReplicas(t, 2, cfg, dbURL)
 	A, B := gs[0], gs[1]
 
@@ -343,7 +343,7 @@ func TestRedisOutage(t *testing.T) {
 	rd := testutil.StartRedis(t)
 	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b"}})
 	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
-	cfg := replicaConfig(t, a, b, rd.Addr(), "  routing_strategy: round-robin\n  num_retries: 2\n  cooldown_time: 120", "")
+	cfg := replicaConfig(t, a, b, rd.Addr(), "  routing_strategy: round-robin\n  num_retries: 2\n  cooldown_time: 120", "", "")
 	gs := startReplicas(t, 2, cfg, "")
 	A, B := gs[0], gs[1]
 
@@ -396,15 +396,6 @@ func TestRedisOutage(t *testing.T) {
 		return deploymentState(t, B, "qwen-b")["cooling_down"] == true
 	})
 	waitFor(t, B.stderr, `redis connected: routing state is shared(?s:.*)redis connected`)
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // openAdminDB connects to the test server's postgres database, to cut and
@@ -470,11 +461,7 @@ func TestRedisRefusingWrites(t *testing.T) {
 	rd := testutil.StartRedis(t)
 	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "solo"}})
 	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
-	cfg := replicaConfig(t, a, b, rd.Addr(), "  num_retries: 0", "")
-	cfg = writeConfig(t, strings.Replace(readFile(t, cfg), "router_settings:", fmt.Sprintf(`  - model_name: solo
-    litellm_params: {model: openai/solo, api_base: %s/v1, rpm: 5}
-    model_info: {id: solo-a}
-router_settings:`, a.URL()), 1))
+	cfg := replicaConfig(t, a, b, rd.Addr(), "  num_retries: 0", "", soloModel(a, 5))
 	g := startReplicas(t, 1, cfg, "")[0]
 	rdb := redis.NewClient(&redis.Options{Addr: rd.Addr()})
 	defer rdb.Close()

@@ -59,12 +59,12 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	}
 	log.Info("database ready", "dialect", st.Dialect(), "location", storeLocation(dbURL), "encryption_key_from", secretFrom)
 
-	reg0, err := admin.LoadRegistry(ctx, st, cfg.Models, cfg.Router, lookupEnv, log)
+	registry, err := admin.LoadRegistry(ctx, st, cfg.Models, cfg.Router, lookupEnv, log)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	settings, stored, ds := reg0.Settings, reg0.Stored, reg0.Deployments
+	settings, stored, ds := registry.Settings, registry.Stored, registry.Deployments
 	if len(stored) > 0 {
 		log.Info("router settings from the database applied over the config file", "keys", slices.Sorted(maps.Keys(stored)))
 	}

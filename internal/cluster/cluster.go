@@ -84,8 +84,9 @@ type Cluster struct {
 	o      Options
 	rdb    *redis.Client
 	log    *slog.Logger
-	up     atomic.Bool
-	lastUp atomic.Pointer[string] // why Redis is down, for readiness; nil when up
+	// down says why Redis is not usable now (for readiness); nil while it
+	// is: routing state is shared exactly then.
+	down atomic.Pointer[string]
 
 	events chan message  // to publish; dropped when full (resync covers)
 	refill chan struct{} // an rpm grant ran low
@@ -138,8 +139,8 @@ func New(o Options) *Cluster {
 		quotas:     map[*deployment.Deployment]*deployment.Quota{},
 		tokensSent: map[string]tokenMark{},
 	}
-	down := "not connected yet"
-	c.lastUp.Store(&down)
+	why := "not connected yet"
+	c.down.Store(&why)
 	return c
 }
 
@@ -153,9 +154,11 @@ func replicaName() string {
 // Replica returns this replica's name.
 func (c *Cluster) Replica() string { return c.o.Replica }
 
+func (c *Cluster) isUp() bool { return c.down.Load() == nil }
+
 // Err returns why Redis is unreachable, or nil while it is connected.
 func (c *Cluster) Err() error {
-	if why := c.lastUp.Load(); why != nil {
+	if why := c.down.Load(); why != nil {
 		return errors.New(*why)
 	}
 	return nil
@@ -198,7 +201,7 @@ return 1`)
 // Claim reports whether this replica probes the deployment id this round
 // (health.Share). Without Redis every replica probes.
 func (c *Cluster) Claim(ctx context.Context, id string, ttl time.Duration) bool {
-	if !c.up.Load() {
+	if !c.isUp() {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -229,7 +232,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-t.C:
 		case <-c.refill:
-			if c.up.Load() {
+			if c.isUp() {
 				c.topUp(ctx, c.o.Deployments())
 			}
 		}
@@ -239,7 +242,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 // tick checks Redis and exchanges the periodic state.
 func (c *Cluster) tick(ctx context.Context) {
 	now := c.o.Now()
-	if !c.up.Load() && now.UnixNano() < c.holdDown.Load() {
+	if !c.isUp() && now.UnixNano() < c.holdDown.Load() {
 		return
 	}
 	// A write, not a PING: a Redis that answers but refuses writes (out
@@ -255,9 +258,8 @@ func (c *Cluster) tick(ctx context.Context) {
 		return
 	}
 	ds := c.o.Deployments()
-	if !c.up.Load() {
-		c.up.Store(true)
-		c.lastUp.Store(nil)
+	if !c.isUp() {
+		c.down.Store(nil)
 		c.setUp(true)
 		c.log.Info("redis connected: routing state is shared with the other replicas", "replica", c.o.Replica)
 		c.pushOwn(ds)
@@ -270,7 +272,7 @@ func (c *Cluster) tick(ctx context.Context) {
 		c.lastRead = now
 	}
 	for _, step := range []func(context.Context, []*deployment.Deployment){c.exchangeInFlight, c.exchangeTokens, c.topUp} {
-		if !c.up.Load() {
+		if !c.isUp() {
 			return // a step failed: the next tick checks Redis again
 		}
 		step(ctx, ds)
@@ -285,11 +287,10 @@ func (c *Cluster) fail(what string, err error) {
 	if errors.Is(err, context.Canceled) {
 		return
 	}
-	if c.up.Swap(false) || c.lastUp.Load() == nil {
+	why := "unreachable: " + err.Error()
+	if c.down.Swap(&why) == nil { // logged once per outage
 		c.log.Warn("redis unreachable: routing state is this replica's own until it is back", "failed", what, "error", err)
 	}
-	why := "unreachable: " + err.Error()
-	c.lastUp.Store(&why)
 	c.setUp(false)
 	c.dropQuotas()
 	var refused redis.Error
@@ -319,7 +320,7 @@ func (c *Cluster) publish(ctx context.Context) {
 			return
 		case m = <-c.events:
 		}
-		if !c.up.Load() {
+		if !c.isUp() {
 			continue
 		}
 		body, err := json.Marshal(m)
@@ -624,7 +625,7 @@ func (c *Cluster) reserve(ctx context.Context, q *deployment.Quota, d *deploymen
 // that found this replica's grants dry (router.Router.Refill). It reports
 // whether any was granted.
 func (c *Cluster) Refill(ctx context.Context, ds []*deployment.Deployment) bool {
-	if !c.up.Load() {
+	if !c.isUp() {
 		return false
 	}
 	now := c.o.Now().UnixNano()
@@ -703,7 +704,7 @@ func (c *Cluster) dropQuotas() {
 // leave removes this replica's in-flight counts at shutdown, so the others
 // do not count its requests for the rest of the key's life.
 func (c *Cluster) leave() {
-	if !c.up.Load() {
+	if !c.isUp() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -793,7 +793,7 @@ function chart(title, points, series, fmt) {
   });
   return h('div', { class: 'card chart' }, h('h3', {}, title,
     series.length > 1 ? series.map((sr, k) => h('span', { class: 'small muted' },
-      h('span', { class: 'legend-key', style: null, dataset: { k } }), sr.name)) : null), svg);
+      h('span', { class: 'legend-key', dataset: { k } }), sr.name)) : null), svg);
 }
 
 function trafficPage(main) {
@@ -834,7 +834,7 @@ function trafficPage(main) {
             h('tbody', {}, t.deployments.map((d) => h('tr', { dataset: { id: d.model_id } },
               h('td', { class: 'wrap' }, h('code', {}, d.model_id)), h('td', {}, groupOf.get(d.model_id) || h('span', { class: 'muted' }, 'removed')),
               h('td', { class: 'num' }, String(d.requests)),
-              h('td', {}, h('div', { class: 'bar', role: 'img', 'aria-label': fmtPct(d.share) }, h('span', { style: null, dataset: { w: d.share } })), ' ', fmtPct(d.share)),
+              h('td', {}, h('div', { class: 'bar', role: 'img', 'aria-label': fmtPct(d.share) }, h('span', { dataset: { w: d.share } })), ' ', fmtPct(d.share)),
               h('td', { class: 'num' }, fmtPct(d.error_rate)), h('td', { class: 'num' }, fmtSeconds(d.mean_latency_seconds)))))));
       }
       body.replaceChildren(...children);
