@@ -81,9 +81,9 @@ type Options struct {
 // Cluster is one replica's link to the others. Its methods are safe for
 // concurrent use.
 type Cluster struct {
-	o      Options
-	rdb    *redis.Client
-	log    *slog.Logger
+	o   Options
+	rdb *redis.Client
+	log *slog.Logger
 	// down says why Redis is not usable now (for readiness); nil while it
 	// is: routing state is shared exactly then.
 	down atomic.Pointer[string]
