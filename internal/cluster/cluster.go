@@ -581,9 +581,11 @@ func (c *Cluster) topUp(ctx context.Context, ds []*deployment.Deployment) {
 		c.mu.Lock()
 		q, fresh := c.quotas[d], false
 		if q == nil {
-			q = &deployment.Quota{Want: c.wantRefill}
+			// An edited deployment inherited its predecessor's grant.
+			if q = d.Quota(); q == nil {
+				q, fresh = &deployment.Quota{Want: c.wantRefill}, true
+			}
 			c.quotas[d] = q
-			fresh = true
 		}
 		c.mu.Unlock()
 		n := batch(d.RPM)
