@@ -41,9 +41,10 @@ general_settings:
 %s`, a.URL(), b.URL(), models, host, port, routerExtra, generalExtra))
 }
 
-// soloModel is a group "solo" with one deployment on a, limited to rpm.
-func soloModel(a *mockllm.Server, rpm int) string {
-	return fmt.Sprintf("  - model_name: solo\n    litellm_params: {model: openai/solo, api_base: %s/v1, rpm: %d}\n    model_info: {id: solo-a}\n", a.URL(), rpm)
+// soloModel is a group "solo" with one deployment on a, with a limit such
+// as "rpm: 60".
+func soloModel(a *mockllm.Server, limit string) string {
+	return fmt.Sprintf("  - model_name: solo\n    litellm_params: {model: openai/solo, api_base: %s/v1, %s}\n    model_info: {id: solo-a}\n", a.URL(), limit)
 }
 
 // startReplicas starts n gateways on one config and one database, as a
@@ -145,7 +146,7 @@ func TestReplicasShareRPM(t *testing.T) {
 	rd := testutil.StartRedis(t)
 	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "solo"}})
 	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
-	cfg := replicaConfig(t, a, b, rd.Addr(), "  num_retries: 0", "", soloModel(a, 60))
+	cfg := replicaConfig(t, a, b, rd.Addr(), "  num_retries: 0", "", soloModel(a, "rpm: 60"))
 	gs := startReplicas(t, 3, cfg, "")
 	// The limit is per clock minute: start the burst early in one.
 	if s := time.Now().Second(); s > 45 {
@@ -180,6 +181,35 @@ func TestReplicasShareRPM(t *testing.T) {
 		t.Errorf("only %d of 150 requests were served under an rpm of 60: the replicas hold back too much", ok.Load())
 	}
 	t.Logf("150 requests over 3 replicas, rpm 60: %d served, %d refused with 429", ok.Load(), limited.Load())
+}
+
+// TestReplicasShareTPM: tokens used through replica A count against the
+// tpm on replica B.
+func TestReplicasShareTPM(t *testing.T) {
+	rd := testutil.StartRedis(t)
+	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "solo"}})
+	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
+	cfg := replicaConfig(t, a, b, rd.Addr(), "  num_retries: 0", "", soloModel(a, "tpm: 20"))
+	gs := startReplicas(t, 2, cfg, "")
+	A, B := gs[0], gs[1]
+	if s := time.Now().Second(); s > 50 { // the limit is per clock minute
+		time.Sleep(time.Duration(61-s) * time.Second)
+	}
+	served := 0
+	for range 30 {
+		code, _, _ := chatVia(t, A, "solo")
+		if code != http.StatusOK {
+			break
+		}
+		served++
+	}
+	if served == 0 || served == 30 {
+		t.Fatalf("replica A served %d requests under a tpm of 20 (%v)", served, deploymentState(t, A, "solo-a"))
+	}
+	time.Sleep(600 * time.Millisecond) // two exchanges of token counts
+	if code, _, rest := chatVia(t, B, "solo"); code != http.StatusTooManyRequests {
+		t.Errorf("replica B, after replica A used the minute's tokens: %d %s, want 429", code, rest)
+	}
 }
 
 // TestReplicasShareInFlight: least-busy on replica B counts the requests
@@ -461,7 +491,7 @@ func TestRedisRefusingWrites(t *testing.T) {
 	rd := testutil.StartRedis(t)
 	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "solo"}})
 	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
-	cfg := replicaConfig(t, a, b, rd.Addr(), "  num_retries: 0", "", soloModel(a, 5))
+	cfg := replicaConfig(t, a, b, rd.Addr(), "  num_retries: 0", "", soloModel(a, "rpm: 5"))
 	g := startReplicas(t, 1, cfg, "")[0]
 	rdb := redis.NewClient(&redis.Options{Addr: rd.Addr()})
 	defer rdb.Close()
