@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Error types used in the envelope's "type" field. They follow OpenAI's names,
@@ -149,4 +150,21 @@ func TypeForStatus(status int) string {
 	default:
 		return TypeInvalidRequest
 	}
+}
+
+// maxClipped is how much of a client-supplied string an error message
+// quotes: enough to recognise it, never the megabytes a client may send.
+const maxClipped = 200
+
+// Clip returns s for quoting in an error message: whole when short, else
+// its first bytes (cut on a UTF-8 boundary) and how long it was.
+func Clip(s string) string {
+	if len(s) <= maxClipped {
+		return s
+	}
+	n := maxClipped
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "... (" + strconv.Itoa(len(s)) + " bytes)"
 }

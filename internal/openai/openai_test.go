@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestWriteError(t *testing.T) {
@@ -62,5 +64,17 @@ func TestParseUpstreamError(t *testing.T) {
 		if msg != tt.msg || typ != tt.typ {
 			t.Errorf("ParseUpstreamError(%s) = %q, %q; want %q, %q", tt.body, msg, typ, tt.msg, tt.typ)
 		}
+	}
+}
+
+func TestClip(t *testing.T) {
+	t.Parallel()
+	if got := Clip("qwen3-14b"); got != "qwen3-14b" {
+		t.Errorf("short string changed: %q", got)
+	}
+	long := strings.Repeat("é", 1<<20) // 2 MiB of two-byte runes
+	got := Clip(long)
+	if len(got) > 260 || !strings.HasSuffix(got, "... (2097152 bytes)") || !utf8.ValidString(got) {
+		t.Errorf("Clip of a 2 MiB string = %d bytes %q", len(got), got[len(got)-40:])
 	}
 }

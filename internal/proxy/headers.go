@@ -103,7 +103,7 @@ func formatMS(d time.Duration) string { return strconv.FormatFloat(ms(d), 'f', 3
 
 func unknownModel(model string) *openai.Error {
 	e := openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest,
-		fmt.Sprintf("Invalid model name passed in model=%s. Call `/v1/models` to view available models for your key.", model))
+		fmt.Sprintf("Invalid model name passed in model=%s. Call `/v1/models` to view available models for your key.", openai.Clip(model)))
 	e.Param = "model"
 	return e
 }
