@@ -64,6 +64,10 @@ type RouterSettings struct {
 	CooldownTime    time.Duration // how long a failing deployment rests
 	RetryAfter      time.Duration // minimum wait before a retry
 	MaxFallbacks    int           // fallback depth
+	// MaxRequestNumRetries caps the num_retries a request may ask for
+	// (maasgate's own key; LiteLLM has no cap), so one client cannot make
+	// the gateway hammer a failing group.
+	MaxRequestNumRetries int
 	// DefaultMaxParallelRequests caps in-flight requests of deployments
 	// without their own max_parallel_requests; 0 = no cap.
 	DefaultMaxParallelRequests int
@@ -111,25 +115,27 @@ type GeneralSettings struct {
 
 // Defaults, as in LiteLLM.
 const (
-	DefaultRoutingStrategy     = "simple-shuffle"
-	DefaultNumRetries          = 2
-	DefaultTimeout             = 6000 * time.Second
-	DefaultAllowedFails        = 3
-	DefaultCooldownTime        = 5 * time.Second
-	DefaultMaxFallbacks        = 5
-	DefaultHealthCheckInterval = 300 * time.Second
-	DefaultMaxRequestSizeMB    = 32
+	DefaultRoutingStrategy      = "simple-shuffle"
+	DefaultNumRetries           = 2
+	DefaultTimeout              = 6000 * time.Second
+	DefaultAllowedFails         = 3
+	DefaultCooldownTime         = 5 * time.Second
+	DefaultMaxFallbacks         = 5
+	DefaultMaxRequestNumRetries = 5
+	DefaultHealthCheckInterval  = 300 * time.Second
+	DefaultMaxRequestSizeMB     = 32
 )
 
 // DefaultRouterSettings returns the router settings of a file that sets none.
 func DefaultRouterSettings() RouterSettings {
 	return RouterSettings{
-		RoutingStrategy: DefaultRoutingStrategy,
-		NumRetries:      DefaultNumRetries,
-		Timeout:         DefaultTimeout,
-		AllowedFails:    DefaultAllowedFails,
-		CooldownTime:    DefaultCooldownTime,
-		MaxFallbacks:    DefaultMaxFallbacks,
+		RoutingStrategy:      DefaultRoutingStrategy,
+		NumRetries:           DefaultNumRetries,
+		Timeout:              DefaultTimeout,
+		AllowedFails:         DefaultAllowedFails,
+		CooldownTime:         DefaultCooldownTime,
+		MaxFallbacks:         DefaultMaxFallbacks,
+		MaxRequestNumRetries: DefaultMaxRequestNumRetries,
 	}
 }
 

@@ -84,6 +84,7 @@ func TestLoadLiteLLMExample(t *testing.T) {
 			AllowedFails:           3,
 			CooldownTime:           5 * time.Second,
 			MaxFallbacks:           5,
+			MaxRequestNumRetries:   5,
 			Fallbacks:              []Fallback{{From: "qwen3-14b", To: []string{"qwen3-7b"}}},
 			ContextWindowFallbacks: []Fallback{{From: "qwen3-7b", To: []string{"qwen3-14b"}}},
 			ContentPolicyFallbacks: []Fallback{},

@@ -72,8 +72,13 @@ type Deployment struct {
 	CooldownTime *time.Duration // per-deployment cooldown_time; 0 = never
 	Cost         float64        // input_cost_per_token + output_cost_per_token
 
-	inFlight       atomic.Int64
-	cooldownUntil  atomic.Int64 // unix nanoseconds; 0 when not cooling down
+	inFlight      atomic.Int64
+	cooldownUntil atomic.Int64 // unix nanoseconds; 0 when not cooling down
+	// progress counts the response events the deployment sent (response
+	// headers, stream chunks); stalled is set by the router's stall watch
+	// when requests were in flight on it and none progressed for a while.
+	progress       atomic.Uint64
+	stalled        atomic.Bool
 	minuteRequests minuteCount
 	minuteTokens   minuteCount
 	fails          failWindow
@@ -195,6 +200,30 @@ func (d *Deployment) Release() {
 	}
 }
 
+// Progress records that the deployment sent something: response headers
+// or a stream chunk. It ends a stall at once. It is one atomic add (and a
+// load) per event, cheap enough for every chunk of a stream.
+func (d *Deployment) Progress() {
+	d.progress.Add(1)
+	if d.stalled.Load() {
+		d.stalled.Store(false)
+	}
+}
+
+// Progressed returns the count of response events so far; only its changes
+// mean anything.
+func (d *Deployment) Progressed() uint64 { return d.progress.Load() }
+
+// Stall takes the deployment out of rotation until it sends something
+// again (Progress), except for one trial request at a time once nothing is
+// in flight on it. It reports whether the deployment was not stalled
+// already.
+func (d *Deployment) Stall() bool { return !d.stalled.Swap(true) }
+
+// Stalled reports whether the deployment is out of rotation for sending
+// nothing while requests were in flight on it.
+func (d *Deployment) Stalled() bool { return d.stalled.Load() }
+
 // CoolDown takes the deployment out of rotation until t. A later
 // cooldown never shortens an earlier one. It reports whether this call
 // started a cooldown (the deployment was not cooling down at now), so a
@@ -237,12 +266,16 @@ func (d *Deployment) CoolingDown(now int64) bool { return d.cooldownUntil.Load()
 
 // Available reports whether the deployment can take a request at now (unix
 // nanoseconds): it is not cooling down, is below its in-flight cap, and has
-// not used up this minute's rpm or tpm, and its latest health probe (if
-// background checks run) did not fail. defaultCap is the router's
+// not used up this minute's rpm or tpm, its latest health probe (if
+// background checks run) did not fail, and it is not stalled with a request
+// in flight. defaultCap is the router's
 // default_max_parallel_requests.
 func (d *Deployment) Available(now, defaultCap int64) bool {
 	if d.cooldownUntil.Load() > now || d.probeFailed.Load() {
 		return false
+	}
+	if d.stalled.Load() && d.inFlight.Load() > 0 {
+		return false // a stalled deployment gets one trial request at a time
 	}
 	if limit := d.maxParallel(defaultCap); limit > 0 && d.inFlight.Load() >= limit {
 		return false

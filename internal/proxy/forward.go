@@ -36,9 +36,13 @@ var (
 	noBuffering     = []string{"no"}               // X-Accel-Buffering of streams
 )
 
+// The causes an attempt's context is cancelled with: the deployment's own
+// limits, which charge it with a timeout, and the call's deadline, which
+// does not (router.Deadline).
 var (
 	errStreamTimeout = fmt.Errorf("stream_timeout: %w", router.ErrTimeout)
-	errCallTimeout   = fmt.Errorf("timeout: %w", router.ErrTimeout)
+	errOwnTimeout    = fmt.Errorf("timeout: %w", router.ErrTimeout)
+	errDeadline      = fmt.Errorf("call deadline: %w", router.ErrDeadline)
 )
 
 // result is the outcome of one attempt. committed means the response has
@@ -53,43 +57,53 @@ type result struct {
 
 // attempt holds what one try needs to know about its timeouts.
 type attempt struct {
-	d             *deployment.Deployment
-	ctx           context.Context
-	sent          time.Time
-	timeout       time.Duration
+	d    *deployment.Deployment
+	call *call
+	ctx  context.Context
+	sent time.Time
+	// limit is the deployment's own timeout (its timeout, else the
+	// router's); budget the time the attempt got, which is less when the
+	// call's deadline comes first.
+	limit, budget time.Duration
 	streamTimeout time.Duration
 	midResponse   bool // the failure came after the response had started
 }
+
+// ownLimitSlack is how much short of its own timeout an attempt may be
+// given and still be blamed for running out of it: the first attempt of a
+// call bounded by the router's timeout starts a few microseconds into it.
+func ownLimitSlack(limit time.Duration) time.Duration { return min(limit/20, 100*time.Millisecond) }
 
 // try sends the request to d and relays the response. Non-streaming
 // responses are read whole before anything is written, so a failure while
 // reading is still an uncommitted error that can be retried; streams are
 // committed at their first chunk.
+//
+// The attempt runs until the deployment's own timeout or the call's
+// deadline, whichever comes first. Only running out of its own timeout (or
+// stream_timeout), with about all of it given, charges the deployment with
+// a timeout; the call's deadline (a client's short timeout, or the little
+// that earlier attempts left) cancels the attempt as router.Deadline,
+// which never cools a deployment down.
 func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployment.Deployment) result {
 	routerTimeout, routerStreamTimeout := p.router.Timeouts()
-	a := attempt{d: d, timeout: c.req.timeout, streamTimeout: d.StreamTimeout}
-	if a.timeout == 0 {
-		a.timeout = d.Timeout
-	}
-	if a.timeout == 0 {
-		a.timeout = routerTimeout
+	a := attempt{d: d, call: c, limit: d.Timeout, streamTimeout: d.StreamTimeout}
+	if a.limit == 0 {
+		a.limit = routerTimeout
 	}
 	if a.streamTimeout == 0 {
 		a.streamTimeout = routerStreamTimeout
 	}
-	// No attempt runs past the whole call's deadline (the request's
-	// timeout, else the router's), retries and fallbacks included.
-	budget := a.timeout
-	if left := c.start.Add(p.callTimeout(c)).Sub(p.now()); left < budget || budget == 0 {
-		budget = max(left, time.Millisecond)
+	left := c.deadline.Sub(p.now())
+	cause := errDeadline
+	a.budget = max(left, time.Millisecond)
+	if a.limit > 0 && left >= a.limit-ownLimitSlack(a.limit) {
+		a.budget, cause = min(a.limit, a.budget), errOwnTimeout
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	if budget > 0 {
-		var cancelT context.CancelFunc
-		ctx, cancelT = context.WithTimeoutCause(ctx, budget, errCallTimeout)
-		defer cancelT()
-	}
+	ctx, cancelT := context.WithTimeoutCause(ctx, a.budget, cause)
+	defer cancelT()
 	a.ctx = ctx
 
 	// The body gets its own allocation, not a pooled buffer: the transport
@@ -123,6 +137,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 		return p.transportError(r, &a, err)
 	}
 	defer resp.Body.Close()
+	d.Progress()
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		if firstChunk != nil {
@@ -168,7 +183,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	copyUpstreamHeaders(h, resp.Header)
 	h["Content-Length"] = []string{strconv.Itoa(buf.Len())}
 	p.setResultHeaders(h, c, d)
-	c.status = resp.StatusCode
+	c.status, c.answered = resp.StatusCode, true
 	w.WriteHeader(resp.StatusCode)
 	if _, err := w.Write(buf.Bytes()); err != nil {
 		c.status = statusClientClosed
@@ -207,7 +222,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	h["Cache-Control"] = noCache
 	h["X-Accel-Buffering"] = noBuffering
 	p.setResultHeaders(h, c, a.d)
-	c.status = resp.StatusCode
+	c.status, c.answered = resp.StatusCode, true
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
 	o := router.Outcome{Class: router.Success, Status: resp.StatusCode, Stream: true, Latency: ttft}
@@ -234,6 +249,9 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 			break
 		}
 		n, err = resp.Body.Read(chunk)
+		if n > 0 {
+			a.d.Progress()
+		}
 	}
 	o.PromptTokens, o.CompletionTokens, o.TotalTokens = usage.tokens()
 	c.apiLatency = p.now().Sub(a.sent)
@@ -370,20 +388,27 @@ func (p *Proxy) transportError(r *http.Request, a *attempt, err error) result {
 	}
 	d := a.d
 	cause := context.Cause(a.ctx)
-	switch {
-	case errors.Is(cause, errStreamTimeout):
-		err = errStreamTimeout
-	case errors.Is(cause, errCallTimeout):
-		err = errCallTimeout
+	for _, known := range []error{errStreamTimeout, errOwnTimeout, errDeadline} {
+		if errors.Is(cause, known) {
+			err = known
+		}
 	}
 	o := router.Outcome{Class: router.Classify(0, err, "")}
 	switch err {
 	case errStreamTimeout:
 		return result{outcome: o, err: openai.NewError(http.StatusRequestTimeout, openai.TypeTimeout,
 			fmt.Sprintf("Deployment %s sent no stream chunk within stream_timeout=%gs.", d.ID, a.streamTimeout.Seconds()))}
-	case errCallTimeout:
+	case errOwnTimeout:
 		return result{outcome: o, err: openai.NewError(http.StatusRequestTimeout, openai.TypeTimeout,
-			fmt.Sprintf("Request timed out: deployment %s did not answer within timeout=%gs.", d.ID, a.timeout.Seconds()))}
+			fmt.Sprintf("Request timed out: deployment %s did not answer within timeout=%gs.", d.ID, a.limit.Seconds()))}
+	case errDeadline:
+		c := a.call
+		msg := fmt.Sprintf("Request timed out: the request's timeout=%gs ran out while waiting for deployment %s.", c.timeout.Seconds(), d.ID)
+		if !c.fromRequest {
+			msg = fmt.Sprintf("Request timed out: the router's timeout=%gs for the whole call ran out while waiting for deployment %s (attempt %d; earlier attempts used the rest).",
+				c.timeout.Seconds(), d.ID, c.attempts)
+		}
+		return result{outcome: o, err: openai.NewError(http.StatusRequestTimeout, openai.TypeTimeout, msg)}
 	}
 	if a.midResponse {
 		return result{outcome: o, err: openai.NewError(http.StatusBadGateway, openai.TypeAPIError,

@@ -78,10 +78,11 @@ func providerKey(k string) string {
 
 // setResultHeaders sets the x-litellm-* headers of a response about to be
 // written: who served it, how many retries and fallbacks it took, the total
-// time so far and the part of it the gateway itself spent.
+// time so far and the part of it the gateway itself spent (neither waiting
+// on deployments nor waiting before a retry).
 func (p *Proxy) setResultHeaders(h http.Header, c *call, d *deployment.Deployment) {
 	total := p.now().Sub(c.start)
-	c.overhead = max(0, total-c.upstream)
+	c.overhead = max(0, total-c.upstream-c.waited)
 	// The six values share one backing array, as in http.Header.Clone:
 	// one allocation instead of six. Each header gets a full slice of its
 	// own (capacity 1), so an Add to one cannot overwrite the next.

@@ -189,7 +189,18 @@ type call struct {
 	retries   int           // retries within the group being tried
 	fallbacks int           // fallback depth of the group being tried
 	upstream  time.Duration // time spent waiting on deployments
+	waited    time.Duration // time spent in backoff before retries
 	overhead  time.Duration // the gateway's own time before the response started
+	// deadline ends the whole call, retries and fallbacks included: the
+	// request's timeout when it gives one (at most the router's), else
+	// the router's. timeout is its length, fromRequest whose it is.
+	deadline    time.Time
+	timeout     time.Duration
+	fromRequest bool
+	// answered says a status line was written, or the client is known gone
+	// after one was; an unanswered call must not end in net/http's empty
+	// 200.
+	answered  bool
 	status    int
 	class     router.Class // of the failure the client got
 	errStatus int          // its status (a stream broken mid-way was sent as 200)
@@ -237,7 +248,17 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 	}
 	c.group = tg.Group.Name
 	c.head, c.tail = c.req.head, c.req.tail
+	c.timeout, c.fromRequest = p.callTimeout(c.req.timeout)
+	c.deadline = c.start.Add(c.timeout)
 	p.route(w, r, &c, tg)
+	if !c.answered {
+		// The client went away (or half-closed its side, which net/http
+		// cannot tell apart) before an answer began. Say so: without a
+		// status line net/http would send an empty 200, a false success.
+		c.status = statusClientClosed
+		openai.WriteError(w, openai.NewError(statusClientClosed, openai.TypeInvalidRequest,
+			"The client closed its connection, or its sending side, before the response began; the request was abandoned."))
+	}
 }
 
 // route is the forwarding loop: the requested group with its retries, then
@@ -260,12 +281,18 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 	}
 	first, firstD := res, c.d
 	groups := p.router.Fallbacks(tg.Group.Name, res.outcome.Class, c.req.fbGroups)
+	tried, skipped := 0, ""
 	for i, name := range groups {
+		if why := p.noRoomFor(c); why != "" {
+			skipped = fmt.Sprintf(" Fallbacks not tried: %s (%s).", strings.Join(groups[i:], ", "), why)
+			break
+		}
 		ftg, ok := p.router.Resolve(name)
 		if !ok {
 			p.log.Warn("fallback model group does not exist; skipped", "call_id", c.id, "model_group", name)
 			continue
 		}
+		tried = i + 1
 		c.fallbacks, c.retries = i+1, 0
 		c.head, c.tail = c.req.head, c.req.tail
 		if o, ok := c.req.fbOverrides[name]; ok {
@@ -284,18 +311,58 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 		}
 	}
 	// Every group failed: report the requested group's error, which is about
-	// the model the client asked for, and say what else was tried.
+	// the model the client asked for, and say what else was tried and what
+	// was not.
 	e := first.err
 	c.errMsg = logMessage(firstD, first)
-	if len(groups) > 0 {
-		e = &openai.Error{Status: e.Status, Type: e.Type, Header: e.Header, Param: e.Param,
-			Message: fmt.Sprintf("%s Fallbacks tried: %s (last error: %s)", e.Message, strings.Join(groups, ", "), res.err.Message)}
-		c.errMsg += fmt.Sprintf("; fallbacks tried: %s (last: %s)", strings.Join(groups, ", "), logMessage(c.d, res))
+	if tried > 0 || skipped != "" {
+		msg := e.Message
+		if tried > 0 {
+			msg += fmt.Sprintf(" Fallbacks tried: %s (last error: %s)", strings.Join(groups[:tried], ", "), res.err.Message)
+			c.errMsg += fmt.Sprintf("; fallbacks tried: %s (last: %s)", strings.Join(groups[:tried], ", "), logMessage(c.d, res))
+		}
+		e = &openai.Error{Status: e.Status, Type: e.Type, Header: e.Header, Param: e.Param, Message: msg + skipped}
+		c.errMsg += skipped
 	}
 	w.Header()[hdrModelGroup] = []string{tg.Group.Name}
 	c.d = firstD // the headers describe the requested group's error
 	c.class, c.ownError = first.outcome.Class, first.own
 	p.fail(w, c, e)
+}
+
+// MaxAttempts bounds the upstream attempts one client request makes,
+// retries and fallbacks together, whatever the settings and the request ask
+// for: with num_retries capped by max_request_num_retries and fallbacks by
+// max_fallbacks this is rarely reached, but no configuration goes past it.
+const MaxAttempts = 20
+
+// noRoomFor says why no further attempt (a retry or a fallback) starts for
+// c, or "" when one may: the attempt limit is reached, or too little of the
+// call's time is left for an attempt to be of use. An attempt started with
+// a sliver of time left could only time out, and would then be reported
+// instead of the failure that used the time up.
+func (p *Proxy) noRoomFor(c *call) string {
+	if c.attempts >= MaxAttempts {
+		return fmt.Sprintf("the limit of %d upstream attempts per request was reached", MaxAttempts)
+	}
+	if c.deadline.Sub(p.now()) < minAttemptTime(c.timeout) {
+		return fmt.Sprintf("too little of the %s's timeout=%gs was left", timeoutOwner(c), c.timeout.Seconds())
+	}
+	return ""
+}
+
+// minAttemptTime is the least time left for which a retry or a fallback is
+// started: half a second, or a quarter of a shorter call timeout.
+func minAttemptTime(callTimeout time.Duration) time.Duration {
+	return min(500*time.Millisecond, callTimeout/4)
+}
+
+// timeoutOwner names whose timeout bounds the call, for messages.
+func timeoutOwner(c *call) string {
+	if c.fromRequest {
+		return "request"
+	}
+	return "router"
 }
 
 // logMessage describes a failed result for the log and the trace from ids,
@@ -320,17 +387,13 @@ func provider(d *deployment.Deployment, res result) string {
 
 // tryGroup tries deployments of one group: the first pick, then up to the
 // allowed number of retries, each picking again and avoiding the deployment
-// that just failed. A retry waits (exponential backoff, or the upstream's
-// Retry-After) only when no other deployment is available, and never past
-// the request's deadline.
+// that just failed. Every retry waits a little first, more when no other
+// deployment is available (router.Backoff); none starts without enough of
+// the call's time left for it (noRoomFor).
 func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call, tg router.Target) result {
-	deadline := c.start.Add(p.callTimeout(c))
 	var last result
 	var avoid *deployment.Deployment
 	for n := 0; ; n++ {
-		if last.err != nil && !p.now().Before(deadline) {
-			return last
-		}
 		d, err := p.router.PickWait(r.Context(), tg, avoid)
 		if err != nil {
 			if last.err != nil {
@@ -354,18 +417,20 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call, tg rou
 		}
 		last = res
 		class := res.outcome.Class
-		if !class.Retryable() || n >= p.router.Retries(d, class, c.req.numRetries) {
+		if !class.Retryable() || n >= p.router.Retries(d, class, c.req.numRetries) || p.noRoomFor(c) != "" {
 			return last
 		}
-		if !p.router.HasAvailable(tg, d) {
-			wait := p.router.Backoff(n+1, res.outcome.RetryAfter)
-			if p.now().Add(wait).After(deadline) || p.router.CoolingDownPast(tg, p.router.Now().Add(wait)) {
-				return last
-			}
-			if !sleep(r.Context(), wait) {
-				c.status = statusClientClosed
-				return result{committed: true, outcome: router.Outcome{Class: router.Cancelled}}
-			}
+		others := p.router.HasAvailable(tg, d)
+		wait := p.router.Backoff(n+1, res.outcome.RetryAfter, others)
+		if c.deadline.Sub(p.now().Add(wait)) < minAttemptTime(c.timeout) ||
+			!others && p.router.CoolingDownPast(tg, p.router.Now().Add(wait)) {
+			return last
+		}
+		slept := p.now()
+		ok := sleep(r.Context(), wait)
+		c.waited += p.now().Sub(slept)
+		if !ok {
+			return result{committed: true, outcome: router.Outcome{Class: router.Cancelled}}
 		}
 		c.retries++
 		avoid = d
@@ -373,19 +438,25 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call, tg rou
 }
 
 // callTimeout bounds the whole call, retries and their waits included: the
-// request's timeout, else the router's.
-func (p *Proxy) callTimeout(c *call) time.Duration {
-	if c.req.timeout > 0 {
-		return c.req.timeout
+// request's timeout when it gives one, but never longer than the router's
+// (a client can shorten the operator's bound, not extend it), else the
+// router's. fromRequest says the request's timeout is the bound.
+func (p *Proxy) callTimeout(requested time.Duration) (t time.Duration, fromRequest bool) {
+	t, _ = p.router.Timeouts()
+	if t <= 0 {
+		t = 24 * time.Hour
 	}
-	if t, _ := p.router.Timeouts(); t > 0 {
-		return t
+	if requested > 0 && requested < t {
+		return requested, true
 	}
-	return 24 * time.Hour
+	return t, false
 }
 
 // sleep waits for d or until ctx ends; it reports whether the wait ran out.
 func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -400,7 +471,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // gateway's own, and its message goes to the log; after attempts, the
 // caller has set errMsg with logMessage.
 func (p *Proxy) fail(w http.ResponseWriter, c *call, e *openai.Error) {
-	c.status, c.errStatus = e.Status, e.Status
+	c.status, c.errStatus, c.answered = e.Status, e.Status, true
 	if c.class == router.Success { // a failure before any attempt
 		c.class, c.ownError = router.Classify(e.Status, nil, e.Message), true
 	}

@@ -35,6 +35,12 @@ const (
 	ServerError // 5xx
 	// ConnectionError: refused, reset, DNS, TLS, or a response cut short.
 	ConnectionError
+	// Deadline: the call's own deadline ran out before the deployment
+	// answered: the client's timeout, or what was left of the router's
+	// timeout after earlier attempts. The deployment was not given its own
+	// configured time, so this says nothing about it: never counted
+	// against it, never retried, no fallback (no time is left for one).
+	Deadline
 )
 
 var classNames = [...]string{
@@ -42,13 +48,18 @@ var classNames = [...]string{
 	ContextWindow: "context_window_exceeded", ContentPolicy: "content_policy_violation",
 	RateLimited: "rate_limited", AuthError: "auth_error", NotFound: "not_found",
 	Timeout: "timeout", ServerError: "server_error", ConnectionError: "connection_error",
+	Deadline: "deadline_exceeded",
 }
 
 func (c Class) String() string { return classNames[c] }
 
-// ErrTimeout marks a transport error as the gateway's own timeout, for
-// Classify.
+// ErrTimeout marks a transport error as the deployment's own timeout (its
+// timeout or stream_timeout, else the router's) running out, for Classify.
 var ErrTimeout = errors.New("timeout")
+
+// ErrDeadline marks a transport error as the call's deadline running out
+// before the deployment's own timeout did, for Classify.
+var ErrDeadline = errors.New("deadline exceeded")
 
 // Classify maps an attempt's result to its class: err is the error of
 // reaching or reading the upstream (nil when it answered), status its HTTP
@@ -56,6 +67,9 @@ var ErrTimeout = errors.New("timeout")
 // and content-policy errors.
 func Classify(status int, err error, msg string) Class {
 	if err != nil {
+		if errors.Is(err, ErrDeadline) {
+			return Deadline
+		}
 		if errors.Is(err, ErrTimeout) {
 			return Timeout
 		}
@@ -112,7 +126,7 @@ func containsAny(s string, subs []string) bool {
 // countsAgainst reports whether the class is the deployment's failure.
 func (c Class) countsAgainst() bool {
 	switch c {
-	case Success, Cancelled, ClientError, ContextWindow, ContentPolicy:
+	case Success, Cancelled, ClientError, ContextWindow, ContentPolicy, Deadline:
 		return false
 	}
 	return true
@@ -132,7 +146,15 @@ func (c Class) Retryable() bool {
 
 // Fallbackable reports whether another model group could serve after this
 // error. A client error would fail the same way anywhere.
-func (c Class) Fallbackable() bool { return c != Success && c != Cancelled && c != ClientError }
+func (c Class) Fallbackable() bool {
+	return c != Success && c != Cancelled && c != ClientError && c != Deadline
+}
+
+// Charged reports whether the outcome says anything about the deployment,
+// success or failure: false for a client that went away and for a call
+// deadline that cut the attempt short. Uncharged outcomes are left out of
+// the deployment's failure counts, its latency and its cooldown rules.
+func (c Class) Charged() bool { return c != Cancelled && c != Deadline }
 
 // retryPolicyKey is the router_settings.retry_policy key for the class.
 func (c Class) retryPolicyKey() string {
@@ -248,7 +270,7 @@ func (r *Router) Record(d *deployment.Deployment, o Outcome) bool {
 	case o.Class == Timeout:
 		d.ObserveLatency(timeoutPenalty)
 	}
-	if o.Class == Cancelled {
+	if !o.Class.Charged() {
 		return false
 	}
 	failed := o.Class.countsAgainst()
@@ -300,13 +322,14 @@ func (r *Router) Record(d *deployment.Deployment, o Outcome) bool {
 }
 
 // Retries returns how many retries a request gets after a failure of class c
-// on d: the request's own num_retries, else the retry_policy entry for the
-// class, else the deployment's num_retries, else the router's.
+// on d: the request's own num_retries (at most max_request_num_retries),
+// else the retry_policy entry for the class, else the deployment's
+// num_retries, else the router's.
 func (r *Router) Retries(d *deployment.Deployment, c Class, requested *int) int {
-	if requested != nil {
-		return *requested
-	}
 	s := &r.table.Load().settings
+	if requested != nil {
+		return min(*requested, s.MaxRequestNumRetries)
+	}
 	if n, ok := s.RetryPolicy[c.retryPolicyKey()]; ok {
 		return n
 	}
@@ -316,25 +339,38 @@ func (r *Router) Retries(d *deployment.Deployment, c Class, requested *int) int 
 	return s.NumRetries
 }
 
-// Backoff bounds, as LiteLLM's.
+// Backoff bounds. With no other deployment to go to, LiteLLM's: from 0.5 s,
+// doubling to 8 s, the upstream's Retry-After honoured up to 60 s. With
+// another deployment available the wait is short, but never nothing: a
+// request whose retries all fail (every deployment answering 500 with
+// cooldowns off) then paces itself instead of looping.
 const (
 	backoffBase      = 500 * time.Millisecond
 	backoffCap       = 8 * time.Second
 	maxRetryAfter    = 60 * time.Second
 	jitterProportion = 0.25
+	switchBase       = 20 * time.Millisecond
+	switchCap        = time.Second
 )
 
 // Backoff returns how long to wait before retry number attempt (1 for the
-// first retry) when no other deployment can take it: the upstream's
-// Retry-After if given (up to 60 s), else exponential from 0.5 s capped at
-// 8 s, with ±25% jitter; and at least router_settings.retry_after.
-func (r *Router) Backoff(attempt int, retryAfter time.Duration) time.Duration {
+// first retry), always at least router_settings.retry_after. When another
+// deployment can take the retry (others), a random wait up to 20 ms
+// doubling per retry to at most 1 s ("full jitter"): no time worth noticing
+// for the first retry, and a pace for a request that keeps failing. When
+// none can, the upstream's Retry-After if given (up to 60 s), else
+// exponential from 0.5 s capped at 8 s, with ±25% jitter.
+func (r *Router) Backoff(attempt int, retryAfter time.Duration, others bool) time.Duration {
 	floor := r.table.Load().settings.RetryAfter // router_settings.retry_after
+	shift := min(max(attempt-1, 0), 10)
+	if others {
+		ceil := min(switchBase<<shift, switchCap)
+		return max(time.Duration(r.Uint64N(uint64(ceil)+1)), floor)
+	}
 	if retryAfter > 0 {
 		return max(min(retryAfter, maxRetryAfter), floor)
 	}
-	d := backoffBase << min(max(attempt-1, 0), 10)
-	d = min(d, backoffCap)
+	d := min(backoffBase<<shift, backoffCap)
 	// jitter in [-25%, +25%]
 	j := time.Duration(float64(d) * jitterProportion * (2*float64(r.Uint64N(1<<20))/(1<<20) - 1))
 	return max(d+j, floor)

@@ -204,7 +204,7 @@ func TestFailureWindowIsPerMinute(t *testing.T) {
 }
 
 func TestRetries(t *testing.T) {
-	three, one := 3, 1
+	three, one, million := 3, 1, 1_000_000
 	s := defaults()
 	s.RetryPolicy = map[string]int{"RateLimitErrorRetries": 5}
 	r, _ := clockRouter(t, s, model("g", "plain"), model("g", "own", func(p *config.Params) { p.NumRetries = &one }))
@@ -222,6 +222,7 @@ func TestRetries(t *testing.T) {
 		{"deployment override", own, ServerError, nil, 1},
 		{"retry_policy wins over deployment", own, RateLimited, nil, 5},
 		{"request wins", own, RateLimited, &three, 3},
+		{"request capped by max_request_num_retries", plain, ServerError, &million, config.DefaultMaxRequestNumRetries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,19 +243,31 @@ func TestBackoff(t *testing.T) {
 	for _, tt := range []struct {
 		attempt    int
 		retryAfter time.Duration
+		others     bool
 		lo, hi     time.Duration
 	}{
-		{1, 0, 375 * time.Millisecond, 625 * time.Millisecond},
-		{2, 0, 750 * time.Millisecond, 1250 * time.Millisecond},
-		{5, 0, 6 * time.Second, 10 * time.Second},
-		{9, 0, 6 * time.Second, 10 * time.Second}, // capped at 8 s ± jitter
-		{1, 7 * time.Second, 7 * time.Second, 7 * time.Second},
-		{1, 5 * time.Minute, 60 * time.Second, 60 * time.Second}, // Retry-After capped at 60 s
+		{1, 0, false, 375 * time.Millisecond, 625 * time.Millisecond},
+		{2, 0, false, 750 * time.Millisecond, 1250 * time.Millisecond},
+		{5, 0, false, 6 * time.Second, 10 * time.Second},
+		{9, 0, false, 6 * time.Second, 10 * time.Second}, // capped at 8 s ± jitter
+		{1, 7 * time.Second, false, 7 * time.Second, 7 * time.Second},
+		{1, 5 * time.Minute, false, 60 * time.Second, 60 * time.Second}, // Retry-After capped at 60 s
+		// Another deployment can take the retry: a short random wait,
+		// growing with each retry up to 1 s; its Retry-After is its own.
+		{1, 0, true, 0, 20 * time.Millisecond},
+		{3, 7 * time.Second, true, 0, 80 * time.Millisecond},
+		{20, 0, true, 0, time.Second},
 	} {
+		var sum time.Duration
 		for range 100 {
-			if got := r.Backoff(tt.attempt, tt.retryAfter); got < tt.lo || got > tt.hi {
-				t.Fatalf("Backoff(%d, %v) = %v, want in [%v, %v]", tt.attempt, tt.retryAfter, got, tt.lo, tt.hi)
+			got := r.Backoff(tt.attempt, tt.retryAfter, tt.others)
+			if got < tt.lo || got > tt.hi {
+				t.Fatalf("Backoff(%d, %v, %v) = %v, want in [%v, %v]", tt.attempt, tt.retryAfter, tt.others, got, tt.lo, tt.hi)
 			}
+			sum += got
+		}
+		if tt.lo != tt.hi && sum/100 <= tt.lo {
+			t.Errorf("Backoff(%d, %v, %v) never above %v: no jitter", tt.attempt, tt.retryAfter, tt.others, tt.lo)
 		}
 	}
 }
