@@ -22,13 +22,15 @@ func TestScrub(t *testing.T) {
 		secrets                          []string // must not survive
 	}{{
 		name:    "key after Bearer",
-		apiBase: "http://gpu1:8000/v1", apiKey: key,
+		apiBase: "http://gpu1:8000/v1",
+		apiKey:  key,
 		msg:     `upstream saw auth=Bearer sk-live-0123456789abcdef`,
 		want:    `upstream saw auth=Bearer [redacted]`,
 		secrets: []string{key},
 	}, {
 		name:    "key alone, twice",
-		apiBase: "http://gpu1:8000/v1", apiKey: key,
+		apiBase: "http://gpu1:8000/v1",
+		apiKey:  key,
 		msg:     `Incorrect API key provided: sk-live-0123456789abcdef (sk-live-0123456789abcdef).`,
 		want:    `Incorrect API key provided: [redacted] ([redacted]).`,
 		secrets: []string{key},
@@ -40,7 +42,8 @@ func TestScrub(t *testing.T) {
 		secrets: []string{"p4ss-w0rd"},
 	}, {
 		name:    "api_base echoed whole",
-		apiBase: "http://svc:p4ss-w0rd@gpu1:8000/v1?key=t0k3n-abcdef&x=1", apiKey: key,
+		apiBase: "http://svc:p4ss-w0rd@gpu1:8000/v1?key=t0k3n-abcdef&x=1",
+		apiKey:  key,
 		msg:     `POST http://svc:p4ss-w0rd@gpu1:8000/v1/chat/completions?key=t0k3n-abcdef&x=1 with Bearer sk-live-0123456789abcdef: denied`,
 		want:    `POST http://[redacted]@gpu1:8000/v1/chat/completions?[redacted] with Bearer [redacted]: denied`,
 		secrets: []string{"p4ss-w0rd", "t0k3n-abcdef", key},
@@ -81,18 +84,21 @@ func TestScrub(t *testing.T) {
 		secrets: []string{"t0k3n-abcdef"},
 	}, {
 		name:    "short values are ordinary words",
-		apiBase: "http://bob:pw@gpu1:8000/v1?format=json&n=1", apiKey: "sk-1",
+		apiBase: "http://bob:pw@gpu1:8000/v1?format=json&n=1",
+		apiKey:  "sk-1",
 		msg:     `invalid json for sk-1: pw must be set by bob`,
 		want:    `invalid json for sk-1: pw must be set by bob`,
 	}, {
 		name:    "a value inside a longer one goes whole",
-		apiBase: "http://gpu1:8000/v1?sig=0123456789abcdef", apiKey: key,
+		apiBase: "http://gpu1:8000/v1?sig=0123456789abcdef",
+		apiKey:  key,
 		msg:     `Bearer sk-live-0123456789abcdef; sig 0123456789abcdef`,
 		want:    `Bearer [redacted]; sig [redacted]`,
 		secrets: []string{"0123456789abcdef"},
 	}, {
 		name:    "nothing to scrub",
-		apiBase: "http://svc:p4ss-w0rd@gpu1:8000/v1?key=t0k3n-abcdef", apiKey: key,
+		apiBase: "http://svc:p4ss-w0rd@gpu1:8000/v1?key=t0k3n-abcdef",
+		apiKey:  key,
 		msg:     `The model "qwen3-14b" does not exist.`,
 		want:    `The model "qwen3-14b" does not exist.`,
 	}, {

@@ -33,8 +33,19 @@
 // sealed with a random 96-bit nonce and the key name as additional data,
 // and stored as "enc:v1:" followed by the standard base64 of nonce,
 // ciphertext and tag. References such as "os.environ/NAME" are encrypted
-// like any other value. In memory and through this API the values are
-// plaintext; hiding them from responses and logs is the caller's job.
+// like any other value. An api_base that carries credentials (user info,
+// as in "https://user:pass@host/v1", or a query, as in "?api-key=...") is
+// encrypted the same way, whole; one without stays plaintext. In memory
+// and through this API the values are plaintext; hiding them from
+// responses and logs is the caller's job.
+//
+// Rows written before api_base was encrypted keep their plaintext api_base
+// until the model is next written (POST /model/update): reads pass a value
+// without the "enc:v1:" prefix through, and every write encrypts. No
+// migration rewrites them, since migrations run without the key. During a
+// rolling upgrade, a replica of an older version reads an encrypted
+// api_base as the literal "enc:v1:..." and rejects that model, so upgrade
+// every replica before storing an api_base with credentials.
 //
 // Changing the secret makes stored secrets unreadable: reads then fail with
 // ErrDecrypt, naming the model id and the key but never the value. An empty

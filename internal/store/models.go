@@ -12,8 +12,8 @@ import (
 
 // Model is a deployment added through the admin API. Params and Info hold
 // JSON values as encoding/json decodes them with UseNumber: numbers are
-// json.Number. Secret params (SecretKeys) are plaintext here and encrypted
-// in the database.
+// json.Number. Secret params (SecretKeys), and an api_base that carries
+// credentials, are plaintext here and encrypted in the database.
 type Model struct {
 	ID        string
 	Name      string         // model_name

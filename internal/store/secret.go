@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -43,6 +44,40 @@ var secretKeys = []string{
 func SecretKeys() []string { return slices.Clone(secretKeys) }
 
 func isSecret(key string) bool { return slices.Contains(secretKeys, key) }
+
+// urlKeys are the litellm_params keys whose value is a URL that may carry
+// credentials: a password or token as user info ("https://user:pass@host")
+// or in the query ("?api-key=..."). Such a value is encrypted at rest,
+// whole, like a secret; a URL without them stays plaintext, so the
+// database still shows where a model points, and replicas of a version
+// that does not decrypt api_base still read it. The admin API shows these
+// values without their credentials rather than hiding them.
+var urlKeys = []string{"api_base"}
+
+// encryptedAtRest reports whether the value v of key is stored encrypted.
+func encryptedAtRest(key string, v any) bool {
+	switch {
+	case v == nil:
+		return false
+	case isSecret(key):
+		return true
+	case slices.Contains(urlKeys, key):
+		return hasCredentials(v)
+	}
+	return false
+}
+
+// hasCredentials reports whether a URL value may carry credentials: it
+// has user info, a query or a fragment, or is not a string URL at all
+// (then nothing can be said of it).
+func hasCredentials(v any) bool {
+	s, ok := v.(string)
+	if !ok {
+		return true
+	}
+	u, err := url.Parse(s)
+	return err != nil || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != ""
+}
 
 // devSecret replaces an empty secret. It is public, so it protects nothing;
 // Open logs a warning when it is used.
@@ -112,11 +147,12 @@ func (s *sealer) openValue(key string, v any) (any, error) {
 	return out, nil
 }
 
-// sealMap returns a copy of m with every secret value encrypted.
+// sealMap returns a copy of m with every secret value, and every URL
+// value that carries credentials, encrypted.
 func (s *sealer) sealMap(m map[string]any) (map[string]any, error) {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
-		if isSecret(k) && v != nil {
+		if encryptedAtRest(k, v) {
 			sealed, err := s.sealValue(k, v)
 			if err != nil {
 				return nil, err
@@ -128,10 +164,12 @@ func (s *sealer) sealMap(m map[string]any) (map[string]any, error) {
 	return out, nil
 }
 
-// openMap decrypts, in place, every secret value of m.
+// openMap decrypts, in place, every encrypted value of m. A plaintext
+// api_base (with or without credentials: rows written before they were
+// encrypted) is returned as it is.
 func (s *sealer) openMap(m map[string]any) error {
 	for k, v := range m {
-		if !isSecret(k) {
+		if !isSecret(k) && !slices.Contains(urlKeys, k) {
 			continue
 		}
 		plain, err := s.openValue(k, v)
