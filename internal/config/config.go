@@ -111,6 +111,11 @@ type GeneralSettings struct {
 	// GET /metrics needs the master key (the default, as in current
 	// LiteLLM) unless it is set to false.
 	RequireAuthForMetrics bool
+	// HideUpstreamDetails is general_settings.hide_upstream_details,
+	// maasgate's own: clients see no internal addresses or upstream server
+	// detail (headers, error texts, in-band stream errors); /health, the
+	// logs and the UI still show them to the admin.
+	HideUpstreamDetails bool
 }
 
 // Defaults, as in LiteLLM.

@@ -91,19 +91,20 @@ func TestCooldown(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
+// TestScrubTransportError: a dial error that quotes the whole URL.
+func TestScrubTransportError(t *testing.T) {
 	d := New(config.Model{Name: "g", ID: "a", Params: config.Params{
 		UpstreamModel: "m", APIKey: "sk-upstream-secret",
 		APIBase: "http://user:hunter22@gpu:8000/v1?key=query-secret&x=1",
 	}}, FromConfig)
 	msg := "dial http://user:hunter22@gpu:8000/v1?key=query-secret&x=1 with Bearer sk-upstream-secret: refused (query-secret)"
-	got := d.Redact(msg)
+	got := d.Scrub(msg)
 	for _, secret := range []string{"sk-upstream-secret", "hunter22", "query-secret"} {
 		if strings.Contains(got, secret) {
-			t.Errorf("Redact left %q in %q", secret, got)
+			t.Errorf("Scrub left %q in %q", secret, got)
 		}
 	}
 	if want := "dial http://[redacted]@gpu:8000/v1?[redacted] with Bearer [redacted]: refused ([redacted])"; got != want {
-		t.Errorf("Redact = %q, want %q", got, want)
+		t.Errorf("Scrub = %q, want %q", got, want)
 	}
 }

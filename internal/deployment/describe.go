@@ -9,33 +9,6 @@ import (
 	"time"
 )
 
-// Redact removes the deployment's secrets from msg: its api_key, and the
-// query and user info of its api_base, whole and value by value, in case a
-// server or a parse error echoed them. Values too short to be a secret
-// (under 4 bytes) are left alone, since replacing them would mangle the
-// message.
-func (d *Deployment) Redact(msg string) string {
-	secrets := []string{d.Model.Params.APIKey}
-	if u, err := url.Parse(d.APIBase); err == nil {
-		secrets = append(secrets, u.RawQuery, u.Query().Encode())
-		for _, vs := range u.Query() {
-			secrets = append(secrets, vs...)
-		}
-		if u.User != nil {
-			secrets = append(secrets, u.User.String())
-			if pw, ok := u.User.Password(); ok {
-				secrets = append(secrets, pw)
-			}
-		}
-	}
-	for _, s := range secrets {
-		if len(s) >= 4 {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
-		}
-	}
-	return msg
-}
-
 // ShownPath returns the path of u for an error message: never the host,
 // user info or query, which may hold a secret.
 func ShownPath(u *url.URL) string {

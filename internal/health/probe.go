@@ -51,7 +51,7 @@ func (p *Prober) probe(ctx context.Context, d *deployment.Deployment) Result {
 		r.Healthy = true
 		return r
 	}
-	r.Error = d.Redact(err.msg)
+	r.Error = d.Scrub(err.msg)
 	r.Status = err.status
 	return r
 }

@@ -77,7 +77,7 @@ func BenchmarkHeaders(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		clear(h)
-		copyUpstreamHeaders(h, up)
+		p.copyUpstreamHeaders(h, up)
 		p.setResultHeaders(h, c, d)
 	}
 	if got := h[providerKey("X-Request-Id")]; len(got) != 1 || got[0] != up["X-Request-Id"][0] {

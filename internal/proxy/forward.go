@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,9 @@ var (
 	errStreamTimeout = fmt.Errorf("stream_timeout: %w", router.ErrTimeout)
 	errOwnTimeout    = fmt.Errorf("timeout: %w", router.ErrTimeout)
 	errDeadline      = fmt.Errorf("call deadline: %w", router.ErrDeadline)
+	// errShuttingDown ends the streams still open when a shutdown's grace
+	// period is over.
+	errShuttingDown = errors.New("the gateway is shutting down")
 )
 
 // result is the outcome of one attempt. committed means the response has
@@ -53,14 +57,18 @@ type result struct {
 	err       *openai.Error
 	outcome   router.Outcome
 	own       bool // err is the gateway's own (no deployment to try), not a deployment's
+	// logged, when set, is err's message as the log shows it: with the
+	// addresses and causes that hidden upstream details keep from clients.
+	logged string
 }
 
 // attempt holds what one try needs to know about its timeouts.
 type attempt struct {
-	d    *deployment.Deployment
-	call *call
-	ctx  context.Context
-	sent time.Time
+	d      *deployment.Deployment
+	call   *call
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	sent   time.Time
 	// limit is the deployment's own timeout (its timeout, else the
 	// router's); budget the time the attempt got, which is less when the
 	// call's deadline comes first.
@@ -104,7 +112,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	defer cancel(nil)
 	ctx, cancelT := context.WithTimeoutCause(ctx, a.budget, cause)
 	defer cancelT()
-	a.ctx = ctx
+	a.ctx, a.cancel = ctx, cancel
 
 	// The body gets its own allocation, not a pooled buffer: the transport
 	// may still read it after RoundTrip returns (net/http's contract), so
@@ -145,7 +153,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 		}
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		c.upstream += p.now().Sub(a.sent)
-		e := upstreamError(d, resp, b)
+		e := p.upstreamError(d, resp, b)
 		return result{err: e, outcome: router.Outcome{
 			Class:      router.Classify(resp.StatusCode, nil, e.Message),
 			Status:     resp.StatusCode,
@@ -180,7 +188,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 		usage.Get("completion_tokens").Int(), usage.Get("total_tokens").Int()
 
 	h := w.Header()
-	copyUpstreamHeaders(h, resp.Header)
+	p.copyUpstreamHeaders(h, resp.Header)
 	h["Content-Length"] = []string{strconv.Itoa(buf.Len())}
 	p.setResultHeaders(h, c, d)
 	c.status, c.answered = resp.StatusCode, true
@@ -217,7 +225,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	c.ttft = ttft
 
 	h := w.Header()
-	copyUpstreamHeaders(h, resp.Header)
+	p.copyUpstreamHeaders(h, resp.Header)
 	delete(h, "Content-Length")
 	h["Cache-Control"] = noCache
 	h["X-Accel-Buffering"] = noBuffering
@@ -225,6 +233,8 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	c.status, c.answered = resp.StatusCode, true
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
+	stop := context.AfterFunc(p.ending, func() { a.cancel(errShuttingDown) })
+	defer stop()
 	o := router.Outcome{Class: router.Success, Status: resp.StatusCode, Stream: true, Latency: ttft}
 	var usage streamUsage
 	var tail [2]byte // the last bytes written, to end a partial event before an error
@@ -264,7 +274,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	if res.err == nil { // the client went away
 		return res
 	}
-	c.errMsg, c.class, c.errStatus = res.err.Message, res.outcome.Class, res.err.Status
+	c.errMsg, c.class, c.errStatus = cmp.Or(res.logged, res.err.Message), res.outcome.Class, res.err.Status
 	_ = openai.WriteErrorEvent(w, tail[:], res.err)
 	_ = rc.Flush()
 	res.committed = true
@@ -388,13 +398,17 @@ func (p *Proxy) transportError(r *http.Request, a *attempt, err error) result {
 	}
 	d := a.d
 	cause := context.Cause(a.ctx)
-	for _, known := range []error{errStreamTimeout, errOwnTimeout, errDeadline} {
+	for _, known := range []error{errStreamTimeout, errOwnTimeout, errDeadline, errShuttingDown} {
 		if errors.Is(cause, known) {
 			err = known
 		}
 	}
 	o := router.Outcome{Class: router.Classify(0, err, "")}
 	switch err {
+	case errShuttingDown:
+		// Not the deployment's doing: recorded like a client gone.
+		return result{outcome: router.Outcome{Class: router.Cancelled}, err: openai.NewError(http.StatusServiceUnavailable, openai.TypeServerError,
+			"The gateway is shutting down and its grace period is over: the stream was cut short. Send the request again.")}
 	case errStreamTimeout:
 		return result{outcome: o, err: openai.NewError(http.StatusRequestTimeout, openai.TypeTimeout,
 			fmt.Sprintf("Deployment %s sent no stream chunk within stream_timeout=%gs.", d.ID, a.streamTimeout.Seconds()))}
@@ -410,20 +424,35 @@ func (p *Proxy) transportError(r *http.Request, a *attempt, err error) result {
 		}
 		return result{outcome: o, err: openai.NewError(http.StatusRequestTimeout, openai.TypeTimeout, msg)}
 	}
+	// The cause without the request URL, whose query may hold a key.
+	detail := fmt.Sprintf(" (%s): %s", d.PublicAPIBase(), d.Scrub(deployment.DescribeTransportError(a.ctx, err, a.budget)))
+	what := "is unreachable"
 	if a.midResponse {
-		return result{outcome: o, err: openai.NewError(http.StatusBadGateway, openai.TypeAPIError,
-			fmt.Sprintf("Deployment %s (%s) broke off its response: %v", d.ID, d.PublicAPIBase(), err))}
+		what = "broke off its response"
 	}
-	return result{outcome: o, err: openai.NewError(http.StatusBadGateway, openai.TypeAPIError,
-		fmt.Sprintf("Deployment %s (%s) is unreachable: %v", d.ID, d.PublicAPIBase(), err))}
+	res := result{outcome: o, err: openai.NewError(http.StatusBadGateway, openai.TypeAPIError,
+		fmt.Sprintf("Deployment %s %s%s", d.ID, what, detail))}
+	if p.hideUpstream {
+		res.logged = res.err.Message
+		res.err.Message = fmt.Sprintf("Deployment %s %s.", d.ID, what)
+	}
+	return res
 }
 
-// upstreamError keeps the upstream's status and message.
-func upstreamError(d *deployment.Deployment, resp *http.Response, body []byte) *openai.Error {
+// upstreamError keeps the upstream's status and message, with the
+// deployment's credentials scrubbed from the message (a server may quote
+// the Authorization header it got). With upstream details hidden, a 5xx's
+// text (stack traces, paths, addresses) is replaced by the status; a 4xx's
+// is kept, since it is about the client's request.
+func (p *Proxy) upstreamError(d *deployment.Deployment, resp *http.Response, body []byte) *openai.Error {
 	msg, typ := openai.ParseUpstreamError(body)
-	if msg == "" {
+	if msg == "" || p.hideUpstream && resp.StatusCode >= 500 {
 		msg = fmt.Sprintf("deployment %s returned %s with no message", d.ID, resp.Status)
+		if p.hideUpstream {
+			msg = fmt.Sprintf("Deployment %s returned %s.", d.ID, resp.Status)
+		}
 	}
+	msg = d.Scrub(msg)
 	if typ == "" {
 		typ = openai.TypeForStatus(resp.StatusCode)
 	}

@@ -44,8 +44,15 @@ func isHopHeader(k string) bool {
 }
 
 // copyUpstreamHeaders passes on Content-Type as is and every other
-// end-to-end header of the upstream response under the llm_provider- prefix.
-func copyUpstreamHeaders(dst, src http.Header) {
+// end-to-end header of the upstream response under the llm_provider- prefix;
+// only Content-Type when upstream details are hidden.
+func (p *Proxy) copyUpstreamHeaders(dst, src http.Header) {
+	if p.hideUpstream {
+		if v, ok := src["Content-Type"]; ok {
+			dst["Content-Type"] = v
+		}
+		return
+	}
 	for k, v := range src {
 		if isHopHeader(k) {
 			continue
@@ -91,7 +98,9 @@ func (p *Proxy) setResultHeaders(h http.Header, c *call, d *deployment.Deploymen
 	v[2], v[3] = strconv.Itoa(c.retries), strconv.Itoa(c.fallbacks)
 	v[4], v[5] = formatMS(total), formatMS(c.overhead)
 	h[hdrModelID] = v[0:1:1]
-	h[hdrModelAPIBase] = v[1:2:2]
+	if !p.hideUpstream {
+		h[hdrModelAPIBase] = v[1:2:2]
+	}
 	h[hdrAttemptedRetries] = v[2:3:3]
 	h[hdrAttemptedFallbacks] = v[3:4:4]
 	h[hdrResponseDuration] = v[4:5:5]
@@ -119,7 +128,7 @@ func noDeployments(model string, err error) *openai.Error {
 	secs := max(1, int(math.Ceil(retry.Seconds())))
 	e := openai.NewError(http.StatusTooManyRequests, openai.TypeRateLimit,
 		fmt.Sprintf("No deployments available for selected model, Try again in %d seconds. Passed model=%s. "+
-			"Every deployment of the group is cooling down or at its max_parallel_requests limit.", secs, model))
+			"Every deployment of the group is cooling down or at its max_parallel_requests limit.", secs, openai.Clip(model)))
 	e.Header = http.Header{"Retry-After": {strconv.Itoa(secs)}}
 	return e
 }

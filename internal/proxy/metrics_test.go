@@ -166,7 +166,7 @@ func TestNoClientTextInLogsOrLabels(t *testing.T) {
 	if strings.Contains(out, prompt) {
 		t.Errorf("the prompt reached the log:\n%s", grep(out, prompt))
 	}
-	if !strings.Contains(out, `Deployment a-id (`) || !strings.Contains(out, `fallbacks tried: b (last: deployment b-id answered 500 (server_error))`) {
+	if !strings.Contains(out, `Deployment a-id is unreachable (http://127.0.0.1:`) || !strings.Contains(out, `fallbacks tried: b (last: deployment b-id answered 500 (server_error))`) {
 		t.Errorf("the fallback's log line does not say what failed:\n%s", grep(out, `"model":"a"`))
 	}
 	if strings.Contains(out, strings.Repeat("x", 1100)) {

@@ -54,6 +54,12 @@ type Options struct {
 	Propagator propagation.TextMapPropagator
 	// Now is the clock for durations; nil means time.Now.
 	Now func() time.Time
+	// HideUpstreamDetails keeps internal addresses and upstream server
+	// detail out of what clients see: no x-litellm-model-api-base, no
+	// llm_provider-* headers, and errors that name the deployment id
+	// only, without addresses, transport errors or a 5xx's own text.
+	// /health, the logs and the UI keep them for the admin.
+	HideUpstreamDetails bool
 }
 
 // Proxy serves the OpenAI-compatible inference endpoints.
@@ -69,6 +75,12 @@ type Proxy struct {
 	tracer          trace.Tracer
 	propagator      propagation.TextMapPropagator
 	now             func() time.Time
+	hideUpstream    bool
+
+	// ending is cancelled by EndStreams: every stream still open then
+	// ends with an in-band error event.
+	ending    context.Context
+	endStream context.CancelFunc
 }
 
 // New returns a Proxy. Options.Router and Options.Transport are required.
@@ -85,7 +97,9 @@ func New(o Options) *Proxy {
 		tracer:          o.Tracer,
 		propagator:      o.Propagator,
 		now:             o.Now,
+		hideUpstream:    o.HideUpstreamDetails,
 	}
+	p.ending, p.endStream = context.WithCancel(context.Background())
 	if p.propagator == nil {
 		p.propagator = propagation.TraceContext{}
 	}
@@ -122,6 +136,12 @@ func NewTransport() *http.Transport {
 		// larger writes and reads pass through bufio in one call anyway.
 	}
 }
+
+// EndStreams ends every stream still being relayed with an in-band error
+// event saying the gateway is shutting down, so clients see why their
+// stream stopped instead of a cut connection; for the end of a shutdown's
+// grace period. New streams are ended as soon as they start.
+func (p *Proxy) EndStreams() { p.endStream() }
 
 // Register adds the inference endpoints and the model list to mux, under the
 // paths LiteLLM serves them.
@@ -370,6 +390,9 @@ func timeoutOwner(c *call) string {
 // upstream's error text, which can quote the prompt (request validation
 // errors echo the input).
 func logMessage(d *deployment.Deployment, res result) string {
+	if res.logged != "" {
+		return res.logged
+	}
 	if d != nil && !res.own && res.outcome.Status != 0 {
 		return fmt.Sprintf("deployment %s answered %d (%s)", d.ID, res.outcome.Status, res.outcome.Class)
 	}

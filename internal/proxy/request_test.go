@@ -139,16 +139,30 @@ func FuzzValidJSON(f *testing.F) {
 }
 
 func TestCopyUpstreamHeaders(t *testing.T) {
-	dst := http.Header{}
-	copyUpstreamHeaders(dst, http.Header{
+	t.Parallel()
+	up := http.Header{
 		"Content-Type":   {"application/json"},
 		"Content-Length": {"12"},
 		"X-Request-Id":   {"r1"},
+		"Server":         {"uvicorn"},
 		"Connection":     {"close"},
-	})
-	want := http.Header{"Content-Type": {"application/json"}, "Llm_provider-x-request-id": {"r1"}}
-	if diff := cmp.Diff(want, dst); diff != "" {
-		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+	for _, tt := range []struct {
+		name string
+		hide bool
+		want http.Header
+	}{
+		{"passed on under llm_provider-", false, http.Header{"Content-Type": {"application/json"},
+			"Llm_provider-x-request-id": {"r1"}, "Llm_provider-server": {"uvicorn"}}},
+		{"upstream details hidden", true, http.Header{"Content-Type": {"application/json"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dst := http.Header{}
+			(&Proxy{hideUpstream: tt.hide}).copyUpstreamHeaders(dst, up)
+			if diff := cmp.Diff(tt.want, dst); diff != "" {
+				t.Errorf("headers (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

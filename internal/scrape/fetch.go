@@ -95,7 +95,7 @@ func (s *Scraper) fetch(ctx context.Context, g *group) result {
 	defer cancel()
 	what := "GET " + deployment.ShownPath(g.u)
 	failed := func(msg string) result {
-		return result{at: s.now(), err: g.ds[0].Redact(what + ": " + msg)}
+		return result{at: s.now(), err: g.ds[0].Scrub(what + ": " + msg)}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url, nil)
 	if err != nil {
