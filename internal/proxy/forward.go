@@ -26,9 +26,6 @@ const statusClientClosed = 499
 // maxErrorBody bounds how much of an upstream error body is read.
 const maxErrorBody = 1 << 20
 
-// maxResponseBody bounds a buffered (non-streaming) upstream response.
-const maxResponseBody = 256 << 20
-
 // Header values set on every request or stream, shared as p.version is:
 // header maps are only read, or given new slices, never written into.
 var (
@@ -114,14 +111,17 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	defer cancelT()
 	a.ctx, a.cancel = ctx, cancel
 
-	// The body gets its own allocation, not a pooled buffer: the transport
-	// may still read it after RoundTrip returns (net/http's contract), so
-	// only the garbage collector knows when it is free.
-	out, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL(c.ep), bytes.NewReader(c.body(d.ModelJSON())))
+	// The body reads from the client's body in place; the transport may
+	// still read it after RoundTrip returns (net/http's contract), so the
+	// request counts it open until the transport closes it.
+	model := string(d.ModelJSON())
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL(c.ep), c.body.reader(model, &c.req.open))
 	if err != nil {
 		return result{err: openai.NewError(http.StatusInternalServerError, openai.TypeServerError,
 			fmt.Sprintf("deployment %s: build request: %v", d.ID, err)), outcome: router.Outcome{Class: router.ClientError}}
 	}
+	out.ContentLength = c.body.len(len(model))
+	out.GetBody = func() (io.ReadCloser, error) { return c.body.reader(model, &c.req.open), nil }
 	out.Header = http.Header{
 		"Content-Type": jsonContentType,
 		"Accept":       r.Header["Accept"],
@@ -169,7 +169,10 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 
 	buf := getBuffer()
 	defer putBuffer(buf)
-	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxResponseBody+1))
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxBufferedResponse+1))
+	if err == nil && buf.Len() > maxBufferedResponse {
+		return p.relayLarge(w, r, c, &a, resp, buf.Bytes())
+	}
 	latency := p.now().Sub(a.sent)
 	c.upstream += latency
 	c.apiLatency = latency
@@ -177,15 +180,8 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 		a.midResponse = true
 		return p.transportError(r, &a, err)
 	}
-	if buf.Len() > maxResponseBody {
-		return result{err: openai.NewError(http.StatusBadGateway, openai.TypeAPIError,
-			fmt.Sprintf("deployment %s returned a response larger than %s", d.ID, mib(maxResponseBody))),
-			outcome: router.Outcome{Class: router.ServerError, Status: resp.StatusCode}}
-	}
 	o := router.Outcome{Class: router.Success, Status: resp.StatusCode, Latency: latency}
-	usage := gjson.GetBytes(buf.Bytes(), "usage")
-	o.PromptTokens, o.CompletionTokens, o.TotalTokens = usage.Get("prompt_tokens").Int(),
-		usage.Get("completion_tokens").Int(), usage.Get("total_tokens").Int()
+	o.PromptTokens, o.CompletionTokens, o.TotalTokens = usageOf(gjson.GetBytes(buf.Bytes(), "usage"))
 
 	h := w.Header()
 	p.copyUpstreamHeaders(h, resp.Header)
@@ -197,6 +193,106 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 		c.status = statusClientClosed
 	}
 	return result{committed: true, outcome: o}
+}
+
+// usageOf reads the token counts of a usage object.
+func usageOf(usage gjson.Result) (prompt, completion, total int64) {
+	return usage.Get("prompt_tokens").Int(), usage.Get("completion_tokens").Int(), usage.Get("total_tokens").Int()
+}
+
+// relayLarge relays a non-streaming response too large to hold (more than
+// maxBufferedResponse; head is its start, already read) as it arrives, so
+// a 200 MB batch of embeddings costs the gateway a few buffers, not 200 MB.
+// It commits before the whole response is in: a failure after this point
+// cannot be retried, and the client's response is cut off (the connection
+// is aborted), never ended as if complete. The usage is read from the last
+// bytes, where OpenAI-compatible servers put it.
+func (p *Proxy) relayLarge(w http.ResponseWriter, r *http.Request, c *call, a *attempt, resp *http.Response, head []byte) result {
+	started := p.now()
+	c.upstream += started.Sub(a.sent)
+	h := w.Header()
+	p.copyUpstreamHeaders(h, resp.Header)
+	delete(h, "Content-Length")
+	if resp.ContentLength >= 0 {
+		h["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
+	}
+	p.setResultHeaders(h, c, a.d)
+	c.status, c.answered = resp.StatusCode, true
+	w.WriteHeader(resp.StatusCode)
+	var tail usageTail
+	tail.add(head)
+	_, werr := w.Write(head)
+	chunkp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(chunkp)
+	var err error
+	for werr == nil && err == nil {
+		var n int
+		n, err = resp.Body.Read(*chunkp)
+		if n > 0 {
+			a.d.Progress()
+			tail.add((*chunkp)[:n])
+			_, werr = w.Write((*chunkp)[:n])
+		}
+	}
+	end := p.now()
+	c.upstream += end.Sub(started)
+	latency := end.Sub(a.sent)
+	c.apiLatency = latency
+	switch {
+	case werr != nil:
+		c.status = statusClientClosed
+		return result{committed: true, outcome: router.Outcome{Class: router.Cancelled}}
+	case err != io.EOF:
+		a.midResponse = true
+		res := p.transportError(r, a, err)
+		res.committed = true
+		if res.err != nil {
+			c.errMsg, c.class, c.errStatus = cmp.Or(res.logged, res.err.Message), res.outcome.Class, res.err.Status
+			c.abort = true // the client must see a broken response, not a short one
+		}
+		return res
+	}
+	o := router.Outcome{Class: router.Success, Status: resp.StatusCode, Latency: latency}
+	o.PromptTokens, o.CompletionTokens, o.TotalTokens = tail.usage()
+	return result{committed: true, outcome: o}
+}
+
+// maxBufferedResponse is the largest non-streaming response held whole
+// before it is relayed, so a failure while reading it can still be
+// retried. Chat completions are far smaller; large batches of embeddings
+// are relayed as they arrive.
+const maxBufferedResponse = 4 << 20
+
+// usageTail keeps the last bytes of a relayed response, where its usage
+// object is.
+type usageTail struct{ b []byte }
+
+// maxUsageTail bounds the bytes kept: a usage object with its details is a
+// few hundred bytes.
+const maxUsageTail = 8 << 10
+
+func (t *usageTail) add(p []byte) {
+	if len(p) >= maxUsageTail {
+		t.b = append(t.b[:0], p[len(p)-maxUsageTail:]...)
+		return
+	}
+	if drop := len(t.b) + len(p) - maxUsageTail; drop > 0 {
+		t.b = append(t.b[:0], t.b[drop:]...)
+	}
+	t.b = append(t.b, p...)
+}
+
+// usage reads the token counts of the last "usage" object in the tail.
+func (t *usageTail) usage() (prompt, completion, total int64) {
+	i := bytes.LastIndex(t.b, []byte(`"usage"`))
+	if i < 0 {
+		return 0, 0, 0
+	}
+	j := bytes.IndexByte(t.b[i:], '{')
+	if j < 0 {
+		return 0, 0, 0
+	}
+	return usageOf(gjson.ParseBytes(t.b[i+j:]))
 }
 
 // relayStream forwards a server-sent-event stream. It waits for the first

@@ -7,7 +7,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/metrics"
@@ -38,6 +38,10 @@ type Options struct {
 	Transport http.RoundTripper
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxBodyBytesInFlight bounds the request body bytes held at once,
+	// over all requests; a request that would go past it is answered 503
+	// before its body is read. 0 means no bound.
+	MaxBodyBytesInFlight int64
 	// BodyReadTimeout bounds reading one request body; 0 means no bound.
 	BodyReadTimeout time.Duration
 	Version         string
@@ -67,6 +71,7 @@ type Proxy struct {
 	router          *router.Router
 	transport       http.RoundTripper
 	maxBodyBytes    int64
+	bodyBudget      *semaphore.Weighted // nil: no bound
 	bodyReadTimeout time.Duration
 	version         []string // X-Litellm-Version
 	userAgent       []string // of upstream requests
@@ -100,6 +105,9 @@ func New(o Options) *Proxy {
 		hideUpstream:    o.HideUpstreamDetails,
 	}
 	p.ending, p.endStream = context.WithCancel(context.Background())
+	if o.MaxBodyBytesInFlight > 0 {
+		p.bodyBudget = semaphore.NewWeighted(o.MaxBodyBytesInFlight)
+	}
 	if p.propagator == nil {
 		p.propagator = propagation.TraceContext{}
 	}
@@ -202,9 +210,8 @@ type call struct {
 	ep        deployment.Endpoint
 	route     string // the request path
 	req       request
-	group     string // the model group the request resolved to
-	head      []byte // the body for the current group, split around "model"
-	tail      []byte
+	group     string        // the model group the request resolved to
+	body      upstreamBody  // the upstream body for the current group
 	attempts  int           // attempts on deployments, every group included
 	retries   int           // retries within the group being tried
 	fallbacks int           // fallback depth of the group being tried
@@ -219,11 +226,12 @@ type call struct {
 	fromRequest bool
 	// answered says a status line was written, or the client is known gone
 	// after one was; an unanswered call must not end in net/http's empty
-	// 200.
-	answered  bool
-	status    int
-	class     router.Class // of the failure the client got
-	errStatus int          // its status (a stream broken mid-way was sent as 200)
+	// 200. abort says the response was cut off after it started in a way
+	// the client could not otherwise tell: the connection is aborted.
+	answered, abort bool
+	status          int
+	class           router.Class // of the failure the client got
+	errStatus       int          // its status (a stream broken mid-way was sent as 200)
 	// ownError says the gateway raised the failure (no deployment
 	// available, a bad request, the client gone), not a deployment.
 	ownError bool
@@ -239,17 +247,14 @@ type call struct {
 	span, attemptSpan trace.Span
 }
 
-// body returns a new upstream body carrying modelJSON as "model".
-func (c *call) body(modelJSON []byte) []byte {
-	b := make([]byte, 0, len(c.head)+len(modelJSON)+len(c.tail))
-	b = append(b, c.head...)
-	b = append(b, modelJSON...)
-	return append(b, c.tail...)
-}
-
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endpoint) {
 	c := call{id: uuid.NewString(), start: p.now(), ep: ep, route: r.URL.Path}
 	defer c.req.release()
+	defer func() {
+		if c.abort {
+			panic(http.ErrAbortHandler) // after the log line and the metrics
+		}
+	}()
 	h := w.Header()
 	h[hdrCallID] = []string{c.id}
 	h[hdrVersion] = p.version
@@ -267,7 +272,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 		return
 	}
 	c.group = tg.Group.Name
-	c.head, c.tail = c.req.head, c.req.tail
+	c.body = c.req.body
 	c.timeout, c.fromRequest = p.callTimeout(c.req.timeout)
 	c.deadline = c.start.Add(c.timeout)
 	p.route(w, r, &c, tg)
@@ -314,9 +319,9 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 		}
 		tried = i + 1
 		c.fallbacks, c.retries = i+1, 0
-		c.head, c.tail = c.req.head, c.req.tail
+		c.body = c.req.body
 		if o, ok := c.req.fbOverrides[name]; ok {
-			c.head, c.tail = c.req.rewrite(new(bytes.Buffer), o)
+			c.body = c.req.rewrite(o)
 		}
 		w.Header()[hdrModelGroup] = []string{ftg.Group.Name}
 		p.log.Info("falling back", "call_id", c.id, "from", tg.Group.Name, "to", ftg.Group.Name,

@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/maasgate/maasgate/internal/openai"
 )
@@ -25,15 +29,22 @@ var gatewayFields = map[string]bool{
 }
 
 // request is a client request read once and prepared for forwarding: the
-// body with the gateway-only fields removed, split around the value of
-// "model" so each attempt splices in its deployment's upstream model name
-// without parsing again.
+// body parsed in place, and the upstream body described as the parts of it
+// to send, gateway-only fields left out, with the place where each attempt
+// splices in its deployment's upstream model name.
 type request struct {
 	raw  *bytes.Buffer // the body as received
-	out  *bytes.Buffer // the rewritten body, head then tail
-	root gjson.Result  // the parsed body
-	head []byte        // out up to where the model value goes
-	tail []byte        // out after the model value
+	json string        // raw as a string, without a copy: see parse
+	root gjson.Result  // json parsed
+	body upstreamBody
+
+	// open counts the upstream bodies (readers over raw) the transport
+	// has not closed yet; raw goes back to the pool only when none is.
+	open atomic.Int32
+	// held is how many bytes of the in-flight request body budget this
+	// request holds; release gives them back.
+	held    int64
+	holding *semaphore.Weighted
 
 	model  string
 	stream bool
@@ -64,10 +75,19 @@ func putBuffer(b *bytes.Buffer) {
 	bufPool.Put(b)
 }
 
+// release ends the request: its share of the body budget is given back,
+// and its buffer goes back to the pool unless an upstream body the
+// transport still holds reads from it (net/http may close a request body
+// after RoundTrip returns); then the garbage collector frees it.
 func (q *request) release() {
-	putBuffer(q.raw)
-	putBuffer(q.out)
-	*q = request{}
+	if q.held > 0 {
+		q.holding.Release(q.held)
+	}
+	if q.open.Load() == 0 {
+		putBuffer(q.raw)
+	}
+	q.raw, q.json, q.root, q.body, q.held, q.holding = nil, "", gjson.Result{}, upstreamBody{}, 0, nil
+	q.model, q.fallbacks, q.fbGroups, q.fbOverrides, q.metadata = "", gjson.Result{}, nil, nil, gjson.Result{}
 }
 
 // requestFallbacks returns the request's own "fallbacks": the model groups
@@ -103,7 +123,8 @@ func (q *request) requestFallbacks() ([]string, map[string]gjson.Result, *openai
 	return groups, overrides, perr
 }
 
-// readRequest reads and parses the body of r, enforcing the size limit.
+// readRequest reads and parses the body of r, enforcing the size limit and
+// the budget of body bytes held at once.
 func (p *Proxy) readRequest(w http.ResponseWriter, r *http.Request, q *request) *openai.Error {
 	limit := p.maxBodyBytes
 	if r.ContentLength > limit {
@@ -113,13 +134,33 @@ func (p *Proxy) readRequest(w http.ResponseWriter, r *http.Request, q *request) 
 	if p.bodyReadTimeout > 0 {
 		_ = rc.SetReadDeadline(time.Now().Add(p.bodyReadTimeout))
 	}
-	q.raw = getBuffer()
+	q.holding = p.bodyBudget
+	var err error
 	if r.ContentLength > 0 {
-		// Reserve what was announced, up to a bound: a client that declares
-		// a large body and sends it slowly does not get memory up front.
-		q.raw.Grow(int(min(r.ContentLength, 1<<20)))
+		// The announced size, held before a byte is read (a client that
+		// announces much and sends slowly holds the budget, not memory),
+		// and read into one buffer of exactly that size.
+		if e := q.hold(r.ContentLength); e != nil {
+			return e
+		}
+		n := int(r.ContentLength)
+		if n > maxPooledBuffer {
+			q.raw = bytes.NewBuffer(make([]byte, 0, n))
+		} else {
+			q.raw = getBuffer()
+			q.raw.Grow(n)
+		}
+		// ReadFull, not ReadFrom, which would grow the buffer for one more
+		// read to see the end.
+		buf := q.raw.AvailableBuffer()[:n]
+		if _, err = io.ReadFull(r.Body, buf); err == nil {
+			q.raw.Write(buf) // in place: buf is the buffer's own free space
+		}
+	} else {
+		// Unknown length (chunked): held as it arrives.
+		q.raw = getBuffer()
+		_, err = q.raw.ReadFrom(&heldReader{r: http.MaxBytesReader(w, r.Body, limit), q: q})
 	}
-	_, err := q.raw.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	if err == nil && p.bodyReadTimeout > 0 {
 		// The body is in: clear the deadline, or it would cancel a long
 		// stream. On error it stays, so the server discards the rest of
@@ -128,7 +169,11 @@ func (p *Proxy) readRequest(w http.ResponseWriter, r *http.Request, q *request) 
 	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		var busy *openai.Error
+		switch {
+		case errors.As(err, &busy):
+			return busy
+		case errors.As(err, &tooBig):
 			return tooLarge(-1, limit)
 		}
 		var ne net.Error
@@ -137,9 +182,45 @@ func (p *Proxy) readRequest(w http.ResponseWriter, r *http.Request, q *request) 
 				fmt.Sprintf("The request body did not arrive within %s (--body-read-timeout).", p.bodyReadTimeout))
 		}
 		return openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest,
-			fmt.Sprintf("could not read the request body: %v", err))
+			"Could not read the request body: the connection failed or the body was cut short.")
 	}
 	return q.parse()
+}
+
+// hold takes n more bytes of the body budget, or answers 503 when the
+// gateway already holds as many request bytes as the operator allows.
+func (q *request) hold(n int64) *openai.Error {
+	if q.holding == nil {
+		return nil
+	}
+	if !q.holding.TryAcquire(n) {
+		e := openai.NewError(http.StatusServiceUnavailable, openai.TypeServerError,
+			"The gateway is holding as many request bytes as it may at once (--max-request-mb-in-flight); retry in a moment.")
+		e.Header = http.Header{"Retry-After": {"1"}}
+		return e
+	}
+	q.held += n
+	return nil
+}
+
+// heldReader holds body budget for the bytes of a body of unknown length
+// as they arrive, in steps, so a reader never holds much more than it read.
+type heldReader struct {
+	r io.Reader
+	q *request
+}
+
+// holdStep is how much budget a body of unknown length takes at a time.
+const holdStep = 64 << 10
+
+func (h *heldReader) Read(p []byte) (int, error) {
+	p = p[:min(len(p), holdStep)]
+	if total := int64(h.q.raw.Len() + len(p)); total > h.q.held {
+		if e := h.q.hold(max(holdStep, total-h.q.held)); e != nil {
+			return 0, e
+		}
+	}
+	return h.r.Read(p)
 }
 
 func tooLarge(size, limit int64) *openai.Error {
@@ -173,7 +254,12 @@ func (q *request) parse() *openai.Error {
 	if !validJSON(body) {
 		return badRequest("Request body is not valid JSON.")
 	}
-	q.root = gjson.ParseBytes(body)
+	// Parsed in place: root and every result from it are substrings of
+	// raw, which nothing writes to until release, after which none of
+	// them is used. What must outlive the request (a span attribute) is
+	// cloned where it is kept.
+	q.json = unsafe.String(unsafe.SliceData(body), len(body))
+	q.root = gjson.Parse(q.json)
 	if !q.root.IsObject() {
 		return badRequest("Request body must be a JSON object, got %s.", jsonKind(q.root))
 	}
@@ -199,9 +285,7 @@ func (q *request) parse() *openai.Error {
 	if !hasModel || q.model == "" {
 		return badRequest("Request body is missing \"model\": name one of the models listed by GET /v1/models.")
 	}
-	q.out = getBuffer()
-	q.out.Grow(len(body) + 64)
-	q.head, q.tail = q.rewrite(q.out, gjson.Result{})
+	q.body = q.rewrite(gjson.Result{})
 	return nil
 }
 
@@ -229,43 +313,65 @@ func validJSON(body []byte) bool {
 	return json.Valid(body)
 }
 
-// rewrite writes the body to send upstream into out and returns it split
-// where the model value goes: gateway-only fields removed, and the fields
-// of overrides (a per-request fallback's object) replacing or added to the
-// client's. "model" and "stream" cannot be overridden.
-func (q *request) rewrite(out *bytes.Buffer, overrides gjson.Result) (head, tail []byte) {
-	out.WriteByte('{')
-	modelAt := -1
+// rewrite returns the body to send upstream: gateway-only fields removed,
+// and the fields of overrides (a per-request fallback's object) replacing
+// or added to the client's. "model" and "stream" cannot be overridden.
+// Runs of fields kept as they are become one part, so a typical body is a
+// handful of parts around the model value, whatever its size.
+func (q *request) rewrite(overrides gjson.Result) upstreamBody {
+	var b upstreamBody
+	b.parts = make([]string, 0, 8)
+	b.add("{")
+	json := q.json
 	first := true
+	runStart, runEnd := -1, -1 // a run of fields written as they are
+	flush := func() {
+		if runStart >= 0 {
+			if !first {
+				b.add(",")
+			}
+			b.add(json[runStart:runEnd])
+			first, runStart = false, -1
+		}
+	}
 	field := func(key, value string) {
+		flush()
 		if !first {
-			out.WriteByte(',')
+			b.add(",")
 		}
 		first = false
-		out.WriteString(key)
-		out.WriteByte(':')
-		out.WriteString(value)
+		b.add(key)
+		b.add(":")
+		b.add(value)
 	}
+	modelDone := false
 	q.root.ForEach(func(key, value gjson.Result) bool {
 		name := key.Str
 		switch {
 		case gatewayFields[name]:
+			flush()
 		case name == "model":
 			// A repeated "model" key (the last one routes, as in most JSON
 			// parsers) is written once.
-			if modelAt < 0 {
+			flush()
+			if !modelDone {
 				field(key.Raw, "")
-				modelAt = out.Len()
+				b.markModel()
+				modelDone = true
 			}
 		default:
 			if o := overrides.Get(gjson.Escape(name)); o.Exists() && name != "stream" {
 				field(key.Raw, o.Raw)
-			} else {
-				field(key.Raw, value.Raw)
+				break
 			}
+			if runStart < 0 {
+				runStart = key.Index
+			}
+			runEnd = value.Index + len(value.Raw)
 		}
 		return true
 	})
+	flush()
 	overrides.ForEach(func(key, value gjson.Result) bool {
 		name := key.Str
 		if name != "model" && name != "stream" && !gatewayFields[name] && !q.root.Get(gjson.Escape(name)).Exists() {
@@ -273,9 +379,8 @@ func (q *request) rewrite(out *bytes.Buffer, overrides gjson.Result) (head, tail
 		}
 		return true
 	})
-	out.WriteByte('}')
-	b := out.Bytes()
-	return b[:modelAt], b[modelAt:]
+	b.add("}")
+	return b
 }
 
 func (q *request) gatewayField(name string, v gjson.Result) *openai.Error {
