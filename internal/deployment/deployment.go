@@ -8,8 +8,8 @@
 package deployment
 
 import (
+	"encoding/json"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -66,7 +66,7 @@ type Deployment struct {
 	urls       [numEndpoints]string
 	publicBase string
 	authHeader string
-	modelJSON  []byte // UpstreamModel as a JSON string literal
+	modelJSON  string // UpstreamModel as a JSON string literal
 
 	NumRetries   *int           // per-deployment override of router num_retries
 	CooldownTime *time.Duration // per-deployment cooldown_time; 0 = never
@@ -108,7 +108,7 @@ func New(m config.Model, src Source) *Deployment {
 		NumRetries:    m.Params.NumRetries,
 		CooldownTime:  m.Params.CooldownTime,
 		Cost:          m.Params.InputCostPerToken + m.Params.OutputCostPerToken,
-		modelJSON:     []byte(strconv.Quote(m.Params.UpstreamModel)),
+		modelJSON:     jsonString(m.Params.UpstreamModel),
 	}
 	d.publicBase = PublicURL(d.APIBase)
 	base, err := url.Parse(d.APIBase)
@@ -135,8 +135,15 @@ func (d *Deployment) URL(e Endpoint) string { return d.urls[e] }
 func (d *Deployment) AuthHeader() string { return d.authHeader }
 
 // ModelJSON returns the upstream model name as a JSON string literal, ready to
-// splice into a request body. The caller must not modify it.
-func (d *Deployment) ModelJSON() []byte { return d.modelJSON }
+// splice into a request body.
+func (d *Deployment) ModelJSON() string { return d.modelJSON }
+
+// jsonString returns s as a JSON string literal (strconv.Quote's Go escapes,
+// such as \x01, are not JSON).
+func jsonString(s string) string {
+	b, _ := json.Marshal(s) // a string always marshals
+	return string(b)
+}
 
 // PublicAPIBase returns api_base with any user info and query removed, safe to
 // show in headers and admin views.

@@ -25,7 +25,7 @@ func TestDeploymentWire(t *testing.T) {
 			t.Errorf("URL(%s) = %q, want %q", e, got, want)
 		}
 	}
-	if d.AuthHeader() != "Bearer sk-1" || string(d.ModelJSON()) != `"a\"b"` {
+	if d.AuthHeader() != "Bearer sk-1" || d.ModelJSON() != `"a\"b"` {
 		t.Errorf("auth %q model %s", d.AuthHeader(), d.ModelJSON())
 	}
 	if got := newDep(0).URL(Chat); got != "http://user:pw@gpu1:8000/v1/chat/completions?token=x" {

@@ -262,3 +262,17 @@ func TestDeadlineClassIsNotCharged(t *testing.T) {
 		}
 	}
 }
+
+// TestLongModelNameIsClipped: a 30 MB "model" string is not echoed whole
+// in the error.
+func TestLongModelNameIsClipped(t *testing.T) {
+	t.Parallel()
+	url := gatewayWith(t, func(o *Options) { o.MaxBodyBytes = 40 << 20 })
+	r := send(t, url, `{"model":"`+strings.Repeat("m", 30<<20)+`","messages":[]}`)
+	if r.status != http.StatusBadRequest || !strings.Contains(r.body, "Invalid model name passed in model=mmm") {
+		t.Fatalf("%d %.300s", r.status, r.body)
+	}
+	if len(r.body) > 1024 {
+		t.Errorf("the error is %d bytes: the model name was echoed whole", len(r.body))
+	}
+}

@@ -114,7 +114,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	// The body reads from the client's body in place; the transport may
 	// still read it after RoundTrip returns (net/http's contract), so the
 	// request counts it open until the transport closes it.
-	model := string(d.ModelJSON())
+	model := d.ModelJSON()
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL(c.ep), c.body.reader(model, &c.req.open))
 	if err != nil {
 		return result{err: openai.NewError(http.StatusInternalServerError, openai.TypeServerError,
