@@ -277,10 +277,11 @@ func (m *Metrics) Attempt(d *deployment.Deployment, o router.Outcome, cooled boo
 	}
 }
 
-// clientSide reports whether a failure is the client's own mistake or
-// departure: the traffic view does not count it as an error.
+// clientSide reports whether a failure is the client's own mistake,
+// departure or deadline: the traffic view does not count it as an error.
 func clientSide(c router.Class) bool {
-	return c == router.ClientError || c == router.Cancelled || c == router.ContextWindow || c == router.ContentPolicy
+	return c == router.ClientError || c == router.Cancelled || c == router.ContextWindow || c == router.ContentPolicy ||
+		c == router.Deadline
 }
 
 // Call is what the metrics need of one finished client request.
@@ -604,4 +605,5 @@ var exceptionNames = [...]string{
 	router.Timeout:         "Timeout",
 	router.ServerError:     "InternalServerError",
 	router.ConnectionError: "APIConnectionError",
+	router.Deadline:        "Timeout",
 }

@@ -154,6 +154,13 @@ func TestExceptionClass(t *testing.T) {
 		{"", router.RateLimited, 429, "RateLimitError"}, // the gateway's own: no deployments
 		{"", router.ClientError, 400, "BadRequestError"},
 		{"None", router.NotFound, 404, "NotFoundError"},
+		{"openai", router.Deadline, 0, "Openai.Timeout"}, // the call's own deadline
+	}
+	// Every class has a name (router.Deadline is the last).
+	for c := router.Success; c <= router.Deadline; c++ {
+		if exceptionClass("", c, 0) == "" || c.String() == "" {
+			t.Errorf("class %d has no name", c)
+		}
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s %s %d", tt.provider, tt.class, tt.status), func(t *testing.T) {
