@@ -80,9 +80,10 @@ type attempt struct {
 func ownLimitSlack(limit time.Duration) time.Duration { return min(limit/20, 100*time.Millisecond) }
 
 // try sends the request to d and relays the response. Non-streaming
-// responses are read whole before anything is written, so a failure while
-// reading is still an uncommitted error that can be retried; streams are
-// committed at their first chunk.
+// responses up to maxBufferedResponse are read whole before anything is
+// written, so a failure while reading is still an uncommitted error that
+// can be retried; larger ones (relayLarge) and streams are committed once
+// they start.
 //
 // The attempt runs until the deployment's own timeout or the call's
 // deadline, whichever comes first. Only running out of its own timeout (or
