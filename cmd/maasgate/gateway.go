@@ -144,6 +144,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		},
 		Share: share,
 	})
+	authn := auth.New(cfg.General.MasterKey, opts.allowedHosts()...)
 	adm := admin.New(admin.Options{
 		Router:     rt,
 		Store:      st,
@@ -153,14 +154,16 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Getenv:     lookupEnv,
 		Logger:     log,
 		Traffic:    mtr.Traffic,
+		// Without a master key, only Hosts the operator uses (DNS rebinding).
+		Guard:           authn.Admin,
+		BodyReadTimeout: opts.bodyReadTimeout,
 	}, stored)
-	authn := auth.New(cfg.General.MasterKey)
 
 	api := http.NewServeMux()
 	p.Register(api)
 	adm.Register(api)
 	readiness := &admin.Readiness{Version: version, Checks: []admin.Check{
-		{Name: "db", Run: func(r *http.Request) error { return st.Ping(r.Context()) }},
+		{Name: "db", Run: func(r *http.Request) error { return st.Ready(r.Context()) }},
 	}}
 	if cl != nil {
 		// Shown, but not a reason to be unready: without Redis the replica
@@ -182,7 +185,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	metricsMux.Handle("GET /metrics/", mtr.Handler())
 	// The UI's files are public and hold no data; everything it shows
 	// comes from the admin API above, with the master key.
-	webui.Register(mux)
+	webui.Register(mux, authn.Admin)
 	mux.Handle("/", authn.Wrap(api))
 
 	scrapeTransport := proxy.NewTransport()
@@ -195,6 +198,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	run := func(ctx context.Context) error {
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return rt.Watch(ctx, time.Second) })
+		g.Go(func() error { return st.Heartbeat(ctx, opts.dbCheckInterval) })
 		if cl != nil {
 			g.Go(func() error { return cl.Run(ctx) })
 		}

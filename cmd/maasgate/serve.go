@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/maasgate/maasgate/internal/auth"
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/health"
 	"github.com/maasgate/maasgate/internal/logbuf"
@@ -39,6 +40,10 @@ type serverOptions struct {
 
 	backendMetricsInterval time.Duration
 	backendMetricsTimeout  time.Duration
+	// allowedHostList is --allowed-hosts as given: comma-separated names
+	// the admin API and UI answer on without a master key.
+	allowedHostList string
+	dbCheckInterval time.Duration
 }
 
 func (o *serverOptions) bind(fs *flagSet, defaultHost string) {
@@ -58,6 +63,10 @@ func (o *serverOptions) bind(fs *flagSet, defaultHost string) {
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof profiles on this separate address, e.g. 127.0.0.1:6060 (off when empty; keep it private: profiles show the gateway's internals)")
 	fs.DurationVar(&o.backendMetricsInterval, "backend-metrics-interval", 2*time.Second, "how often each deployment's server is asked for its vLLM /metrics (queue depth, running requests, KV-cache use); 0 turns scraping off")
 	fs.DurationVar(&o.backendMetricsTimeout, "backend-metrics-timeout", time.Second, "time one /metrics scrape of a server may take")
+	fs.StringVar(&o.allowedHostList, "allowed-hosts", "", "without a master key, the admin API and UI answer only requests addressed to localhost, 127.0.0.1 or [::1] (protection from DNS rebinding); this comma-separated list adds host names or addresses they answer on too, e.g. gateway.internal,10.0.0.5 (any port)")
+	fs.DurationVar(&o.dbCheckInterval, "db-check-interval", 5*time.Second, "how often a one-row write checks that the database takes writes; GET /health/readiness is 503 while they fail (0 turns the check off)")
+	fs.bindEnv("allowed-hosts", "MAASGATE_ALLOWED_HOSTS")
+	fs.bindEnv("db-check-interval", "MAASGATE_DB_CHECK_INTERVAL")
 	fs.bindEnv("host", "MAASGATE_HOST")
 	fs.bindEnv("port", "MAASGATE_PORT", "PORT")
 	fs.bindEnv("max-request-size-mb", "MAASGATE_MAX_REQUEST_SIZE_MB")
@@ -87,7 +96,31 @@ func (o *serverOptions) validate() error {
 	if o.backendMetricsTimeout <= 0 {
 		return fmt.Errorf("--backend-metrics-timeout: must be positive, got %v", o.backendMetricsTimeout)
 	}
+	for _, h := range o.allowedHosts() {
+		if err := auth.CheckAllowedHost(h); err != nil {
+			return fmt.Errorf("--allowed-hosts: %w", err)
+		}
+	}
+	if o.dbCheckInterval < 0 {
+		return fmt.Errorf("--db-check-interval: must be 0 (off) or positive, got %v", o.dbCheckInterval)
+	}
+	if o.databaseURL != "" {
+		if err := config.CheckDatabaseURL(o.databaseURL); err != nil {
+			return fmt.Errorf("--database-url: %w", err)
+		}
+	}
 	return nil
+}
+
+// allowedHosts are the names of --allowed-hosts.
+func (o *serverOptions) allowedHosts() []string {
+	var hosts []string
+	for h := range strings.SplitSeq(o.allowedHostList, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
 }
 
 // logger returns the logger the flags ask for. It writes to w in batches
@@ -135,6 +168,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg, err := loadConfig(*configPath, log)
 	if err != nil {
 		return err
+	}
+	if err := redisEnvProblem(cfg); err != nil {
+		return fmt.Errorf("invalid environment: %w", err)
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(opts.host, opts.port))
 	if err != nil {
@@ -251,12 +287,46 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return err
 	}
+	var problems []error
+	if err := redisEnvProblem(cfg); err != nil {
+		problems = append(problems, err)
+	}
+	for _, name := range []string{"MAASGATE_DATABASE_URL", "DATABASE_URL"} { // as serve's --database-url reads them
+		if v, ok := lookupEnv(name); ok && v != "" {
+			if err := config.CheckDatabaseURL(v); err != nil {
+				problems = append(problems, fmt.Errorf("%s: %w", name, err))
+			}
+			break
+		}
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintf(stdout, "error: %s\n", p)
+		}
+		return fmt.Errorf("%s: %d %s in the environment", *configPath, len(problems), plural(len(problems), "problem"))
+	}
 	groups := map[string]bool{}
 	for _, m := range cfg.Models {
 		groups[m.Name] = true
 	}
 	fmt.Fprintf(stdout, "%s: OK: %d %s in %d model %s, routing_strategy %s\n", *configPath,
 		len(cfg.Models), plural(len(cfg.Models), "deployment"), len(groups), plural(len(groups), "group"), cfg.Router.RoutingStrategy)
+	return nil
+}
+
+// redisEnvProblem is what serve would refuse in the REDIS_* variables it
+// reads when router_settings names no Redis. check and serve both report
+// it.
+func redisEnvProblem(cfg *config.Config) error {
+	rs, err := redisSettings(cfg.Router)
+	if err != nil {
+		return err
+	}
+	if rs.URL != "" && cfg.Router.RedisURL == "" {
+		if err := config.CheckRedisURL(rs.URL); err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+	}
 	return nil
 }
 

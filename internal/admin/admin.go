@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -58,6 +59,12 @@ type Options struct {
 	// Traffic reports the gateway's own request counts of the last
 	// window, for GET /traffic; nil answers 404.
 	Traffic func(window time.Duration) metrics.TrafficReport
+	// Guard wraps every admin route (the gateway passes auth's guard
+	// against DNS rebinding); nil leaves them unwrapped.
+	Guard func(http.Handler) http.Handler
+	// BodyReadTimeout is the server's bound on reading a request body,
+	// named in the 408 a client too slow to send one gets.
+	BodyReadTimeout time.Duration
 }
 
 // API serves the admin endpoints. Writes are serialised by a mutex (they
@@ -86,32 +93,40 @@ func New(o Options, storedSettings map[string]any) *API {
 	return &API{o: o, stored: storedSettings}
 }
 
-// Register adds the admin endpoints to mux. The caller guards mux with the
-// master key.
+// Register adds the admin endpoints to mux, each wrapped by Options.Guard.
+// The caller guards mux with the master key.
 //
-// The writes refuse requests a browser marks as cross-site (Sec-Fetch-Site,
-// or an Origin other than the host): with a master key they could not
-// authenticate anyway (the key travels in a header, not a cookie), but a
-// gateway run without one must not let any web page its operator visits
-// change it. Clients that are not browsers send neither header and pass.
+// The writes also refuse requests a browser marks as cross-site
+// (Sec-Fetch-Site, or an Origin other than the Host): with a master key
+// they could not authenticate anyway (the key travels in a header, not a
+// cookie), but a gateway run without one must not let any web page its
+// operator visits change it. That check compares Origin with Host, both of
+// which a page reaching the gateway through DNS rebinding chooses, so
+// without a master key the Guard must first refuse Hosts the operator does
+// not use. Clients that are not browsers send neither header and pass.
 func (a *API) Register(mux *http.ServeMux) {
+	guard := a.o.Guard
+	if guard == nil {
+		guard = func(h http.Handler) http.Handler { return h }
+	}
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, openai.NewError(http.StatusForbidden, openai.TypePermission,
 			"Cross-origin request refused: admin changes are accepted only from the gateway's own pages or from clients that are not browsers."))
 	}))
-	write := func(h http.HandlerFunc) http.Handler { return csrf.Handler(h) }
+	read := func(h http.HandlerFunc) http.Handler { return guard(h) }
+	write := func(h http.HandlerFunc) http.Handler { return guard(csrf.Handler(h)) }
 	mux.Handle("POST /model/new", write(a.newModel))
 	mux.Handle("POST /model/update", write(a.updateModel))
 	mux.Handle("PATCH /model/{id}/update", write(a.patchModel))
 	mux.Handle("POST /model/delete", write(a.deleteModel))
-	mux.HandleFunc("GET /model/info", a.modelInfo)
-	mux.HandleFunc("GET /v1/model/info", a.modelInfo)
-	mux.HandleFunc("GET /health", a.health)
-	mux.HandleFunc("GET /router/settings", a.routerSettings)
-	mux.HandleFunc("GET /router/fields", a.routerFields)
+	mux.Handle("GET /model/info", read(a.modelInfo))
+	mux.Handle("GET /v1/model/info", read(a.modelInfo))
+	mux.Handle("GET /health", read(a.health))
+	mux.Handle("GET /router/settings", read(a.routerSettings))
+	mux.Handle("GET /router/fields", read(a.routerFields))
 	mux.Handle("POST /config/update", write(a.configUpdate))
-	mux.HandleFunc("GET /traffic", a.traffic)
+	mux.Handle("GET /traffic", read(a.traffic))
 }
 
 // traffic serves GET /traffic?window=<seconds> (default 300, at most the
@@ -126,7 +141,7 @@ func (a *API) traffic(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("window"); v != "" {
 		secs, err := strconv.ParseFloat(v, 64)
 		if err != nil || !(secs > 0) || math.IsInf(secs, 0) { // !(> 0) is also true for NaN
-			openai.WriteError(w, badRequest("window", "window must be a positive number of seconds, got %q.", v))
+			openai.WriteError(w, badRequest("window", "window must be a positive number of seconds, got %q.", openai.Clip(v)))
 			return
 		}
 		window = time.Duration(min(secs, metrics.TrafficWindow.Seconds()) * float64(time.Second))
@@ -137,18 +152,33 @@ func (a *API) traffic(w http.ResponseWriter, r *http.Request) {
 // maxAdminBody bounds admin request bodies.
 const maxAdminBody = 1 << 20
 
-// decode reads a JSON object body into v, numbers kept as json.Number.
-func decode(w http.ResponseWriter, r *http.Request, v any) *openai.Error {
+// decode reads a JSON object body into v, numbers kept as json.Number. A
+// body that stalls past the body read timeout is 408; one cut off by a
+// failing connection is 400 without the connection's details (socket
+// addresses say nothing useful to the client).
+func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) *openai.Error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return openai.NewError(http.StatusRequestEntityTooLarge, openai.TypeInvalidRequest, "Request body is larger than 1 MiB.")
-		}
-		return badRequest("", "Request body is not a valid JSON object: %v", err)
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
 	}
-	return nil
+	var tooBig *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &tooBig):
+		return openai.NewError(http.StatusRequestEntityTooLarge, openai.TypeInvalidRequest, "Request body is larger than 1 MiB.")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		within := ""
+		if a.o.BodyReadTimeout > 0 {
+			within = " within " + a.o.BodyReadTimeout.String()
+		}
+		return openai.NewError(http.StatusRequestTimeout, openai.TypeTimeout, fmt.Sprintf(
+			"The request body did not arrive%s (--body-read-timeout); send the whole body at once.", within))
+	case errors.As(err, &netErr):
+		return badRequest("", "The request body could not be read: the connection failed while it was being sent.")
+	}
+	return badRequest("", "Request body is not a valid JSON object: %v", err)
 }
 
 func badRequest(param, format string, args ...any) *openai.Error {
@@ -158,7 +188,7 @@ func badRequest(param, format string, args ...any) *openai.Error {
 }
 
 func notFound(id string) *openai.Error {
-	return openai.NewError(http.StatusNotFound, openai.TypeNotFound, fmt.Sprintf("Model with id=%s not found. See GET /model/info for the deployments.", id))
+	return openai.NewError(http.StatusNotFound, openai.TypeNotFound, fmt.Sprintf("Model with id=%s not found. See GET /model/info for the deployments.", openai.Clip(id)))
 }
 
 // storeError answers a failed database read or write: 503 when the
@@ -189,11 +219,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// problemsError renders validation problems as one 400 naming every field.
+// maxProblems is how many validation problems one error message lists: a
+// 1 MiB body can hold tens of thousands of bad keys, and the answer must
+// stay small.
+const maxProblems = 10
+
+// problemsError renders validation problems as one 400 naming every field
+// (up to maxProblems; the rest are counted). Keys may hold a client's map
+// keys and are clipped; messages clip the values they quote.
 func problemsError(what string, problems []config.Problem) *openai.Error {
-	msgs := make([]string, len(problems))
-	for i, p := range problems {
-		msgs[i] = p.Key + ": " + p.Message
+	msgs := make([]string, 0, min(len(problems), maxProblems)+1)
+	for _, p := range problems[:min(len(problems), maxProblems)] {
+		msgs = append(msgs, openai.Clip(p.Key)+": "+p.Message)
 	}
-	return badRequest(problems[0].Key, "Invalid %s: %s", what, strings.Join(msgs, "; "))
+	if n := len(problems) - maxProblems; n > 0 {
+		msgs = append(msgs, fmt.Sprintf("and %d more", n))
+	}
+	return badRequest(openai.Clip(problems[0].Key), "Invalid %s: %s", what, strings.Join(msgs, "; "))
 }

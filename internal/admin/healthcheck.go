@@ -19,7 +19,7 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 	if model != "" {
 		tg, ok := a.o.Router.Resolve(model)
 		if !ok {
-			e := badRequest("model", "Invalid model name passed in model=%s. Call `/v1/models` to view available models.", model)
+			e := badRequest("model", "Invalid model name passed in model=%s. Call `/v1/models` to view available models.", openai.Clip(model))
 			openai.WriteError(w, e)
 			return
 		}

@@ -78,7 +78,7 @@ func (a *API) validate(m store.Model) (config.Model, []config.Problem) {
 
 func (a *API) newModel(w http.ResponseWriter, r *http.Request) {
 	var req modelRequest
-	if e := decode(w, r, &req); e != nil {
+	if e := a.decode(w, r, &req); e != nil {
 		openai.WriteError(w, e)
 		return
 	}
@@ -103,12 +103,12 @@ func (a *API) newModel(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, exists := a.o.Router.Deployment(m.ID); exists {
-		openai.WriteError(w, badRequest("model_info.id", "A model with id=%s already exists; use POST /model/update to change it.", m.ID))
+		openai.WriteError(w, badRequest("model_info.id", "A model with id=%s already exists; use POST /model/update to change it.", openai.Clip(m.ID)))
 		return
 	}
 	stored, err := a.o.Store.CreateModel(r.Context(), m)
 	if errors.Is(err, store.ErrExists) {
-		openai.WriteError(w, badRequest("model_info.id", "A model with id=%s already exists; use POST /model/update to change it.", m.ID))
+		openai.WriteError(w, badRequest("model_info.id", "A model with id=%s already exists; use POST /model/update to change it.", openai.Clip(m.ID)))
 		return
 	}
 	a.applyStored(w, r, cm, stored, err, "model added")
@@ -158,7 +158,7 @@ func (a *API) editable(r *http.Request, id string) (store.Model, *openai.Error) 
 	}
 	if d, ok := a.o.Router.Deployment(id); ok && d.Source == deployment.FromConfig {
 		return store.Model{}, badRequest("model_info.id",
-			"Model id=%s is defined in the config file and cannot be changed through the API; edit config.yaml and restart instead.", id)
+			"Model id=%s is defined in the config file and cannot be changed through the API; edit config.yaml and restart instead.", openai.Clip(id))
 	}
 	m, err := a.o.Store.Model(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -172,7 +172,7 @@ func (a *API) editable(r *http.Request, id string) (store.Model, *openai.Error) 
 
 func (a *API) updateModel(w http.ResponseWriter, r *http.Request) {
 	var req modelRequest
-	if e := decode(w, r, &req); e != nil {
+	if e := a.decode(w, r, &req); e != nil {
 		openai.WriteError(w, e)
 		return
 	}
@@ -195,7 +195,7 @@ func (a *API) updateModel(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) patchModel(w http.ResponseWriter, r *http.Request) {
 	var req modelRequest
-	if e := decode(w, r, &req); e != nil {
+	if e := a.decode(w, r, &req); e != nil {
 		openai.WriteError(w, e)
 		return
 	}
@@ -259,7 +259,7 @@ func (a *API) deleteModel(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ID string `json:"id"`
 	}
-	if e := decode(w, r, &req); e != nil {
+	if e := a.decode(w, r, &req); e != nil {
 		openai.WriteError(w, e)
 		return
 	}
@@ -281,7 +281,7 @@ func (a *API) deleteModel(w http.ResponseWriter, r *http.Request) {
 	// Requests in flight keep the *Deployment they hold and finish on it.
 	a.swap(nil, req.ID)
 	a.o.Logger.Info("model deleted", "model_id", req.ID)
-	writeJSON(w, http.StatusOK, map[string]string{"message": fmt.Sprintf("Model: %s deleted successfully", req.ID)})
+	writeJSON(w, http.StatusOK, map[string]string{"message": fmt.Sprintf("Model: %s deleted successfully", openai.Clip(req.ID))})
 }
 
 // modelInfo serves GET /model/info: every deployment with its params (no

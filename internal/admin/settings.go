@@ -51,6 +51,8 @@ func fields() []field {
 			Description: "Minimum seconds to wait before a retry that has no other deployment to go to."},
 		{Name: "max_fallbacks", Type: "Integer", Default: d.MaxFallbacks, UIName: "Max Fallbacks",
 			Description: "Fallback model groups tried at most for one request."},
+		{Name: "max_request_num_retries", Type: "Integer", Default: d.MaxRequestNumRetries, UIName: "Max Request Retries",
+			Description: "The most num_retries a request may ask for; a higher value in a request is lowered to it."},
 		{Name: "disable_cooldowns", Type: "Boolean", Default: false, UIName: "Disable Cooldowns",
 			Description: "Never take a failing deployment out of rotation."},
 		{Name: "default_max_parallel_requests", Type: "Integer", Default: nil, UIName: "Default Max Parallel Requests",
@@ -124,6 +126,7 @@ func currentValues(s config.RouterSettings) map[string]any {
 		"cooldown_time":                 s.CooldownTime.Seconds(),
 		"retry_after":                   s.RetryAfter.Seconds(),
 		"max_fallbacks":                 s.MaxFallbacks,
+		"max_request_num_retries":       s.MaxRequestNumRetries,
 		"disable_cooldowns":             s.DisableCooldowns,
 		"default_max_parallel_requests": maxParallel,
 		"fallbacks":                     fb(s.Fallbacks),
@@ -163,7 +166,7 @@ func (a *API) configUpdate(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		RouterSettings map[string]any `json:"router_settings"`
 	}
-	if e := decode(w, r, &req); e != nil {
+	if e := a.decode(w, r, &req); e != nil {
 		openai.WriteError(w, e)
 		return
 	}
@@ -177,7 +180,7 @@ func (a *API) configUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(req.RouterSettings)) {
 		if !known[k] {
-			openai.WriteError(w, badRequest("router_settings."+k, "router_settings.%s: unknown setting; GET /router/fields lists them.", k))
+			openai.WriteError(w, badRequest("router_settings."+openai.Clip(k), "router_settings.%s: unknown setting; GET /router/fields lists them.", openai.Clip(k)))
 			return
 		}
 	}

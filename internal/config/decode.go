@@ -172,7 +172,11 @@ func (d *decoder) general(v *value, g *GeneralSettings) {
 			}
 		case "database_url":
 			if s, ok := d.str(val, key, true); ok {
-				g.DatabaseURL = s
+				if err := CheckDatabaseURL(s); err != nil {
+					d.errorAt(val, key, err.Error())
+				} else {
+					g.DatabaseURL = s
+				}
 			}
 		case "store_model_in_db":
 			if b, ok := d.boolean(val, key); ok {
@@ -184,7 +188,11 @@ func (d *decoder) general(v *value, g *GeneralSettings) {
 			}
 		case "health_check_interval":
 			if t, ok := d.seconds(val, key); ok {
-				g.HealthCheckInterval = t
+				if t <= 0 {
+					d.errorAt(val, key, "must be a positive number of seconds, got "+val.describe())
+				} else {
+					g.HealthCheckInterval = t
+				}
 			}
 		case "max_request_size_mb":
 			if f, ok := d.number(val, key); ok {

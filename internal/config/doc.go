@@ -16,14 +16,18 @@
 //     strings are read from the environment, then from the file's
 //     environment_variables. A key maasgate does not implement is a warning,
 //     never a failure, because LiteLLM configs carry many of them; a wrong
-//     type or value on a key it does implement is an error.
+//     type or value on a key it does implement is an error. That includes
+//     what serve would only find out when it connects: database_url and
+//     redis_url are parsed as the store (pgx) and go-redis parse them.
 //  3. One validation. Checks that span the file run last: every deployment
 //     id is unique, and the model groups that fallbacks and aliases name
 //     exist (a warning, since models can be added at runtime).
 //
 // A configuration that fails returns an *Error listing every problem as
 // "file:line:col: key.path: message". Secret values (api_key, master_key,
-// redis_password, database_url, redis_url) never appear in messages.
+// redis_password, database_url, redis_url) never appear in messages, and
+// other values are quoted clipped (openai.Clip): through the admin API
+// they come from clients and may be megabytes long.
 //
 // NewModel applies the same decoding and checks to one deployment posted to
 // the admin API as JSON, and ApplyRouterSettings to a router_settings update.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/maasgate/maasgate/internal/openai"
 )
 
 // Providers maasgate forwards to: both speak the OpenAI API.
@@ -155,7 +157,7 @@ func (d *decoder) params(v *value, path string) (Params, []KV) {
 			if s, ok := d.str(val, key, false); ok {
 				hasBase = true
 				if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-					d.errorAt(val, key, fmt.Sprintf("must be an absolute http or https URL, got %q", redactURL(s)))
+					d.errorAt(val, key, fmt.Sprintf("must be an absolute http or https URL, got %q", openai.Clip(redactURL(s))))
 				} else {
 					p.APIBase = strings.TrimRight(s, "/")
 				}
@@ -251,7 +253,7 @@ func (d *decoder) provider(p *Params, modelV, providerV *value, path string) {
 	case slash:
 		p.Provider, p.UpstreamModel = prefix, rest
 	default:
-		d.errorAt(modelV, path+".model", fmt.Sprintf("has no provider prefix: write \"openai/%s\" or \"hosted_vllm/%s\", or set custom_llm_provider", p.Model, p.Model))
+		d.errorAt(modelV, path+".model", fmt.Sprintf("has no provider prefix: write \"openai/%s\" or \"hosted_vllm/%s\", or set custom_llm_provider", openai.Clip(p.Model), openai.Clip(p.Model)))
 		return
 	}
 	if p.Provider != ProviderOpenAI && p.Provider != ProviderHostedVLLM {
@@ -259,7 +261,7 @@ func (d *decoder) provider(p *Params, modelV, providerV *value, path string) {
 		if providerV != nil {
 			at, key = providerV, path+".custom_llm_provider"
 		}
-		d.errorAt(at, key, fmt.Sprintf("provider %q is not supported: maasgate speaks only the OpenAI-compatible API (use openai/ or hosted_vllm/)", p.Provider))
+		d.errorAt(at, key, fmt.Sprintf("provider %q is not supported: maasgate speaks only the OpenAI-compatible API (use openai/ or hosted_vllm/)", openai.Clip(p.Provider)))
 		return
 	}
 	if p.UpstreamModel == "" {
@@ -341,7 +343,21 @@ func (d *decoder) info(v *value, path string) (Info, *value) {
 				case "", "chat", "completion", "embedding":
 					in.Mode = s
 				default:
-					d.errorAt(val, key, fmt.Sprintf("must be chat, completion or embedding, got %q", s))
+					d.errorAt(val, key, fmt.Sprintf("must be chat, completion or embedding, got %q", openai.Clip(s)))
+				}
+			}
+		case "health_check":
+			// The probe the health checks use for this deployment; kept in
+			// Metadata, where /model/info shows it and the prober reads it.
+			if s, ok := d.str(val, key, false); ok {
+				switch s {
+				case "cheap", "completion":
+					if in.Metadata == nil {
+						in.Metadata = map[string]any{}
+					}
+					in.Metadata[k] = s
+				default:
+					d.errorAt(val, key, fmt.Sprintf("must be cheap or completion, got %q", openai.Clip(s)))
 				}
 			}
 		case "max_input_tokens":

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/maasgate/maasgate/internal/openai"
 )
 
 // groupRef is a model group named by a setting, checked against model_list
@@ -74,7 +76,7 @@ func (d *decoder) routerSettings(v *value, section string, rs *RouterSettings, l
 				if slices.Contains(RoutingStrategies(), s) {
 					rs.RoutingStrategy = s
 				} else {
-					d.errorAt(val, key, fmt.Sprintf("must be one of %s, got %q", strings.Join(RoutingStrategies(), ", "), s))
+					d.errorAt(val, key, fmt.Sprintf("must be one of %s, got %q", strings.Join(RoutingStrategies(), ", "), openai.Clip(s)))
 				}
 			}
 		case "num_retries":
@@ -155,7 +157,11 @@ func (d *decoder) routerSettings(v *value, section string, rs *RouterSettings, l
 			}
 		case "redis_host":
 			if s, ok := d.str(val, key, false); ok {
-				rs.RedisHost = s
+				if err := checkRedisHost(s); err != nil {
+					d.errorAt(val, key, err.Error())
+				} else {
+					rs.RedisHost = s
+				}
 			}
 		case "redis_port":
 			if n, ok := d.integer(val, key); ok {
@@ -171,7 +177,11 @@ func (d *decoder) routerSettings(v *value, section string, rs *RouterSettings, l
 			}
 		case "redis_url":
 			if s, ok := d.str(val, key, true); ok {
-				rs.RedisURL = s
+				if err := CheckRedisURL(s); s != "" && err != nil {
+					d.errorAt(val, key, err.Error())
+				} else {
+					rs.RedisURL = s
+				}
 			}
 		default:
 			d.warnAt(e.key, key, "not implemented by maasgate; ignored")

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/maasgate/maasgate/internal/openai"
 )
 
 // kind is the Python type a YAML or JSON value becomes in LiteLLM.
@@ -75,7 +77,7 @@ func (v *value) describe() string {
 	case nullKind:
 		s = "null"
 	case strKind:
-		s = strconv.Quote(v.s)
+		s = strconv.Quote(openai.Clip(v.s)) // a client's value through the admin API may be a megabyte
 	case listKind:
 		s = "a list"
 	case mapKind:

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/maasgate/maasgate/internal/openai"
 )
 
 // Model is a deployment added through the admin API. Params and Info hold
@@ -51,7 +53,7 @@ func (s *Store) Model(ctx context.Context, id string) (Model, error) {
 	row := s.db.QueryRowContext(ctx, s.rebind("SELECT "+modelColumns+" FROM models WHERE id = ?"), id)
 	m, err := s.scanModel(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Model{}, fmt.Errorf("model %s: %w", id, ErrNotFound)
+		return Model{}, fmt.Errorf("model %s: %w", openai.Clip(id), ErrNotFound)
 	}
 	return m, err
 }
@@ -74,12 +76,12 @@ func (s *Store) CreateModel(ctx context.Context, m Model) (Model, error) {
 			"INSERT INTO models ("+modelColumns+") VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"),
 			m.ID, m.Name, params, info, s.timeArg(m.CreatedAt), s.timeArg(m.UpdatedAt))
 		if err != nil {
-			return fmt.Errorf("insert model %s: %w", m.ID, err)
+			return fmt.Errorf("insert model %s: %w", openai.Clip(m.ID), err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("insert model %s: %w", m.ID, err)
+			return fmt.Errorf("insert model %s: %w", openai.Clip(m.ID), err)
 		} else if n == 0 {
-			return fmt.Errorf("model %s: %w", m.ID, ErrExists)
+			return fmt.Errorf("model %s: %w", openai.Clip(m.ID), ErrExists)
 		}
 		return nil
 	})
@@ -104,10 +106,10 @@ func (s *Store) UpdateModel(ctx context.Context, m Model) (Model, error) {
 			m.Name, params, info, s.timeArg(m.UpdatedAt), m.ID)
 		err := row.Scan(timeValue{&out.CreatedAt})
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("model %s: %w", m.ID, ErrNotFound)
+			return fmt.Errorf("model %s: %w", openai.Clip(m.ID), ErrNotFound)
 		}
 		if err != nil {
-			return fmt.Errorf("update model %s: %w", m.ID, err)
+			return fmt.Errorf("update model %s: %w", openai.Clip(m.ID), err)
 		}
 		return nil
 	})
@@ -123,12 +125,12 @@ func (s *Store) DeleteModel(ctx context.Context, id string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.rebind("DELETE FROM models WHERE id = ?"), id)
 		if err != nil {
-			return fmt.Errorf("delete model %s: %w", id, err)
+			return fmt.Errorf("delete model %s: %w", openai.Clip(id), err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("delete model %s: %w", id, err)
+			return fmt.Errorf("delete model %s: %w", openai.Clip(id), err)
 		} else if n == 0 {
-			return fmt.Errorf("model %s: %w", id, ErrNotFound)
+			return fmt.Errorf("model %s: %w", openai.Clip(id), ErrNotFound)
 		}
 		return nil
 	})
@@ -139,25 +141,25 @@ func (s *Store) DeleteModel(ctx context.Context, id string) error {
 func (s *Store) encodeModel(m Model) (params, info []byte, out Model, err error) {
 	plain, err := encodeObject(m.Params)
 	if err != nil {
-		return nil, nil, Model{}, fmt.Errorf("model %s: encode litellm_params: %w", m.ID, err)
+		return nil, nil, Model{}, fmt.Errorf("model %s: encode litellm_params: %w", openai.Clip(m.ID), err)
 	}
 	info, err = encodeObject(m.Info)
 	if err != nil {
-		return nil, nil, Model{}, fmt.Errorf("model %s: encode model_info: %w", m.ID, err)
+		return nil, nil, Model{}, fmt.Errorf("model %s: encode model_info: %w", openai.Clip(m.ID), err)
 	}
 	out = m
 	if out.Params, err = decodeJSON[map[string]any](plain); err != nil {
-		return nil, nil, Model{}, fmt.Errorf("model %s: litellm_params: %w", m.ID, err)
+		return nil, nil, Model{}, fmt.Errorf("model %s: litellm_params: %w", openai.Clip(m.ID), err)
 	}
 	if out.Info, err = decodeJSON[map[string]any](info); err != nil {
-		return nil, nil, Model{}, fmt.Errorf("model %s: model_info: %w", m.ID, err)
+		return nil, nil, Model{}, fmt.Errorf("model %s: model_info: %w", openai.Clip(m.ID), err)
 	}
 	sealed, err := s.seal.sealMap(out.Params)
 	if err != nil {
-		return nil, nil, Model{}, fmt.Errorf("model %s: encrypt litellm_params.%w", m.ID, err)
+		return nil, nil, Model{}, fmt.Errorf("model %s: encrypt litellm_params.%w", openai.Clip(m.ID), err)
 	}
 	if params, err = encodeObject(sealed); err != nil {
-		return nil, nil, Model{}, fmt.Errorf("model %s: encode litellm_params: %w", m.ID, err)
+		return nil, nil, Model{}, fmt.Errorf("model %s: encode litellm_params: %w", openai.Clip(m.ID), err)
 	}
 	return params, info, out, nil
 }
@@ -175,10 +177,10 @@ func (s *Store) scanModel(row scanner) (Model, error) {
 	}
 	var err error
 	if m.Params, err = decodeJSON[map[string]any](params); err != nil {
-		return Model{}, fmt.Errorf("model %s: decode litellm_params: %w", m.ID, err)
+		return Model{}, fmt.Errorf("model %s: decode litellm_params: %w", openai.Clip(m.ID), err)
 	}
 	if m.Info, err = decodeJSON[map[string]any](info); err != nil {
-		return Model{}, fmt.Errorf("model %s: decode model_info: %w", m.ID, err)
+		return Model{}, fmt.Errorf("model %s: decode model_info: %w", openai.Clip(m.ID), err)
 	}
 	if m.Params == nil {
 		m.Params = map[string]any{}
@@ -187,7 +189,7 @@ func (s *Store) scanModel(row scanner) (Model, error) {
 		m.Info = map[string]any{}
 	}
 	if err := s.seal.openMap(m.Params); err != nil {
-		return Model{}, fmt.Errorf("model %s: litellm_params.%w", m.ID, err)
+		return Model{}, fmt.Errorf("model %s: litellm_params.%w", openai.Clip(m.ID), err)
 	}
 	return m, nil
 }

@@ -13,12 +13,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // DefaultSQLiteFile is the database file used when Open is given an empty URL.
@@ -46,6 +48,15 @@ type Store struct {
 	seal    *sealer
 	log     *slog.Logger
 	url     string // the PostgreSQL URL, for Watch's own connection
+	// path and file are the SQLite file and what it was when opened, so
+	// the heartbeat notices it deleted or replaced; "" and nil otherwise.
+	path string
+	file os.FileInfo
+
+	// mu guards lastWrite: the outcome of the latest write, the admin
+	// API's or the heartbeat's, for Ready.
+	mu        sync.Mutex
+	lastWrite error
 
 	// beforeCommit, when set (by tests only), runs inside every write
 	// transaction just before it commits; an error aborts the write.
@@ -58,7 +69,9 @@ type Store struct {
 // An empty url, a file path, "sqlite:///abs/path.db", "sqlite://rel.db" or a
 // "file:" URI opens SQLite (the empty url means DefaultSQLiteFile in the
 // working directory); the file's parent directory is created when missing.
-// A "postgres://" or "postgresql://" URL opens PostgreSQL.
+// A "postgres://" or "postgresql://" URL opens PostgreSQL. A SQLite file
+// that fails SQLite's integrity check is refused with ErrDamaged and a
+// message saying what to do, rather than served until a write fails.
 //
 // secret is what the key encrypting stored secrets is derived from; an empty
 // secret selects a fixed, publicly known development key and logs a warning.
@@ -85,7 +98,13 @@ func Open(ctx context.Context, url string, secret string, log *slog.Logger) (*St
 		s.db, err = openPostgres(ctx, url)
 	} else {
 		s.dialect = dialectSQLite
-		s.db, err = openSQLite(ctx, url)
+		s.path, s.db, err = openSQLite(ctx, url)
+		if err == nil && s.path != "" {
+			s.file, err = os.Stat(s.path)
+			if err != nil {
+				s.db.Close()
+			}
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -176,16 +195,18 @@ func sqlitePath(raw string) (path, dsn string) {
 	return path, dsn
 }
 
-func openSQLite(ctx context.Context, raw string) (*sql.DB, error) {
+// openSQLite opens the database and checks that it is sound: it returns
+// the file's path ("" for an in-memory database) and the pool.
+func openSQLite(ctx context.Context, raw string) (string, *sql.DB, error) {
 	path, dsn := sqlitePath(raw)
 	if path != "" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-			return nil, fmt.Errorf("create the directory of sqlite database %s: %w", path, err)
+			return "", nil, fmt.Errorf("create the directory of sqlite database %s: %w", path, err)
 		}
 	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+		return "", nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 	}
 	// One connection serializes every statement: SQLite allows one writer
 	// anyway, the admin API's traffic is light, and an in-memory database
@@ -196,9 +217,78 @@ func openSQLite(ctx context.Context, raw string) (*sql.DB, error) {
 	db.SetConnMaxIdleTime(0)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+		if isDamage(err) {
+			return "", nil, damaged(path, err.Error())
+		}
+		return "", nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 	}
-	return db, nil
+	if path != "" {
+		if err := checkIntegrity(ctx, db, path); err != nil {
+			db.Close()
+			return "", nil, err
+		}
+	}
+	return path, db, nil
+}
+
+// ErrDamaged is returned by Open for a SQLite file that fails SQLite's
+// integrity check.
+var ErrDamaged = errors.New("damaged")
+
+// checkIntegrity runs SQLite's integrity_check, so a file damaged on disk
+// stops the start-up with a clear message instead of failing the first
+// admin write with a 500 (the pages read at start-up are only some of
+// them). integrity_check rather than the cheaper quick_check: quick_check
+// skips comparing each index with its table, and a damaged index is the
+// kind of damage start-up reads do not touch; the store holds a few rows
+// per model, so the full check takes milliseconds.
+func checkIntegrity(ctx context.Context, db *sql.DB, path string) error {
+	rows, err := db.QueryContext(ctx, "PRAGMA integrity_check(5)")
+	if err != nil {
+		if isDamage(err) {
+			return damaged(path, err.Error())
+		}
+		return fmt.Errorf("check sqlite database %s: %w", path, err)
+	}
+	defer rows.Close()
+	var findings []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return fmt.Errorf("check sqlite database %s: %w", path, err)
+		}
+		findings = append(findings, line)
+	}
+	if err := rows.Err(); err != nil {
+		if isDamage(err) {
+			return damaged(path, err.Error())
+		}
+		return fmt.Errorf("check sqlite database %s: %w", path, err)
+	}
+	if len(findings) == 1 && findings[0] == "ok" {
+		return nil
+	}
+	return damaged(path, "integrity check: "+strings.Join(findings, "; "))
+}
+
+// isDamage reports whether err is SQLite saying the file is corrupt or is
+// not a database at all.
+func isDamage(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	code := se.Code() & 0xff // the primary code, without the extended bits
+	return code == sqlite3.SQLITE_CORRUPT || code == sqlite3.SQLITE_NOTADB
+}
+
+// damaged is the error for a damaged SQLite file: what is wrong and what
+// the operator can do.
+func damaged(path, detail string) error {
+	return fmt.Errorf("sqlite database %s is %w (%s). The gateway does not start on it, as writes could fail or lose data: "+
+		"restore the file from a backup, or move it aside to start with an empty database "+
+		"(the models and router settings added through the admin API are then missing; `sqlite3 %s .recover` may salvage them)",
+		path, ErrDamaged, detail, path)
 }
 
 // migrate applies the embedded migrations of the store's dialect that the
@@ -254,8 +344,9 @@ func (s *Store) rebind(query string) string {
 }
 
 // write runs fn in one transaction and commits it, so a failed write
-// leaves nothing behind.
+// leaves nothing behind. Its outcome is noted for Ready.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	defer func() { s.noteWrite(ctx, err) }()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)

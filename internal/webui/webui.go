@@ -30,20 +30,25 @@ var headers = map[string]string{
 }
 
 // Register adds the UI to mux: GET /ui/ and its files, and redirects from
-// / and /ui to /ui/.
-func Register(mux *http.ServeMux) {
+// / and /ui to /ui/, each wrapped by guard (the gateway passes auth's guard
+// against DNS rebinding, so a gateway without a master key shows its UI
+// only under the names its operator uses); nil wraps nothing.
+func Register(mux *http.ServeMux, guard func(http.Handler) http.Handler) {
+	if guard == nil {
+		guard = func(h http.Handler) http.Handler { return h }
+	}
 	files, err := fs.Sub(static, "static")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	fileServer := http.StripPrefix(strings.TrimSuffix(Path, "/"), http.FileServerFS(files))
-	mux.HandleFunc("GET "+Path, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET "+Path, guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for k, v := range headers {
 			w.Header().Set(k, v)
 		}
 		fileServer.ServeHTTP(w, r)
-	})
-	toUI := http.RedirectHandler(Path, http.StatusFound)
+	})))
+	toUI := guard(http.RedirectHandler(Path, http.StatusFound))
 	mux.Handle("GET /{$}", toUI)
 	mux.Handle("GET /ui", toUI)
 }

@@ -11,7 +11,7 @@ import (
 
 func TestServesEmbeddedUI(t *testing.T) {
 	mux := http.NewServeMux()
-	Register(mux)
+	Register(mux, nil)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "api", http.StatusUnauthorized) })
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -66,6 +66,24 @@ func TestServesEmbeddedUI(t *testing.T) {
 	}
 	if resp, err := client.Get(srv.URL + "/ui/missing.js"); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /ui/missing.js: %v %v, want 404", resp.StatusCode, err)
+	}
+}
+
+// TestGuardWrapsEveryPage: the guard the gateway passes (refusing Hosts
+// it does not trust, without a master key) stands before the UI's files and
+// redirects alike.
+func TestGuardWrapsEveryPage(t *testing.T) {
+	mux := http.NewServeMux()
+	refuse := func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "refused", http.StatusForbidden) })
+	}
+	Register(mux, refuse)
+	for _, path := range []string{"/", "/ui", "/ui/", "/ui/app.js", "/ui/style.css", "/ui/missing.js"} {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != http.StatusForbidden {
+			t.Errorf("GET %s: %d, want the guard's 403", path, w.Code)
+		}
 	}
 }
 
