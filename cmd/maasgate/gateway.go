@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +41,9 @@ type gateway struct {
 	// cooldown watch) until ctx ends.
 	run   func(ctx context.Context) error
 	close func()
+	// endStreams ends the streams still open with an in-band error event,
+	// when the shutdown's grace period is over.
+	endStreams func()
 }
 
 // buildGateway opens the store and wires every package: deployments from
@@ -98,17 +103,22 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	if maxMB <= 0 {
 		maxMB = cfg.General.MaxRequestSizeMB
 	}
+	held := bodyBytesInFlight(opts.maxRequestMBHeld)
+	log.Info("request bodies held at once are bounded", "max_request_mb_in_flight", held>>20)
 	transport := proxy.NewTransport()
 	p := proxy.New(proxy.Options{
-		Router:          rt,
-		Transport:       transport,
-		MaxBodyBytes:    int64(maxMB * (1 << 20)),
-		BodyReadTimeout: opts.bodyReadTimeout,
-		Version:         version,
-		Logger:          log,
-		Metrics:         mtr,
-		Tracer:          tracer,
-		Propagator:      tracing.Propagator(),
+		Router:               rt,
+		Transport:            transport,
+		MaxBodyBytes:         int64(maxMB * (1 << 20)),
+		MaxBodyBytesInFlight: held,
+		BodyReadTimeout:      opts.bodyReadTimeout,
+		Version:              version,
+		Logger:               log,
+		Metrics:              mtr,
+		Tracer:               tracer,
+		Propagator:           tracing.Propagator(),
+
+		HideUpstreamDetails: cfg.General.HideUpstreamDetails,
 	})
 	redisCfg, err := redisSettings(settings)
 	if err != nil {
@@ -199,6 +209,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return rt.Watch(ctx, time.Second) })
 		g.Go(func() error { return st.Heartbeat(ctx, opts.dbCheckInterval) })
+		g.Go(func() error { return rt.WatchStalls(ctx, stallWatchInterval, opts.stallAfter) })
 		if cl != nil {
 			g.Go(func() error { return cl.Run(ctx) })
 		}
@@ -230,8 +241,9 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		return nil
 	}
 	return &gateway{
-		handler: proxy.BodyDeadline(mux, opts.bodyReadTimeout),
-		run:     run,
+		handler:    proxy.BodyDeadline(mux, opts.bodyReadTimeout),
+		run:        run,
+		endStreams: p.EndStreams,
 		close: func() {
 			transport.CloseIdleConnections()
 			scrapeTransport.CloseIdleConnections()
@@ -249,6 +261,20 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 			}
 		},
 	}, nil
+}
+
+// bodyBytesInFlight returns the bound on request body bytes held at once:
+// --max-request-mb-in-flight, else a third of Go's memory limit when one is
+// set (GOMEMLIMIT: bodies are held once, and the heap may grow to about
+// twice what is live before a collection), else 1 GiB.
+func bodyBytesInFlight(mb float64) int64 {
+	if mb > 0 {
+		return int64(mb * (1 << 20))
+	}
+	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
+		return limit / 3
+	}
+	return 1 << 30
 }
 
 // logDeployment logs one deployment being served, without its secrets:
@@ -273,6 +299,10 @@ func storeLocation(dbURL string) string {
 	}
 	return dbURL
 }
+
+// stallWatchInterval is how often the router looks for stalled
+// deployments: a stall is seen at most this long after --stall-after.
+const stallWatchInterval = 500 * time.Millisecond
 
 // registryReconcile is how often a replica on PostgreSQL reloads the
 // models and settings even without a notification.

@@ -20,6 +20,7 @@ import (
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/health"
 	"github.com/maasgate/maasgate/internal/logbuf"
+	"github.com/maasgate/maasgate/internal/router"
 )
 
 // serverOptions are the serve flags that are not in config.yaml.
@@ -30,6 +31,7 @@ type serverOptions struct {
 	healthConcurrency int
 	healthMode        string
 	maxRequestSizeMB  float64
+	maxRequestMBHeld  float64
 	shutdownGrace     time.Duration
 	readHeaderTimeout time.Duration
 	bodyReadTimeout   time.Duration
@@ -44,6 +46,7 @@ type serverOptions struct {
 	// the admin API and UI answer on without a master key.
 	allowedHostList string
 	dbCheckInterval time.Duration
+	stallAfter      time.Duration
 }
 
 func (o *serverOptions) bind(fs *flagSet, defaultHost string) {
@@ -67,9 +70,13 @@ func (o *serverOptions) bind(fs *flagSet, defaultHost string) {
 	fs.DurationVar(&o.dbCheckInterval, "db-check-interval", 5*time.Second, "how often a one-row write checks that the database takes writes; GET /health/readiness is 503 while they fail (0 turns the check off)")
 	fs.bindEnv("allowed-hosts", "MAASGATE_ALLOWED_HOSTS")
 	fs.bindEnv("db-check-interval", "MAASGATE_DB_CHECK_INTERVAL")
+	fs.DurationVar(&o.stallAfter, "stall-after", router.DefaultStallAfter, "take a deployment out of rotation when it sends nothing this long while requests wait on it and its peers answer; it returns when it answers again (0 turns this off)")
+	fs.bindEnv("stall-after", "MAASGATE_STALL_AFTER")
 	fs.bindEnv("host", "MAASGATE_HOST")
 	fs.bindEnv("port", "MAASGATE_PORT", "PORT")
 	fs.bindEnv("max-request-size-mb", "MAASGATE_MAX_REQUEST_SIZE_MB")
+	fs.Float64Var(&o.maxRequestMBHeld, "max-request-mb-in-flight", 0, "request body MiB the gateway holds at once over all requests; a request past it is answered 503 with Retry-After before its body is read (default: a third of GOMEMLIMIT when set, else 1024)")
+	fs.bindEnv("max-request-mb-in-flight", "MAASGATE_MAX_REQUEST_MB_IN_FLIGHT")
 	fs.bindEnv("shutdown-grace", "MAASGATE_SHUTDOWN_GRACE")
 	fs.bindEnv("read-header-timeout", "MAASGATE_READ_HEADER_TIMEOUT")
 	fs.bindEnv("body-read-timeout", "MAASGATE_BODY_READ_TIMEOUT")
@@ -253,8 +260,14 @@ func serveGateway(ctx context.Context, ln net.Listener, cfg *config.Config, opts
 	sctx, cancel := context.WithTimeout(context.Background(), opts.shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("grace period over; closing remaining connections", "error", err)
-		_ = srv.Close()
+		log.Warn("grace period over; ending open streams with an error event", "error", err)
+		gw.endStreams()
+		ectx, cancel := context.WithTimeout(context.Background(), streamEndGrace)
+		if err := srv.Shutdown(ectx); err != nil {
+			log.Warn("closing remaining connections", "error", err)
+			_ = srv.Close()
+		}
+		cancel()
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -262,6 +275,10 @@ func serveGateway(ctx context.Context, ln net.Listener, cfg *config.Config, opts
 	log.Info("stopped")
 	return nil
 }
+
+// streamEndGrace is how long the streams ended at the close of a
+// shutdown's grace period have to send their error event.
+const streamEndGrace = 2 * time.Second
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("check", "check --config config.yaml", stderr)

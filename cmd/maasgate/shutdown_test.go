@@ -112,6 +112,11 @@ general_settings: {master_key: os.environ/LITELLM_MASTER_KEY}
 		if strings.HasSuffix(string(rest), "data: [DONE]\n\n") {
 			t.Errorf("a 40 s stream finished within a 200 ms grace period")
 		}
+		// Cut short, it says why: an in-band error event, its last line.
+		last := string(rest[max(0, len(rest)-400):])
+		if !strings.HasSuffix(last, "}\n\n") || !strings.Contains(last, `data: {"error":{"message":"The gateway is shutting down`) {
+			t.Errorf("a stream cut by shutdown ends without an error event: tail %q", tail(string(rest)))
+		}
 	})
 }
 

@@ -178,6 +178,10 @@ func (d *decoder) general(v *value, g *GeneralSettings) {
 					g.DatabaseURL = s
 				}
 			}
+		case "hide_upstream_details":
+			if b, ok := d.boolean(val, key); ok {
+				g.HideUpstreamDetails = b
+			}
 		case "store_model_in_db":
 			if b, ok := d.boolean(val, key); ok {
 				g.StoreModelInDB = b

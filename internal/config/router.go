@@ -107,6 +107,10 @@ func (d *decoder) routerSettings(v *value, section string, rs *RouterSettings, l
 			if n, ok := d.integer(val, key); ok {
 				rs.MaxFallbacks = n
 			}
+		case "max_request_num_retries":
+			if n, ok := d.integer(val, key); ok {
+				rs.MaxRequestNumRetries = n
+			}
 		case "default_max_parallel_requests":
 			if n, ok := d.integer(val, key); ok {
 				rs.DefaultMaxParallelRequests = n

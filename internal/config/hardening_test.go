@@ -1,0 +1,26 @@
+package config
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestClientBounds: the settings that bound what one client can make the
+// gateway do, and what it shows them.
+func TestClientBounds(t *testing.T) {
+	t.Parallel()
+	cfg, warnings := mustParse(t, "router_settings:\n  max_request_num_retries: 1\ngeneral_settings:\n  hide_upstream_details: true\n", nil)
+	if len(warnings) > 0 || cfg.Router.MaxRequestNumRetries != 1 || !cfg.General.HideUpstreamDetails {
+		t.Errorf("max_request_num_retries %d, hide_upstream_details %v, warnings %v",
+			cfg.Router.MaxRequestNumRetries, cfg.General.HideUpstreamDetails, warnings)
+	}
+	got := parseErrors(t, "router_settings:\n  max_request_num_retries: -1\ngeneral_settings:\n  hide_upstream_details: maybe\n", nil)
+	want := []string{
+		"config.yaml:2:28: router_settings.max_request_num_retries: must be a non-negative integer, got -1",
+		`config.yaml:4:26: general_settings.hide_upstream_details: must be true or false, got "maybe"`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
