@@ -24,3 +24,18 @@ func TestClientBounds(t *testing.T) {
 		t.Errorf("problems (-want +got):\n%s", diff)
 	}
 }
+
+// TestSingleDefaultFallback: a single name is the list of one, in the file
+// and through POST /config/update (it crashed the decoder, found by
+// FuzzDecode).
+func TestSingleDefaultFallback(t *testing.T) {
+	t.Parallel()
+	cfg, _ := mustParse(t, "router_settings:\n  default_fallbacks: qwen\n", nil)
+	if diff := cmp.Diff([]string{"qwen"}, cfg.Router.DefaultFallbacks); diff != "" {
+		t.Errorf("from the file (-want +got):\n%s", diff)
+	}
+	rs, problems := ApplyRouterSettings(DefaultRouterSettings(), map[string]any{"default_fallbacks": "qwen"}, env(nil))
+	if len(problems) > 0 || !cmp.Equal([]string{"qwen"}, rs.DefaultFallbacks) {
+		t.Errorf("through the API: %v, %v", rs.DefaultFallbacks, problems)
+	}
+}

@@ -136,10 +136,11 @@ func (d *decoder) routerSettings(v *value, section string, rs *RouterSettings, l
 				rs.DefaultFallbacks = groups
 				refs := make([]groupRef, len(groups))
 				for i, g := range groups {
+					if val.kind == strKind { // a single name: the list of one
+						refs[i] = groupRef{name: g, at: val, key: key}
+						continue
+					}
 					refs[i] = groupRef{name: g, at: val.items[i], key: fmt.Sprintf("%s[%d]", key, i)}
-				}
-				if val.kind == strKind {
-					refs[0].at, refs[0].key = val, key
 				}
 				d.refs[k] = refs
 			}

@@ -276,3 +276,20 @@ func TestLongModelNameIsClipped(t *testing.T) {
 		t.Errorf("the error is %d bytes: the model name was echoed whole", len(r.body))
 	}
 }
+
+// TestLongGatewayFieldIsClipped: a bad gateway-only field is quoted in
+// the error only in part (found by FuzzRequest).
+func TestLongGatewayFieldIsClipped(t *testing.T) {
+	t.Parallel()
+	url := gatewayWith(t, func(o *Options) { o.MaxBodyBytes = 4 << 20 })
+	for _, field := range []string{"timeout", "num_retries", "fallbacks"} {
+		value := `"` + strings.Repeat("x", 1<<20) + `"`
+		if field == "fallbacks" {
+			value = "[" + value[:1<<19] + `",{"x":` + value + "}]"
+		}
+		r := send(t, url, `{"model":"g","`+field+`":`+value+`}`)
+		if r.status != http.StatusBadRequest || len(r.body) > 1024 {
+			t.Errorf("%s: %d with a %d-byte error", field, r.status, len(r.body))
+		}
+	}
+}

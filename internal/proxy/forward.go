@@ -418,9 +418,13 @@ const maxPartialLine = 16 << 10
 var (
 	newline    = []byte("\n")
 	dataPrefix = []byte("data: ")
-	// usageKey leaves out the opening quote: bytes.Index looks for the
-	// first byte first, and a quote would stop it at every key and string.
-	usageKey = []byte(`usage":{`)
+	// usageKey is the end of a "usage" key: its opening quote is left out
+	// (bytes.Index looks for the first byte first, and a quote would stop
+	// it at every key and string), and so is what follows the closing one,
+	// since servers that pretty-print JSON write `"usage": {`. Inside a JSON
+	// string a quote is escaped, so text that mentions usage does not
+	// match.
+	usageKey = []byte(`usage"`)
 )
 
 // scan counts the events in b that carry a JSON object and takes the token

@@ -30,6 +30,7 @@ func TestStreamUsage(t *testing.T) {
 		{"split right before the newline", []string{content[:len(content)-2], content[len(content)-2:] + usage + done}, 128, 140},
 		// A line too long to carry is counted, not read for usage.
 		{"overlong usage line", []string{content, usage[:60] + strings.Repeat(" ", maxPartialLine), usage[60:], done}, 2, 2},
+		{"pretty-printed usage", []string{content, strings.ReplaceAll(usage, `":`, `": `), done}, 128, 140},
 		{"usage key in the content is not usage", []string{strings.Replace(content, `"hi"`, `"\"usage\":{}"`, 1), done}, 1, 1},
 	}
 	for _, tt := range tests {

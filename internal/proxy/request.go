@@ -116,7 +116,7 @@ func (q *request) requestFallbacks() ([]string, map[string]gjson.Result, *openai
 			}
 			overrides[name] = v
 		default:
-			perr = badRequest("\"fallbacks\" entries must be model names or objects with a \"model\" string, got %s.", v.Raw)
+			perr = badRequest("\"fallbacks\" entries must be model names or objects with a \"model\" string, got %s.", openai.Clip(v.Raw))
 		}
 		return perr == nil
 	})
@@ -390,15 +390,17 @@ func (q *request) gatewayField(name string, v gjson.Result) *openai.Error {
 			return nil
 		}
 		if v.Type != gjson.Number || v.Num <= 0 {
-			return badRequest("\"timeout\" must be a positive number of seconds, got %s.", v.Raw)
+			return badRequest("\"timeout\" must be a positive number of seconds, got %s.", openai.Clip(v.Raw))
 		}
-		q.timeout = time.Duration(v.Num * float64(time.Second))
+		// Capped well inside time.Duration: the router's timeout caps it
+		// further (callTimeout).
+		q.timeout = time.Duration(min(v.Num, 1e9) * float64(time.Second))
 	case "num_retries":
 		if v.Type == gjson.Null {
 			return nil
 		}
 		if v.Type != gjson.Number || v.Num < 0 || v.Num != float64(int(v.Num)) {
-			return badRequest("\"num_retries\" must be a non-negative integer, got %s.", v.Raw)
+			return badRequest("\"num_retries\" must be a non-negative integer, got %s.", openai.Clip(v.Raw))
 		}
 		n := int(v.Num)
 		q.numRetries = &n
