@@ -68,8 +68,12 @@ func TestBenchSmoke(t *testing.T) {
 		t.Fatal("no floor measurement")
 	}
 	checkMeasurement(t, *rep.Floor)
-	if rep.Ramp == nil || len(rep.Ramp.Steps) != 1 || rep.Ramp.HeldRate != 40 {
-		t.Errorf("ramp: %+v, want one step held at 40/s", rep.Ramp)
+	// Whether the step holds (added p99 under 10 ms) depends on what else
+	// the machine runs: with 80 requests, p99 is the slowest one. The smoke
+	// test checks that the step ran without errors.
+	if r := rep.Ramp; r == nil || len(r.Steps) != 1 || r.Steps[0].Rate != 40 || r.Steps[0].Gateway.Requests == 0 ||
+		r.Steps[0].Gateway.Errors != 0 || r.HeldRate != 40 && !strings.Contains(r.StoppedBecause, "added p99") {
+		t.Errorf("ramp: %+v, want one step at 40/s without errors", rep.Ramp)
 	}
 	if rep.LoadPeakRSS == 0 {
 		t.Error("no peak RSS of the load runs")
