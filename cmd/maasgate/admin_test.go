@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/maasgate/maasgate/internal/mockllm"
+	"github.com/maasgate/maasgate/internal/testutil"
 )
 
 // adminCall sends an authenticated admin request and decodes the JSON answer.
@@ -268,7 +269,7 @@ general_settings:
 	}
 
 	b.SetFaults(mockllm.Faults{Unhealthy: true})
-	waitUntil(t, "b marked unhealthy", func() bool {
+	testutil.Eventually(t, "b marked unhealthy", func() bool {
 		_, h := adminCall(t, "GET", g.url+"/health?model=qwen3-14b", "")
 		return h["unhealthy_count"] == float64(1)
 	})
@@ -285,14 +286,14 @@ general_settings:
 	}
 	// Everything down: 503 from /health for the model.
 	a.SetFaults(mockllm.Faults{Unhealthy: true})
-	waitUntil(t, "both unhealthy", func() bool {
+	testutil.Eventually(t, "both unhealthy", func() bool {
 		s, _ := adminCall(t, "GET", g.url+"/health?model=qwen3-14b", "")
 		return s == 503
 	})
 	// Recovery re-admits them.
 	a.SetFaults(mockllm.Faults{})
 	b.SetFaults(mockllm.Faults{})
-	waitUntil(t, "both healthy again", func() bool {
+	testutil.Eventually(t, "both healthy again", func() bool {
 		_, h := adminCall(t, "GET", g.url+"/health?model=qwen3-14b", "")
 		return h["healthy_count"] == float64(2)
 	})
@@ -336,21 +337,6 @@ func TestSeedWorkflowAgainstDemo(t *testing.T) {
 		t.Errorf("a backend reported DOWN:\n%s", text)
 	}
 }
-
-// waitUntil polls cond until it holds, failing after a generous bound; it
-// waits for background work, it does not time it.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 300 {
-		if cond() {
-			return
-		}
-		sleepBriefly()
-	}
-	t.Fatalf("timed out waiting until %s", what)
-}
-
-func sleepBriefly() { time.Sleep(50 * time.Millisecond) }
 
 // TestDeleteLetsInFlightStreamsFinish deletes a deployment while a stream
 // on it is in flight: the stream completes, new requests no longer reach it.

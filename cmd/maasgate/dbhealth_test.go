@@ -11,24 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/maasgate/maasgate/internal/mockllm"
 	"github.com/maasgate/maasgate/internal/testutil"
 )
-
-// eventually waits until cond holds, failing the test after a generous
-// bound: it waits for an event, it does not assert how fast it happens.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: never happened", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // readiness returns GET /health/readiness's status and body.
 func readiness(t *testing.T, g *runningGateway) (int, map[string]any) {
@@ -116,7 +102,7 @@ func TestDamagedSQLiteFileStopsStartUp(t *testing.T) {
 				exit <- run(ctx, []string{"serve", "--config", cfg, "--database-url", path, "--host", "127.0.0.1", "--port", "0"}, &out, &out)
 			}()
 			var code int
-			eventually(t, "serve exits", func() bool {
+			testutil.Eventually(t, "serve exits", func() bool {
 				if strings.Contains(out.String(), "maasgate listening") {
 					cancel() // it serves the damaged file: stop it, and fail below
 				}
@@ -156,7 +142,7 @@ func TestReadinessFollowsWrites(t *testing.T) {
 	t.Run("write lock held by another process", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "maasgate.db")
 		g := startGateway(t, nil, "serve", "--config", cfg, "--database-url", path, "--db-check-interval", "50ms")
-		eventually(t, "ready at start", func() bool { return ready(t, g) })
+		testutil.Eventually(t, "ready at start", func() bool { return ready(t, g) })
 
 		other, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 		if err != nil {
@@ -172,7 +158,7 @@ func TestReadinessFollowsWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		var body map[string]any
-		eventually(t, "unready while the lock is held", func() bool {
+		testutil.Eventually(t, "unready while the lock is held", func() bool {
 			var status int
 			status, body = readiness(t, g)
 			return status == http.StatusServiceUnavailable
@@ -188,19 +174,19 @@ func TestReadinessFollowsWrites(t *testing.T) {
 		if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "ready once the lock is released", func() bool { return ready(t, g) })
+		testutil.Eventually(t, "ready once the lock is released", func() bool { return ready(t, g) })
 		waitFor(t, g.stderr, `the database takes writes again`)
 	})
 
 	t.Run("file deleted", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "maasgate.db")
 		g := startGateway(t, nil, "serve", "--config", cfg, "--database-url", path, "--db-check-interval", "50ms")
-		eventually(t, "ready at start", func() bool { return ready(t, g) })
+		testutil.Eventually(t, "ready at start", func() bool { return ready(t, g) })
 		if err := os.Remove(path); err != nil {
 			t.Fatal(err)
 		}
 		var body map[string]any
-		eventually(t, "unready once the file is gone", func() bool {
+		testutil.Eventually(t, "unready once the file is gone", func() bool {
 			var status int
 			status, body = readiness(t, g)
 			return status == http.StatusServiceUnavailable

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/maasgate/maasgate/internal/mockllm"
+	"github.com/maasgate/maasgate/internal/testutil"
 )
 
 const chatBody = `{"model":"mock-model","max_tokens":3,"messages":[{"role":"user","content":"hi"}]}`
@@ -99,7 +100,7 @@ func TestHangUntilClientTimeout(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error %v, want a deadline exceeded", err)
 	}
-	eventually(t, "the hang to count as cancelled", func() bool { return b.Stats().Cancelled == 1 })
+	testutil.Eventually(t, "the hang to count as cancelled", func() bool { return b.Stats().Cancelled == 1 })
 }
 
 func TestDropMidStream(t *testing.T) {
@@ -296,7 +297,7 @@ func TestRefuseFor(t *testing.T) {
 		t.Errorf("while refusing: %v, want connection refused", err)
 	}
 	close(wake) // the 10s are over
-	eventually(t, "the listener to reopen", func() bool { return health(c, s.URL()) == nil })
+	testutil.Eventually(t, "the listener to reopen", func() bool { return health(c, s.URL()) == nil })
 	if s.Faults().Refuse {
 		t.Error("Faults().Refuse still set after refuse_for")
 	}
@@ -313,7 +314,7 @@ func TestCloseEndsStartedServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel() // Start's context ending closes the server
-	eventually(t, "the server to close", func() bool { return health(c, s.URL()) != nil })
+	testutil.Eventually(t, "the server to close", func() bool { return health(c, s.URL()) != nil })
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/maasgate/maasgate/internal/mockllm"
+	"github.com/maasgate/maasgate/internal/testutil"
 )
 
 // The tests here run in a synctest bubble, where time is fake and advances
@@ -200,12 +201,12 @@ func TestClientCancelFreesSlot(t *testing.T) {
 			}
 			errc <- err
 		}()
-		eventually(t, "the request to run", func() bool { return b.Stats().Running == 1 })
+		testutil.Eventually(t, "the request to run", func() bool { return b.Stats().Running == 1 })
 		cancel()
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Errorf("client error %v, want context.Canceled", err)
 		}
-		eventually(t, "the slot to be freed", func() bool {
+		testutil.Eventually(t, "the slot to be freed", func() bool {
 			st := b.Stats()
 			return st.Running == 0 && st.Cancelled == 1
 		})

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -134,20 +133,6 @@ func readEvents(r io.Reader) ([]string, error) {
 		if err != nil {
 			return out, err
 		}
-	}
-}
-
-// eventually polls cond until it holds or five seconds pass. It waits for
-// the server side of real connections to notice a client going away; it
-// asserts no timing.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

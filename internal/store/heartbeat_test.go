@@ -9,20 +9,8 @@ import (
 	"time"
 
 	"github.com/maasgate/maasgate/internal/store/storetest"
+	"github.com/maasgate/maasgate/internal/testutil"
 )
-
-// eventually waits until cond holds, failing the test after a generous
-// bound: it waits for an event, it does not assert how fast it happens.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: never happened", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // heartbeat runs s.Heartbeat until the test ends.
 func heartbeat(t *testing.T, s *Store, interval time.Duration) {
@@ -42,7 +30,7 @@ func TestReadyOnReadOnlyPostgres(t *testing.T) {
 	url := storetest.PostgresURL(t)
 	s := open(t, url, testSecret)
 	heartbeat(t, s, 20*time.Millisecond)
-	eventually(t, "ready at start", func() bool { return s.Ready(t.Context()) == nil })
+	testutil.Eventually(t, "ready at start", func() bool { return s.Ready(t.Context()) == nil })
 
 	// The operator's session, opened while writes are allowed.
 	op, err := s.db.Conn(t.Context())
@@ -68,7 +56,7 @@ func TestReadyOnReadOnlyPostgres(t *testing.T) {
 	readOnly("on")
 	var err2 error
 	// (A ping right after the sessions were cut may fail once too.)
-	eventually(t, "unready once read-only", func() bool {
+	testutil.Eventually(t, "unready once read-only", func() bool {
 		err2 = s.Ready(t.Context())
 		return err2 != nil && strings.Contains(err2.Error(), "database writes fail")
 	})
@@ -83,7 +71,7 @@ func TestReadyOnReadOnlyPostgres(t *testing.T) {
 	}
 
 	readOnly("off")
-	eventually(t, "ready once writes work", func() bool { return s.Ready(t.Context()) == nil })
+	testutil.Eventually(t, "ready once writes work", func() bool { return s.Ready(t.Context()) == nil })
 }
 
 // TestReadyAfterTheFileIsDeleted: an admin write to a SQLite file deleted
