@@ -143,7 +143,9 @@ func (p *Proxy) endSpan(c *call) {
 		s.SetName(operations[c.ep].Value.AsString() + " " + c.group)
 	}
 	s.SetAttributes(
-		semconv.GenAIRequestModel(clip(c.req.model, maxLoggedModel)),
+		// Cloned: the span outlives the request, whose model string is a
+		// view of a buffer the next request reuses.
+		semconv.GenAIRequestModel(strings.Clone(clip(c.req.model, maxLoggedModel))),
 		attrModelGroup.String(c.group),
 		attrStream.Bool(c.req.stream),
 		attrAttempts.Int(c.attempts),

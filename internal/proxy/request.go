@@ -256,8 +256,9 @@ func (q *request) parse() *openai.Error {
 	}
 	// Parsed in place: root and every result from it are substrings of
 	// raw, which nothing writes to until release, after which none of
-	// them is used. What must outlive the request (a span attribute) is
-	// cloned where it is kept.
+	// them may be used: a string from the body that must outlive the
+	// request (a span attribute, exported later) is cloned where it is
+	// kept (endSpan).
 	q.json = unsafe.String(unsafe.SliceData(body), len(body))
 	q.root = gjson.Parse(q.json)
 	if !q.root.IsObject() {

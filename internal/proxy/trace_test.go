@@ -218,3 +218,26 @@ func spanNames(spans []sdktrace.ReadOnlySpan) []string {
 	}
 	return names
 }
+
+// TestSpanOutlivesItsRequest: a span is exported after its request has
+// ended and its body buffer has gone back to the pool; what the span says
+// must be its own request's, never bytes of the requests after it.
+func TestSpanOutlivesItsRequest(t *testing.T) {
+	t.Parallel()
+	up := newTraceparentRecorder(t, http.StatusOK)
+	exporter := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
+	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+	url := gatewayWith(t, func(o *Options) { o.Tracer = tp.Tracer("test") }, dep("g", "g1", up.srv.URL+"/v1"))
+
+	send(t, url, `{"model":"unknown-model-AAAA","messages":[]}`)
+	for range 50 {
+		// The same size, so it reuses the first one's buffer.
+		send(t, url, `{"model":"SECRET-PROMPT-OF-B","messages":[]}`)
+	}
+	spans := exporter.GetSpans()
+	got := attrs(spans[0].Attributes, map[string]any{"gen_ai.request.model": nil})["gen_ai.request.model"]
+	if got != "unknown-model-AAAA" {
+		t.Errorf("the first request's span says model %q", got)
+	}
+}
