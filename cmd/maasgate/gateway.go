@@ -103,13 +103,18 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	if maxMB <= 0 {
 		maxMB = cfg.General.MaxRequestSizeMB
 	}
-	held := bodyBytesInFlight(opts.maxRequestMBHeld)
+	maxBody := int64(maxMB * (1 << 20))
+	held, err := bodyBytesInFlight(opts.maxRequestMBHeld, maxBody)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	log.Info("request bodies held at once are bounded", "max_request_mb_in_flight", held>>20)
 	transport := proxy.NewTransport()
 	p := proxy.New(proxy.Options{
 		Router:               rt,
 		Transport:            transport,
-		MaxBodyBytes:         int64(maxMB * (1 << 20)),
+		MaxBodyBytes:         maxBody,
 		MaxBodyBytesInFlight: held,
 		BodyReadTimeout:      opts.bodyReadTimeout,
 		Version:              version,
@@ -266,15 +271,23 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 // bodyBytesInFlight returns the bound on request body bytes held at once:
 // --max-request-mb-in-flight, else a third of Go's memory limit when one is
 // set (GOMEMLIMIT: bodies are held once, and the heap may grow to about
-// twice what is live before a collection), else 1 GiB.
-func bodyBytesInFlight(mb float64) int64 {
+// twice what is live before a collection), else 1 GiB; never less than one
+// body of the largest size accepted, which would otherwise be refused
+// forever with a 503 that says to retry.
+func bodyBytesInFlight(mb float64, maxBody int64) (int64, error) {
 	if mb > 0 {
-		return int64(mb * (1 << 20))
+		held := int64(mb * (1 << 20))
+		if held < maxBody {
+			return 0, fmt.Errorf("--max-request-mb-in-flight %g is below the largest request accepted (max_request_size_mb %g): such a request could never be served",
+				mb, float64(maxBody)/(1<<20))
+		}
+		return held, nil
 	}
+	held := int64(1 << 30)
 	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
-		return limit / 3
+		held = limit / 3
 	}
-	return 1 << 30
+	return max(held, maxBody), nil
 }
 
 // logDeployment logs one deployment being served, without its secrets:

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/testutil"
 )
 
 // bigResponse is a non-streaming response larger than the gateway holds,
@@ -79,57 +80,57 @@ func TestBodyBytesInFlightAreBounded(t *testing.T) {
 		fmt.Fprint(w, `{"choices":[]}`)
 	}))
 	t.Cleanup(up.Close)
-	url := gatewayWith(t, func(o *Options) { o.MaxBodyBytes, o.MaxBodyBytesInFlight = 1<<20, 1<<20 }, dep("g", "g1", up.URL+"/v1"))
+	url := gatewayWith(t, func(o *Options) { o.MaxBodyBytes, o.MaxBodyBytesInFlight = 32<<20, 1536<<10 }, dep("g", "g1", up.URL+"/v1"))
 	addr := strings.TrimPrefix(url, "http://")
-
-	// A client announces 800 KB and sends it slowly: it holds 800 KB of
-	// the 1 MiB budget from its first byte.
-	big := `{"model":"g","input":"` + strings.Repeat("a", 800<<10) + `"}`
-	slow, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	fmt.Fprintf(slow, "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(big), big[:100])
-
-	// Another 300 KB request does not fit: 503 with Retry-After, at once.
-	second := `{"model":"g","input":"` + strings.Repeat("b", 300<<10) + `"}`
-	var resp *http.Response
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err = http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(second))
+	post := func(body string) *http.Response {
+		resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode == 503 || time.Now().After(deadline) {
-			break // until the slow client's headers have been read
-		}
+		return resp
 	}
-	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" {
-		t.Fatalf("second request: %d Retry-After %q, want 503 with Retry-After 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+	dial := func(announced int, send string) net.Conn {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", announced, send)
+		return conn
+	}
+	second := `{"model":"g","input":"` + strings.Repeat("b", 300<<10) + `"}`
+
+	// Clients that announce 32 MB and send nothing hold 64 KiB each, not
+	// 32 MB: eight of them leave room in the 1.5 MiB budget for others.
+	for range 8 {
+		dial(32<<20, "")
+	}
+	if resp := post(second); resp.StatusCode != 200 {
+		t.Fatalf("with clients announcing bodies they do not send: %d", resp.StatusCode)
+	}
+
+	// A client that has sent the start of an 800 KB body holds all of it:
+	// 512 KiB + 800 KiB + 300 KiB is past the budget.
+	big := `{"model":"g","input":"` + strings.Repeat("a", 800<<10) + `"}`
+	slow := dial(len(big), big[:100<<10])
+	var resp *http.Response
+	testutil.Eventually(t, "the slow client's 800 KB to be held", func() bool {
+		resp = post(second)
+		return resp.StatusCode == 503
+	})
+	if resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("503 with Retry-After %q, want 1", resp.Header.Get("Retry-After"))
 	}
 	// The slow client finishes: served, and its bytes are given back.
-	if _, err := io.WriteString(slow, big[100:]); err != nil {
+	if _, err := io.WriteString(slow, big[100<<10:]); err != nil {
 		t.Fatal(err)
 	}
 	_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
-	first, err := io.ReadAll(io.LimitReader(slow, 12))
-	if err != nil || string(first) != "HTTP/1.1 200" {
+	if first, err := io.ReadAll(io.LimitReader(slow, 12)); err != nil || string(first) != "HTTP/1.1 200" {
 		t.Fatalf("the slow client got %q, %v", first, err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err = http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == 200 || time.Now().After(deadline) {
-			break // until the first request has ended and released its hold
-		}
-	}
-	if resp.StatusCode != 200 {
-		t.Errorf("after the first request ended: %d", resp.StatusCode)
-	}
+	testutil.Eventually(t, "its hold to be released", func() bool { return post(second).StatusCode == 200 })
 }
 
 func TestUsageTail(t *testing.T) {

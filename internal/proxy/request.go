@@ -137,25 +137,7 @@ func (p *Proxy) readRequest(w http.ResponseWriter, r *http.Request, q *request) 
 	q.holding = p.bodyBudget
 	var err error
 	if r.ContentLength > 0 {
-		// The announced size, held before a byte is read (a client that
-		// announces much and sends slowly holds the budget, not memory),
-		// and read into one buffer of exactly that size.
-		if e := q.hold(r.ContentLength); e != nil {
-			return e
-		}
-		n := int(r.ContentLength)
-		if n > maxPooledBuffer {
-			q.raw = bytes.NewBuffer(make([]byte, 0, n))
-		} else {
-			q.raw = getBuffer()
-			q.raw.Grow(n)
-		}
-		// ReadFull, not ReadFrom, which would grow the buffer for one more
-		// read to see the end.
-		buf := q.raw.AvailableBuffer()[:n]
-		if _, err = io.ReadFull(r.Body, buf); err == nil {
-			q.raw.Write(buf) // in place: buf is the buffer's own free space
-		}
+		err = q.readKnown(r.Body, int(r.ContentLength))
 	} else {
 		// Unknown length (chunked): held as it arrives.
 		q.raw = getBuffer()
@@ -185,6 +167,45 @@ func (p *Proxy) readRequest(w http.ResponseWriter, r *http.Request, q *request) 
 			"Could not read the request body: the connection failed or the body was cut short.")
 	}
 	return q.parse()
+}
+
+// readKnown reads a body of announced length n into one buffer of n
+// bytes (a pooled one up to 1 MiB). The budget is held in two stages: the
+// first 64 KiB before they are read, and the rest, with the memory for it,
+// only once those have arrived; so a client that announces 32 MB and sends
+// nothing holds 64 KiB of the budget, not 32 MB.
+func (q *request) readKnown(body io.Reader, n int) error {
+	first := min(n, holdStep)
+	if e := q.hold(int64(first)); e != nil {
+		return e
+	}
+	q.raw = getBuffer()
+	if err := q.readN(body, first); err != nil || n == first {
+		return err
+	}
+	if e := q.hold(int64(n - first)); e != nil {
+		return e
+	}
+	if n > maxPooledBuffer {
+		whole := bytes.NewBuffer(make([]byte, 0, n))
+		whole.Write(q.raw.Bytes())
+		putBuffer(q.raw)
+		q.raw = whole
+	}
+	return q.readN(body, n-first)
+}
+
+// readN reads exactly n more bytes of body into q.raw. It uses ReadFull,
+// not ReadFrom, which would grow the buffer for one more read to see the
+// end.
+func (q *request) readN(body io.Reader, n int) error {
+	q.raw.Grow(n)
+	buf := q.raw.AvailableBuffer()[:n]
+	if _, err := io.ReadFull(body, buf); err != nil {
+		return err
+	}
+	q.raw.Write(buf) // in place: buf is the buffer's own free space
+	return nil
 }
 
 // hold takes n more bytes of the body budget, or answers 503 when the
