@@ -214,7 +214,11 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return rt.Watch(ctx, time.Second) })
 		g.Go(func() error { return st.Heartbeat(ctx, opts.dbCheckInterval) })
-		g.Go(func() error { return rt.WatchStalls(ctx, stallWatchInterval, opts.stallAfter) })
+		g.Go(func() error {
+			t := time.NewTicker(stallWatchInterval)
+			defer t.Stop()
+			return rt.WatchStalls(ctx, t.C, opts.stallAfter)
+		})
 		if cl != nil {
 			g.Go(func() error { return cl.Run(ctx) })
 		}

@@ -77,8 +77,12 @@ type Deployment struct {
 	// progress counts the response events the deployment sent (response
 	// headers, stream chunks); stalled is set by the router's stall watch
 	// when requests were in flight on it and none progressed for a while.
-	progress       atomic.Uint64
-	stalled        atomic.Bool
+	progress atomic.Uint64
+	stalled  atomic.Bool
+	// wait is a moving average of the time from sending a request to the
+	// first thing it got back, in nanoseconds: how long a silence is
+	// normal for this deployment.
+	wait           atomic.Int64
 	minuteRequests minuteCount
 	minuteTokens   minuteCount
 	fails          failWindow
@@ -217,6 +221,24 @@ func (d *Deployment) Progress() {
 	}
 }
 
+// FirstProgress is Progress for the first response event of a request
+// (response headers, or a stream's first chunk), wait after it was sent:
+// it also feeds the average of such waits (TypicalWait).
+func (d *Deployment) FirstProgress(wait time.Duration) {
+	d.Progress()
+	// An exponentially weighted average (1/8 per sample). Concurrent
+	// updates may lose one, which an average can afford.
+	if old := d.wait.Load(); old > 0 {
+		d.wait.Store(old + (int64(wait)-old)/8)
+	} else {
+		d.wait.Store(max(int64(wait), 1))
+	}
+}
+
+// TypicalWait returns the average time from sending a request to the first
+// thing it got back; 0 before any request has been answered.
+func (d *Deployment) TypicalWait() time.Duration { return time.Duration(d.wait.Load()) }
+
 // Progressed returns the count of response events so far; only its changes
 // mean anything.
 func (d *Deployment) Progressed() uint64 { return d.progress.Load() }
@@ -278,11 +300,17 @@ func (d *Deployment) CoolingDown(now int64) bool { return d.cooldownUntil.Load()
 // in flight. defaultCap is the router's
 // default_max_parallel_requests.
 func (d *Deployment) Available(now, defaultCap int64) bool {
-	if d.cooldownUntil.Load() > now || d.probeFailed.Load() {
-		return false
-	}
 	if d.stalled.Load() && d.inFlight.Load() > 0 {
 		return false // a stalled deployment gets one trial request at a time
+	}
+	return d.AvailableDespiteStall(now, defaultCap)
+}
+
+// AvailableDespiteStall is Available without the stall rule: for a
+// stalled deployment taken as a last resort, or named by the request.
+func (d *Deployment) AvailableDespiteStall(now, defaultCap int64) bool {
+	if d.cooldownUntil.Load() > now || d.probeFailed.Load() {
+		return false
 	}
 	if limit := d.maxParallel(defaultCap); limit > 0 && d.inFlight.Load() >= limit {
 		return false

@@ -143,7 +143,7 @@ func BenchmarkRelayStream(b *testing.B) {
 		body.i = 0
 		c := call{start: time.Now(), req: request{stream: true}}
 		a := attempt{d: d, ctx: context.Background(), sent: c.start}
-		res = p.relayStream(w, r, &c, &a, resp, nil)
+		res = p.relayStream(w, r, &c, &a, resp)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(events)), "ns/chunk")
 	if res.err != nil || res.outcome.TotalTokens != 12+chunks || w.n != int(size) {
@@ -164,6 +164,7 @@ func (t cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if _, err := io.Copy(io.Discard, r.Body); err != nil {
 		return nil, err
 	}
+	r.Body.Close() // as a transport does: the request's buffer goes back to the pool
 	return &http.Response{StatusCode: http.StatusOK, Header: t.header, Body: io.NopCloser(strings.NewReader(chatResponse)), Request: r}, nil
 }
 

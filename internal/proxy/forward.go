@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -70,8 +71,29 @@ type attempt struct {
 	// router's); budget the time the attempt got, which is less when the
 	// call's deadline comes first.
 	limit, budget time.Duration
+	shortened     bool // budget is under half to all of limit: the router's deadline came first
 	streamTimeout time.Duration
 	midResponse   bool // the failure came after the response had started
+	// firstChunk, for a stream with a stream_timeout, cancels the attempt
+	// unless the first chunk wins the race for chunkState (0 waiting, 1
+	// the chunk came, 2 the timeout came), so a chunk that arrives as the
+	// timer fires is never cut off after it was relayed.
+	firstChunk *time.Timer
+	chunkState atomic.Int32
+}
+
+// gotFirst records that the response's first chunk (or a response that is
+// not a stream) arrived, and reports whether it did so before the
+// stream_timeout.
+func (a *attempt) gotFirst() bool {
+	if a.firstChunk == nil {
+		return true
+	}
+	if !a.chunkState.CompareAndSwap(0, 1) {
+		return false
+	}
+	a.firstChunk.Stop()
+	return true
 }
 
 // ownLimitSlack is how much short of its own timeout an attempt may be
@@ -86,11 +108,12 @@ func ownLimitSlack(limit time.Duration) time.Duration { return min(limit/20, 100
 // they start.
 //
 // The attempt runs until the deployment's own timeout or the call's
-// deadline, whichever comes first. Only running out of its own timeout (or
-// stream_timeout), with about all of it given, charges the deployment with
-// a timeout; the call's deadline (a client's short timeout, or the little
-// that earlier attempts left) cancels the attempt as router.Deadline,
-// which never cools a deployment down.
+// deadline, whichever comes first. Running out of its own timeout (or
+// stream_timeout), or of at least half of it where the router's deadline
+// came first, charges the deployment with a timeout; the request's own
+// deadline, or the little that earlier attempts left of the router's,
+// cancels the attempt as router.Deadline, which never cools a deployment
+// down.
 func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployment.Deployment) result {
 	routerTimeout, routerStreamTimeout := p.router.Timeouts()
 	a := attempt{d: d, call: c, limit: d.Timeout, streamTimeout: d.StreamTimeout}
@@ -103,8 +126,15 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	left := c.deadline.Sub(p.now())
 	cause := errDeadline
 	a.budget = max(left, time.Millisecond)
-	if a.limit > 0 && left >= a.limit-ownLimitSlack(a.limit) {
-		a.budget, cause = min(a.limit, a.budget), errOwnTimeout
+	switch {
+	case a.limit > 0 && left >= a.limit-ownLimitSlack(a.limit):
+		a.budget, cause = min(a.limit, a.budget), errOwnTimeout // its own limit binds
+	case a.limit > 0 && !c.fromRequest && left >= a.limit/2:
+		// The router's deadline binds, but the deployment had at least
+		// half its own time: a deployment that hangs on a retry is
+		// still charged. Only the request's own deadline, or the sliver
+		// that earlier attempts left, is not its failure.
+		cause, a.shortened = errOwnTimeout, true
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
@@ -133,10 +163,13 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	}
 	p.traceHeaders(r, c, out.Header)
 
-	var firstChunk *time.Timer
 	if c.req.stream && a.streamTimeout > 0 {
-		firstChunk = time.AfterFunc(a.streamTimeout, func() { cancel(errStreamTimeout) })
-		defer firstChunk.Stop()
+		a.firstChunk = time.AfterFunc(a.streamTimeout, func() {
+			if a.chunkState.CompareAndSwap(0, 2) {
+				cancel(errStreamTimeout)
+			}
+		})
+		defer a.firstChunk.Stop()
 	}
 
 	a.sent = p.now()
@@ -146,12 +179,15 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 		return p.transportError(r, &a, err)
 	}
 	defer resp.Body.Close()
-	d.Progress()
+	stream := resp.StatusCode >= 200 && resp.StatusCode <= 299 && isEventStream(resp.Header.Get("Content-Type"))
+	if !stream {
+		// Its headers are the answer (a stream's come before its engine
+		// has produced anything: its first chunk is, in relayStream).
+		d.FirstProgress(p.now().Sub(a.sent))
+		a.gotFirst() // not a stream: read it whole
+	}
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		if firstChunk != nil {
-			firstChunk.Stop() // the error body is not a stream: read it whole
-		}
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		c.upstream += p.now().Sub(a.sent)
 		e := p.upstreamError(d, resp, b)
@@ -161,11 +197,8 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 			RetryAfter: router.ParseRetryAfter(resp.Header, p.now()),
 		}}
 	}
-	if isEventStream(resp.Header.Get("Content-Type")) {
-		return p.relayStream(w, r, c, &a, resp, firstChunk)
-	}
-	if firstChunk != nil {
-		firstChunk.Stop()
+	if stream {
+		return p.relayStream(w, r, c, &a, resp)
 	}
 
 	buf := getBuffer()
@@ -301,15 +334,11 @@ func (t *usageTail) usage() (prompt, completion, total int64) {
 // fails before then can still be retried; then it writes and flushes every
 // chunk as it arrives. An error after the first chunk is sent in-band as an
 // error event, the stream ends, and the failure is reported to the router.
-func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *attempt,
-	resp *http.Response, firstChunk *time.Timer) result {
+func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *attempt, resp *http.Response) result {
 	chunkp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(chunkp)
 	chunk := *chunkp
 	n, err := readSome(resp.Body, chunk)
-	if firstChunk != nil {
-		firstChunk.Stop()
-	}
 	ttft := p.now().Sub(a.sent)
 	c.upstream += ttft
 	if n == 0 {
@@ -319,6 +348,10 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 		a.midResponse = true
 		return p.transportError(r, a, err)
 	}
+	if !a.gotFirst() { // the stream_timeout fired as the chunk came
+		return p.transportError(r, a, errStreamTimeout)
+	}
+	a.d.FirstProgress(ttft)
 	c.ttft = ttft
 
 	h := w.Header()
@@ -514,13 +547,17 @@ func (p *Proxy) transportError(r *http.Request, a *attempt, err error) result {
 		return result{outcome: o, err: openai.NewError(http.StatusRequestTimeout, openai.TypeTimeout,
 			fmt.Sprintf("Deployment %s sent no stream chunk within stream_timeout=%gs.", d.ID, a.streamTimeout.Seconds()))}
 	case errOwnTimeout:
-		return result{outcome: o, err: openai.NewError(http.StatusRequestTimeout, openai.TypeTimeout,
-			fmt.Sprintf("Request timed out: deployment %s did not answer within timeout=%gs.", d.ID, a.limit.Seconds()))}
+		msg := fmt.Sprintf("Request timed out: deployment %s did not answer within timeout=%gs.", d.ID, a.limit.Seconds())
+		if a.shortened {
+			msg = fmt.Sprintf("Request timed out: deployment %s did not answer within %gs, the rest of the router's timeout=%gs.",
+				d.ID, a.budget.Round(time.Millisecond).Seconds(), a.call.timeout.Seconds())
+		}
+		return result{outcome: o, err: openai.NewError(http.StatusRequestTimeout, openai.TypeTimeout, msg)}
 	case errDeadline:
 		c := a.call
 		msg := fmt.Sprintf("Request timed out: the request's timeout=%gs ran out while waiting for deployment %s.", c.timeout.Seconds(), d.ID)
 		if !c.fromRequest {
-			msg = fmt.Sprintf("Request timed out: the router's timeout=%gs for the whole call ran out while waiting for deployment %s (attempt %d; earlier attempts used the rest).",
+			msg = fmt.Sprintf("Request timed out: the router's timeout=%gs for the whole call ran out while waiting for deployment %s (attempt %d; earlier attempts used most of it).",
 				c.timeout.Seconds(), d.ID, c.attempts)
 		}
 		return result{outcome: o, err: openai.NewError(http.StatusRequestTimeout, openai.TypeTimeout, msg)}

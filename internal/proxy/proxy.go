@@ -309,12 +309,12 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 	tried, skipped := 0, ""
 	for i, name := range groups {
 		if why := p.noRoomFor(c); why != "" {
-			skipped = fmt.Sprintf(" Fallbacks not tried: %s (%s).", strings.Join(groups[i:], ", "), why)
+			skipped = fmt.Sprintf(" Fallbacks not tried: %s (%s).", openai.Clip(strings.Join(groups[i:], ", ")), why)
 			break
 		}
 		ftg, ok := p.router.Resolve(name)
 		if !ok {
-			p.log.Warn("fallback model group does not exist; skipped", "call_id", c.id, "model_group", name)
+			p.log.Warn("fallback model group does not exist; skipped", "call_id", c.id, "model_group", clip(name, maxLoggedModel))
 			continue
 		}
 		tried = i + 1
@@ -343,7 +343,7 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 	if tried > 0 || skipped != "" {
 		msg := e.Message
 		if tried > 0 {
-			msg += fmt.Sprintf(" Fallbacks tried: %s (last error: %s)", strings.Join(groups[:tried], ", "), res.err.Message)
+			msg += fmt.Sprintf(" Fallbacks tried: %s (last error: %s)", openai.Clip(strings.Join(groups[:tried], ", ")), res.err.Message)
 			c.errMsg += fmt.Sprintf("; fallbacks tried: %s (last: %s)", strings.Join(groups[:tried], ", "), logMessage(c.d, res))
 		}
 		e = &openai.Error{Status: e.Status, Type: e.Type, Header: e.Header, Param: e.Param, Message: msg + skipped}

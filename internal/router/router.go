@@ -290,7 +290,9 @@ func (r *Router) Pick(tg Target, avoid *deployment.Deployment) (*deployment.Depl
 		uint64n: r.Uint64N, strategy: tb.strategy, args: tb.args,
 	}
 	if d := tg.Pinned; d != nil {
-		if d.Available(a.now, a.defaultCap) && d.TryAcquire(a.defaultCap) {
+		// A deployment the request names is tried even if stalled: the
+		// client asked for it.
+		if d.AvailableDespiteStall(a.now, a.defaultCap) && d.TryAcquire(a.defaultCap) {
 			if d.CountRequest(a.now) {
 				return d, nil
 			}
@@ -317,6 +319,18 @@ func (r *Router) Pick(tg Target, avoid *deployment.Deployment) (*deployment.Depl
 				}
 				d.Release() // its shared rpm grant ran out meanwhile
 			}
+		}
+	}
+	// A stalled deployment is skipped while others can serve; with none
+	// left it is tried rather than answering 429, since a stall may be a
+	// slow generation and not a dead server (as Envoy's panic threshold
+	// ignores outlier ejection when too few hosts are left).
+	for _, d := range tg.Group.all {
+		if d.Stalled() && d.AvailableDespiteStall(a.now, a.defaultCap) && d.TryAcquire(a.defaultCap) {
+			if d.CountRequest(a.now) {
+				return d, nil
+			}
+			d.Release()
 		}
 	}
 	return nil, r.noDeployments(tg.Group.Name, tg.Group.all, a.now)

@@ -16,11 +16,14 @@ import (
 // not moved for StallAfter, while a peer in its group answered in that
 // time, is taken out of rotation until it sends something again.
 //
-// A long generation is not a stall: a stream sends chunks, and a single
-// long non-streaming request is below minStalledInFlight. Two or more long
-// non-streaming requests on one server with a busy peer can look like one;
-// the cost is that new requests go to the peers until the first of them
-// answers, and no request is failed by the watch: it only stops new ones.
+// A long generation is not a stall: a stream sends chunks, a single long
+// non-streaming request is below minStalledInFlight, and the silence
+// allowed grows with how long the deployment usually takes to answer
+// (stallFactor times its TypicalWait). Should requests that are merely
+// slow still look like a stall, the cost is that new requests go to the
+// peers until the first of them answers: no request is failed by the
+// watch, and a stalled deployment still serves when no other can
+// (Router.Pick) or when a request names it.
 
 // DefaultStallAfter is how long a deployment may send nothing while
 // requests are in flight on it before it leaves rotation.
@@ -30,6 +33,10 @@ const DefaultStallAfter = 3 * time.Second
 // for its silence to count: one long generation alone is normal.
 const minStalledInFlight = 2
 
+// stallFactor times a deployment's usual wait for a first answer is the
+// least silence that counts, when that is longer than the set one.
+const stallFactor = 4
+
 // stallWatch is what the watch remembers of one deployment between looks.
 type stallWatch struct {
 	seen       uint64    // the deployment's progress count at the last look
@@ -38,25 +45,24 @@ type stallWatch struct {
 	stalled    bool      // stalled at the last look, to log the recovery once
 }
 
-// WatchStalls looks at every deployment each interval and marks stalled the
-// ones that sent nothing for after while requests waited on them and a peer
-// answered (see above); after <= 0 turns the watch off. It runs until ctx
-// ends.
-func (r *Router) WatchStalls(ctx context.Context, interval, after time.Duration) error {
+// WatchStalls looks at every deployment at each tick (the tick's time is
+// the look's) and marks stalled the ones that sent nothing for long enough
+// (after, or stallFactor times their usual wait if longer) while requests
+// waited on them and a peer answered (see above); after <= 0 turns the
+// watch off. It runs until ctx ends.
+func (r *Router) WatchStalls(ctx context.Context, ticks <-chan time.Time, after time.Duration) error {
 	if after <= 0 {
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	var state map[*deployment.Deployment]stallWatch
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-t.C:
+		case now := <-ticks:
+			state = r.checkStalls(now, state, after)
 		}
-		state = r.checkStalls(r.Now(), state, after)
 	}
 }
 
@@ -68,7 +74,10 @@ func (r *Router) checkStalls(now time.Time, prev map[*deployment.Deployment]stal
 	for _, g := range tb.groups {
 		for _, d := range g.all {
 			s, known := prev[d]
-			if p := d.Progressed(); !known || p != s.seen {
+			switch p := d.Progressed(); {
+			case !known: // new to the watch: not news that it answered
+				s.seen, s.quietSince = p, now
+			case p != s.seen:
 				s.seen, s.changedAt, s.quietSince = p, now, now
 			}
 			if d.InFlight() == 0 {
@@ -83,7 +92,7 @@ func (r *Router) checkStalls(now time.Time, prev map[*deployment.Deployment]stal
 		}
 		for _, d := range g.all {
 			s := next[d]
-			if s.stalled || d.InFlight() < minStalledInFlight || now.Sub(s.quietSince) < after {
+			if s.stalled || d.InFlight() < minStalledInFlight || now.Sub(s.quietSince) < max(after, stallFactor*d.TypicalWait()) {
 				continue
 			}
 			if !peerAnswered(g, d, next, s.quietSince) {

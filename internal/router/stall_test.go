@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/deployment"
 )
 
@@ -11,8 +12,10 @@ func TestStallWatch(t *testing.T) {
 	t.Parallel()
 	const after = 3 * time.Second
 	type look struct {
-		// before this look, requests acquired and response events sent
+		// before this look, requests acquired and response events sent,
+		// and first answers after the given wait
 		acquire, progress map[string]int
+		answered          map[string]time.Duration
 		wantStalled       []string
 	}
 	tests := []struct {
@@ -56,6 +59,20 @@ func TestStallWatch(t *testing.T) {
 			},
 		},
 		{
+			name: "a deployment that usually takes long may stay silent longer",
+			looks: []look{
+				{answered: map[string]time.Duration{"a": 2 * time.Second}, acquire: map[string]int{"a": 3, "b": 1}},
+				{progress: map[string]int{"b": 1}},
+				{progress: map[string]int{"b": 1}},
+				{progress: map[string]int{"b": 1}}, // 3 s: silent, but it takes 2 s to answer
+				{progress: map[string]int{"b": 1}},
+				{progress: map[string]int{"b": 1}},
+				{progress: map[string]int{"b": 1}},
+				{progress: map[string]int{"b": 1}},
+				{progress: map[string]int{"b": 1}, wantStalled: []string{"a"}}, // 8 s: 4 times its usual wait
+			},
+		},
+		{
 			name: "answering again ends the stall",
 			looks: []look{
 				{acquire: map[string]int{"a": 3, "b": 1}},
@@ -83,6 +100,10 @@ func TestStallWatch(t *testing.T) {
 					for range n {
 						d.Progress()
 					}
+				}
+				for id, wait := range l.answered {
+					d, _ := r.Deployment(id)
+					d.FirstProgress(wait)
 				}
 				state = r.checkStalls(*now, state, after)
 				for _, id := range []string{"a", "b"} {
@@ -117,5 +138,49 @@ func TestStalledDeploymentTakesOneTrialRequest(t *testing.T) {
 	d.Progress()
 	if !d.Available(now, 0) || d.Stalled() {
 		t.Error("a deployment that answered is still out of rotation")
+	}
+}
+
+// TestStallWatchNewPeer: a deployment added to a group is not, by being
+// new, a peer that answered.
+func TestStallWatchNewPeer(t *testing.T) {
+	t.Parallel()
+	r, now := clockRouter(t, defaults(), model("g", "a"))
+	a, _ := r.Deployment("a")
+	a.TryAcquire(0)
+	a.TryAcquire(0)
+	state := r.checkStalls(*now, nil, 3*time.Second)
+	*now = now.Add(5 * time.Second) // a long generation or two, alone in its group
+	r.Replace(append(r.Deployments(), deployment.New(model("g", "b"), deployment.FromDatabase)), defaults())
+	state = r.checkStalls(*now, state, 3*time.Second)
+	*now = now.Add(time.Second)
+	r.checkStalls(*now, state, 3*time.Second)
+	if a.Stalled() {
+		t.Error("a silent deployment was stalled because a peer was added")
+	}
+}
+
+// TestStalledDeploymentIsALastResort: a stalled deployment is skipped
+// while another can serve, and serves rather than a 429 when none can; a
+// request naming it gets it.
+func TestStalledDeploymentIsALastResort(t *testing.T) {
+	t.Parallel()
+	r, _ := clockRouter(t, defaults(), model("g", "slow"), model("g", "busy", func(p *config.Params) { p.MaxParallelRequests = 1 }))
+	slow, _ := r.Deployment("slow")
+	busy, _ := r.Deployment("busy")
+	slow.TryAcquire(0)
+	slow.Stall()
+	tg, _ := r.Resolve("g")
+	d, err := r.Pick(tg, nil)
+	if err != nil || d != busy {
+		t.Fatalf("with a free peer: picked %v, %v; want busy", d, err)
+	}
+	// busy is now at its cap: the stalled one serves.
+	if d, err := r.Pick(tg, nil); err != nil || d != slow {
+		t.Errorf("with no other deployment free: picked %v, %v; want the stalled one", d, err)
+	}
+	pinned, _ := r.Resolve("slow")
+	if d, err := r.Pick(pinned, nil); err != nil || d != slow {
+		t.Errorf("a request naming it: %v, %v", d, err)
 	}
 }
