@@ -1,0 +1,194 @@
+package keys
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGenerate(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for range 1000 {
+		s := Generate()
+		if !strings.HasPrefix(s, "sk-") || len(s) != 25 || CheckCustom(s) != nil {
+			t.Fatalf("Generate() = %q", s)
+		}
+		if seen[s] {
+			t.Fatalf("Generate() repeated %q", s)
+		}
+		seen[s] = true
+	}
+}
+
+func TestTokenIsLiteLLMs(t *testing.T) {
+	t.Parallel()
+	// LiteLLM stores hashlib.sha256(key.encode()).hexdigest().
+	sum := sha256.Sum256([]byte("sk-1234"))
+	if got, want := TokenHex(Token("sk-1234")), hex.EncodeToString(sum[:]); got != want {
+		t.Errorf("Token = %s, want %s", got, want)
+	}
+	if back, err := ParseToken(TokenHex(sum)); err != nil || back != sum {
+		t.Errorf("ParseToken: %v", err)
+	}
+	for _, bad := range []string{"", "abc", strings.Repeat("g", 64), strings.Repeat("a", 66)} {
+		if _, err := ParseToken(bad); err == nil {
+			t.Errorf("ParseToken(%q) accepted", bad)
+		}
+	}
+	if got := Name("sk-abcdefghWXYZ"); got != "sk-...WXYZ" {
+		t.Errorf("Name = %q", got)
+	}
+}
+
+func TestCheckCustom(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		secret, want string
+	}{
+		{"sk-my-own-key-0001", ""},
+		{"my-own-key-0001-xx", `must start with "sk-"`},
+		{"sk-short", "at least 16 characters"},
+		{"sk-" + strings.Repeat("a", 300), "at most 256 characters"},
+		{"sk-has a space-0001", "printable ASCII"},
+		{"sk-newline\n-000001", "printable ASCII"},
+	}
+	for _, tt := range tests {
+		err := CheckCustom(tt.secret)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("CheckCustom(%.20q) = %v, want %q", tt.secret, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), tt.secret) {
+			t.Errorf("the error quotes the secret: %v", err)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	t.Parallel()
+	jan31 := time.Date(2027, 1, 31, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in      string
+		after   time.Time
+		wantErr string
+	}{
+		{in: "30s", after: jan31.Add(30 * time.Second)},
+		{in: "15m", after: jan31.Add(15 * time.Minute)},
+		{in: "12h", after: jan31.Add(12 * time.Hour)},
+		{in: "30d", after: jan31.AddDate(0, 0, 30)},
+		{in: "2w", after: jan31.AddDate(0, 0, 14)},
+		{in: "1mo", after: time.Date(2027, 2, 28, 10, 0, 0, 0, time.UTC)}, // clamped to the month's end
+		{in: "12mo", after: time.Date(2028, 1, 31, 10, 0, 0, 0, time.UTC)},
+		{in: "30", wantErr: `unit "" is not one of`},
+		{in: "30x", wantErr: `unit "x" is not one of`},
+		{in: "d", wantErr: "must be a number and a unit"},
+		{in: "", wantErr: "must be a number and a unit"},
+		{in: "0d", wantErr: "count must be between 1"},
+		{in: "999999999999d", wantErr: "count must be between 1"},
+		{in: "-1d", wantErr: "must be a number and a unit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			d, err := ParseDuration(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || d.String() != tt.in {
+				t.Fatalf("ParseDuration = %v, %v", d, err)
+			}
+			if got := d.After(jan31); !got.Equal(tt.after) {
+				t.Errorf("After = %v, want %v", got, tt.after)
+			}
+		})
+	}
+}
+
+func TestSetCheck(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	ok, blocked, expired := "sk-ok-0000000000000", "sk-blocked-00000000", "sk-expired-00000000"
+	s := NewSet([]*Key{
+		{Token: Token(ok), Models: []string{"qwen3-14b", "team-a-models"}},
+		{Token: Token(blocked), Blocked: true},
+		{Token: Token(expired), Expires: now},
+	})
+	tests := []struct {
+		secret string
+		want   error
+	}{
+		{ok, nil},
+		{blocked, ErrBlocked},
+		{expired, ErrExpired},
+		{"sk-nobody-000000000", ErrUnknown},
+		{"", ErrUnknown},
+	}
+	for _, tt := range tests {
+		if k, err := s.Check(tt.secret, now); !errors.Is(err, tt.want) || (err != ErrUnknown) != (k != nil) {
+			t.Errorf("Check(%q) = %v, %v; want %v", tt.secret, k, err, tt.want)
+		}
+	}
+	k, _ := s.Check(ok, now)
+	for name, want := range map[string]bool{"qwen3-14b": true, "team-a-models": true, "llama": false} {
+		if k.Allows(name) != want {
+			t.Errorf("Allows(%q) = %v", name, !want)
+		}
+	}
+	if all := (&Key{}); !all.Allows("anything") {
+		t.Error("a key without models does not allow every model")
+	}
+}
+
+// TestCheckAllocatesNothing: the request path's key lookup.
+func TestCheckAllocatesNothing(t *testing.T) {
+	secret := Generate()
+	s := NewSet([]*Key{{Token: Token(secret)}})
+	now := time.Now()
+	if n := testing.AllocsPerRun(1000, func() { _, _ = s.Check(secret, now) }); n != 0 {
+		t.Errorf("Check allocates %v times", n)
+	}
+}
+
+// TestSetMemory: 100,000 keys with a few models each fit in 50 MB.
+func TestSetMemory(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	ks := make([]*Key, 100_000)
+	for i := range ks {
+		secret := fmt.Sprintf("sk-key-%012d", i)
+		ks[i] = &Key{Token: Token(secret), KeyName: Name(secret), Alias: fmt.Sprintf("team-%d-key", i),
+			Models: []string{"qwen3-14b", "llama-70b"}, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	}
+	s := NewSet(ks)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	used := after.HeapAlloc - before.HeapAlloc
+	t.Logf("%d keys: %.1f MB", s.Len(), float64(used)/1e6)
+	if used > 50e6 {
+		t.Errorf("100,000 keys take %.1f MB", float64(used)/1e6)
+	}
+	runtime.KeepAlive(s)
+}
+
+func BenchmarkCheck(b *testing.B) {
+	ks := make([]*Key, 10_000)
+	for i := range ks {
+		ks[i] = &Key{Token: Token(fmt.Sprintf("sk-key-%012d", i))}
+	}
+	s := NewSet(ks)
+	secret, now := "sk-key-000000004711", time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Check(secret, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
