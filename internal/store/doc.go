@@ -1,7 +1,18 @@
 // Package store keeps what the admin API changes at runtime, so it survives
-// a restart: the models (deployments) added through /model/new, and the
-// router settings saved through /config/update. Models from the config file
-// are never stored here.
+// a restart: the models (deployments) added through /model/new, the router
+// settings saved through /config/update, and virtual keys (internal/keys).
+// Models from the config file are never stored here.
+//
+// # Virtual keys
+//
+// The keys table follows LiteLLM's LiteLLM_VerificationToken: a key is
+// stored under its token, the hex SHA-256 of its secret, and the secret is
+// stored nowhere, so keys are not encrypted (metadata is plain JSON).
+// Aliases are unique when set, by a unique index, so two writers racing for
+// one alias or token get ErrAliasTaken or ErrKeyExists as a later writer
+// would. Spend changes only by AddSpend, an increment, so an update made
+// from a stale copy of a key does not lose spend recorded meanwhile.
+// Errors name a key by the first 8 hex digits of its token, never all of it.
 //
 // # Dialects
 //

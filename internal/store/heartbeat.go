@@ -27,9 +27,9 @@ func (s *Store) Ready(ctx context.Context) error {
 
 // noteWrite notes the outcome of an admin write for Ready. Outcomes that
 // say nothing about the database are left out: a record that already
-// exists or does not, and a write its client gave up on.
+// exists or does not, a key alias taken, and a write its client gave up on.
 func (s *Store) noteWrite(ctx context.Context, err error) {
-	if err != nil && (errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) || ctx.Err() != nil) {
+	if err != nil && (errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrAliasTaken) || ctx.Err() != nil) {
 		return
 	}
 	if err == nil {

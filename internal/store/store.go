@@ -40,8 +40,8 @@ var ErrExists = errors.New("already exists")
 //go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrations embed.FS
 
-// Store is the gateway's database: models added through the admin API and
-// settings changed through it. It is safe for concurrent use.
+// Store is the gateway's database: models and keys added through the admin
+// API and settings changed through it. It is safe for concurrent use.
 type Store struct {
 	db      *sql.DB
 	dialect string

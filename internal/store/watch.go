@@ -17,7 +17,7 @@ var ErrCommitUnknown = errors.New("the outcome of the commit is unknown")
 const NotifyChannel = "maasgate_registry"
 
 // Watch calls changed whenever another writer may have changed the stored
-// models or settings, until ctx ends; it returns ctx.Err(). With
+// models, settings or keys, until ctx ends; it returns ctx.Err(). With
 // PostgreSQL it listens on NotifyChannel on a connection of its own, and
 // calls changed each time it starts listening (writes made before, or
 // while the connection was lost, sent notifications nobody heard); a lost
