@@ -110,6 +110,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		return nil, err
 	}
 	log.Info("request bodies held at once are bounded", "max_request_mb_in_flight", held>>20)
+	authn := auth.New(cfg.General.MasterKey, opts.allowedHosts()...)
 	transport := proxy.NewTransport()
 	p := proxy.New(proxy.Options{
 		Router:               rt,
@@ -124,6 +125,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Propagator:           tracing.Propagator(),
 
 		HideUpstreamDetails: cfg.General.HideUpstreamDetails,
+		Keys:                authn,
 	})
 	redisCfg, err := redisSettings(settings)
 	if err != nil {
@@ -159,7 +161,6 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		},
 		Share: share,
 	})
-	authn := auth.New(cfg.General.MasterKey, opts.allowedHosts()...)
 	adm := admin.New(admin.Options{
 		Router:     rt,
 		Store:      st,
@@ -172,7 +173,14 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		// Without a master key, only Hosts the operator uses (DNS rebinding).
 		Guard:           authn.Admin,
 		BodyReadTimeout: opts.bodyReadTimeout,
+		Keys:            st,
+		KeyHolder:       authn,
 	}, stored)
+	if err := adm.ReloadKeys(ctx); err != nil {
+		closeRedis()
+		st.Close()
+		return nil, err
+	}
 
 	api := http.NewServeMux()
 	p.Register(api)
@@ -339,7 +347,7 @@ func reloadLoop(ctx context.Context, adm *admin.API, signal <-chan struct{}, int
 		case <-t.C:
 		}
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := adm.Reload(rctx)
+		err := errors.Join(adm.Reload(rctx), adm.ReloadKeys(rctx))
 		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:

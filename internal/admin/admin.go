@@ -62,6 +62,10 @@ type Options struct {
 	// Guard wraps every admin route (the gateway passes auth's guard
 	// against DNS rebinding); nil leaves them unwrapped.
 	Guard func(http.Handler) http.Handler
+	// Keys stores virtual keys and KeyHolder serves them to the request
+	// path; without both, the /key/* endpoints are not served.
+	Keys      KeyStore
+	KeyHolder KeyHolder
 	// BodyReadTimeout is the server's bound on reading a request body,
 	// named in the 408 a client too slow to send one gets.
 	BodyReadTimeout time.Duration
@@ -116,6 +120,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	}))
 	read := func(h http.HandlerFunc) http.Handler { return guard(h) }
 	write := func(h http.HandlerFunc) http.Handler { return guard(csrf.Handler(h)) }
+	a.registerKeys(mux, read, write)
 	mux.Handle("POST /model/new", write(a.newModel))
 	mux.Handle("POST /model/update", write(a.updateModel))
 	mux.Handle("PATCH /model/{id}/update", write(a.patchModel))

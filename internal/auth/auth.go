@@ -15,15 +15,22 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
+	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/openai"
 )
 
-// Authenticator guards handlers with the master key. A zero master key
-// disables authentication (the caller warns about it).
+// Authenticator guards handlers with the master key and the virtual keys.
+// A zero master key disables authentication (the caller warns about it),
+// virtual keys included, as in LiteLLM.
 type Authenticator struct {
 	masterKey [sha256.Size]byte
 	enabled   bool
+	keys      atomic.Pointer[keys.Set]
+	// Now is the clock keys' expiry is checked against; tests replace it.
+	Now func() time.Time
 	// hosts are the Host names, besides loopback ones, that admin
 	// requests may be addressed to without a master key; normalised by
 	// hostName.
@@ -35,7 +42,8 @@ type Authenticator struct {
 // the admin API and UI answer on when there is no master key (see Admin);
 // they are compared without case, port or trailing dot.
 func New(masterKey string, allowedHosts ...string) *Authenticator {
-	a := &Authenticator{enabled: masterKey != ""}
+	a := &Authenticator{enabled: masterKey != "", Now: time.Now}
+	a.keys.Store(keys.NewSet(nil))
 	if a.enabled {
 		a.masterKey = sha256.Sum256([]byte(masterKey))
 	}
@@ -48,8 +56,15 @@ func New(masterKey string, allowedHosts ...string) *Authenticator {
 // Enabled reports whether requests need a key.
 func (a *Authenticator) Enabled() bool { return a.enabled }
 
+// SetKeys makes s the virtual keys in force, for every request from now on.
+func (a *Authenticator) SetKeys(s *keys.Set) { a.keys.Store(s) }
+
+// Keys returns the virtual keys in force.
+func (a *Authenticator) Keys() *keys.Set { return a.keys.Load() }
+
 // Key returns the API key a request carries, from "Authorization: Bearer",
-// "x-litellm-api-key" or "api-key" (the headers LiteLLM accepts), or "".
+// "x-litellm-api-key", "api-key" or "x-api-key" (the headers LiteLLM
+// accepts), or "".
 func Key(r *http.Request) string {
 	if v := r.Header.Get("Authorization"); v != "" {
 		return bearer(v)
@@ -57,7 +72,10 @@ func Key(r *http.Request) string {
 	if v := r.Header.Get("X-Litellm-Api-Key"); v != "" {
 		return bearer(v)
 	}
-	return strings.TrimSpace(r.Header.Get("Api-Key"))
+	if v := r.Header.Get("Api-Key"); v != "" {
+		return strings.TrimSpace(v)
+	}
+	return strings.TrimSpace(r.Header.Get("X-Api-Key"))
 }
 
 func bearer(v string) string {
@@ -77,26 +95,110 @@ func (a *Authenticator) Check(key string) bool {
 	return subtle.ConstantTimeCompare(sum[:], a.masterKey[:]) == 1
 }
 
-// Wrap returns h guarded by the master key: a request without a key, or with
-// a wrong one, gets 401 in the OpenAI error envelope.
+// Wrap returns h guarded by the keys: the master key may call everything;
+// a virtual key only the routes keyRoute allows (inference, the model list
+// and its own /key/info: what it may do within them is their handlers' to
+// check, with KeyOf), the admin API being refused as LiteLLM refuses it. A
+// request without a key, or with a wrong, blocked or expired one, gets
+// LiteLLM's 401.
 func (a *Authenticator) Wrap(h http.Handler) http.Handler {
 	if !a.enabled {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := Key(r)
-		if key == "" {
+		secret := Key(r)
+		if secret == "" {
 			openai.WriteError(w, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication,
 				"Authentication Error, No api key passed in. Send it as 'Authorization: Bearer <key>'."))
 			return
 		}
-		if !a.Check(key) {
-			openai.WriteError(w, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication,
-				"Authentication Error, Invalid proxy server token passed. Check the key and try again."))
+		if a.Check(secret) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if _, e := a.VirtualKey(secret); e != nil {
+			openai.WriteError(w, e)
+			return
+		}
+		if !keyRoute(r) {
+			openai.WriteError(w, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, fmt.Sprintf(
+				"Authentication Error, Only proxy admin can be used to generate, delete, update info for new keys/users/teams. Route=%s. Your role=internal_user.",
+				openai.Clip(r.URL.Path))))
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// VirtualKey returns the virtual key whose secret this is, or the error
+// LiteLLM answers for it: a secret that does not look like a key, an
+// unknown key, a blocked or an expired one. The secret itself never
+// appears in the error, only its last four characters and its hash.
+func (a *Authenticator) VirtualKey(secret string) (*keys.Key, *openai.Error) {
+	if !strings.HasPrefix(secret, keys.Prefix) {
+		return nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication,
+			fmt.Sprintf("LiteLLM Virtual Key expected. Received=%s, expected to start with '%s'.", masked(secret), keys.Prefix))
+	}
+	k, err := a.keys.Load().Check(secret, a.Now())
+	switch err {
+	case nil:
+		return k, nil
+	case keys.ErrBlocked:
+		return nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication,
+			"Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin.")
+	case keys.ErrExpired:
+		e := openai.NewError(http.StatusUnauthorized, "expired_key", fmt.Sprintf(
+			"Authentication Error - Expired Key. Key Expiry time %s and current time %s",
+			k.Expires.UTC().Format(pythonTime), a.Now().UTC().Format(pythonTime)))
+		e.Param = keys.Name(secret)
+		return nil, e
+	}
+	e := openai.NewError(http.StatusUnauthorized, "token_not_found_in_db", fmt.Sprintf(
+		"Authentication Error, Invalid proxy server token passed. Received API Key = %s, Key Hash (Token) =%s. Unable to find token in cache or `LiteLLM_VerificationTokenTable`",
+		keys.Name(secret), keys.TokenHex(keys.Token(secret))))
+	e.Param = "key"
+	return nil, e
+}
+
+// KeyOf returns the virtual key r authenticates with, for the routes Wrap
+// lets virtual keys call: nil for the master key, or when the gateway has
+// none (every request is then the admin's). A key that stopped being
+// usable since Wrap let r through (blocked, expired, deleted) gets its
+// error, never the master key's rights.
+func (a *Authenticator) KeyOf(r *http.Request) (*keys.Key, *openai.Error) {
+	if !a.enabled {
+		return nil, nil
+	}
+	secret := Key(r)
+	if a.Check(secret) {
+		return nil, nil
+	}
+	return a.VirtualKey(secret)
+}
+
+// pythonTime is how LiteLLM's messages print a UTC time (Python's str of
+// an aware datetime).
+const pythonTime = "2006-01-02 15:04:05.999999-07:00"
+
+// masked shows a secret that is not a key as LiteLLM does: its first and
+// last four characters.
+func masked(s string) string {
+	if len(s) <= 8 {
+		return "****"
+	}
+	return s[:4] + "****" + s[len(s)-4:]
+}
+
+// keyRoute reports whether a virtual key may call r's route: the inference
+// endpoints, the model list and its own info.
+func keyRoute(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions", "/v1/embeddings", "/embeddings":
+		return r.Method == http.MethodPost
+	case "/v1/models", "/models", "/key/info":
+		return r.Method == http.MethodGet
+	}
+	return false
 }
 
 // Admin returns h guarded against DNS rebinding, for the admin API and UI.

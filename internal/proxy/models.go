@@ -3,6 +3,8 @@ package proxy
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/maasgate/maasgate/internal/openai"
 )
 
 // modelCreated is the fixed "created" timestamp LiteLLM reports for every
@@ -24,10 +26,17 @@ type modelList struct {
 // models serves GET /v1/models: one entry per model group and visible alias,
 // in OpenAI's list shape.
 func (p *Proxy) models(w http.ResponseWriter, r *http.Request) {
+	k, e := p.keyOf(r)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
 	names := p.router.ModelNames()
-	list := modelList{Data: make([]modelEntry, len(names)), Object: "list"}
-	for i, n := range names {
-		list.Data[i] = modelEntry{ID: n, Object: "model", Created: modelCreated, OwnedBy: "openai"}
+	list := modelList{Data: make([]modelEntry, 0, len(names)), Object: "list"}
+	for _, n := range names {
+		if tg, _ := p.router.Resolve(n); allowed(k, n, tg) { // a virtual key sees what it may call
+			list.Data = append(list.Data, modelEntry{ID: n, Object: "model", Created: modelCreated, OwnedBy: "openai"})
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(list)

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/openai"
 	"github.com/maasgate/maasgate/internal/router"
@@ -58,12 +59,23 @@ type Options struct {
 	Propagator propagation.TextMapPropagator
 	// Now is the clock for durations; nil means time.Now.
 	Now func() time.Time
+	// Keys tells which virtual key a request authenticated with, if any:
+	// the proxy limits such a request to the models the key may call.
+	// nil serves every request as the admin's.
+	Keys Keys
 	// HideUpstreamDetails keeps internal addresses and upstream server
 	// detail out of what clients see: no x-litellm-model-api-base, no
 	// llm_provider-* headers, and errors that name the deployment id
 	// only, without addresses, transport errors or a 5xx's own text.
 	// /health, the logs and the UI keep them for the admin.
 	HideUpstreamDetails bool
+}
+
+// Keys tells the proxy which virtual key a request authenticated with:
+// nil for the master key (or a gateway without one), else the key, or the
+// error to answer when the key may no longer be used.
+type Keys interface {
+	KeyOf(r *http.Request) (*keys.Key, *openai.Error)
 }
 
 // Proxy serves the OpenAI-compatible inference endpoints.
@@ -81,6 +93,7 @@ type Proxy struct {
 	propagator      propagation.TextMapPropagator
 	now             func() time.Time
 	hideUpstream    bool
+	keys            Keys
 
 	// ending is cancelled by EndStreams: every stream still open then
 	// ends with an in-band error event.
@@ -103,6 +116,7 @@ func New(o Options) *Proxy {
 		propagator:      o.Propagator,
 		now:             o.Now,
 		hideUpstream:    o.HideUpstreamDetails,
+		keys:            o.Keys,
 	}
 	p.ending, p.endStream = context.WithCancel(context.Background())
 	if o.MaxBodyBytesInFlight > 0 {
@@ -266,7 +280,16 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 		p.fail(w, &c, e)
 		return
 	}
+	k, e := p.keyOf(r)
+	if e != nil {
+		p.fail(w, &c, e)
+		return
+	}
 	tg, ok := p.router.Resolve(c.req.model)
+	if e := p.access(k, c.req.model, tg, c.req.fbGroups); e != nil {
+		p.fail(w, &c, e)
+		return
+	}
 	if !ok {
 		p.fail(w, &c, unknownModel(c.req.model))
 		return

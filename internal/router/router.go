@@ -208,10 +208,17 @@ type Group struct {
 	Name  string
 	all   []*deployment.Deployment
 	tiers []*tier
+	// accessGroups are the model_info.access_groups of its deployments:
+	// names a virtual key's models may list to reach the group.
+	accessGroups []string
 }
 
 // Deployments returns the group's deployments in tier order.
 func (g *Group) Deployments() []*deployment.Deployment { return g.all }
+
+// AccessGroups returns the access groups (model_info.access_groups) that
+// any of the group's deployments belongs to, sorted.
+func (g *Group) AccessGroups() []string { return g.accessGroups }
 
 func newGroup(name string, ds []*deployment.Deployment) *Group {
 	sorted := slices.Clone(ds)
@@ -219,6 +226,16 @@ func newGroup(name string, ds []*deployment.Deployment) *Group {
 		return cmp.Compare(tierOf(a), tierOf(b))
 	})
 	g := &Group{Name: name, all: sorted}
+	for _, d := range sorted {
+		if list, ok := d.Model.Info.Metadata["access_groups"].([]any); ok {
+			for _, v := range list {
+				if s, ok := v.(string); ok && !slices.Contains(g.accessGroups, s) {
+					g.accessGroups = append(g.accessGroups, s)
+				}
+			}
+		}
+	}
+	slices.Sort(g.accessGroups)
 	for i := 0; i < len(sorted); {
 		j := i
 		for j < len(sorted) && tierOf(sorted[j]) == tierOf(sorted[i]) {

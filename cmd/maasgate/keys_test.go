@@ -1,0 +1,174 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/maasgate/maasgate/internal/mockllm"
+	"github.com/maasgate/maasgate/internal/testutil"
+)
+
+// asKey sends a request with a virtual key and decodes the JSON answer.
+func asKey(t *testing.T, method, url, key, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s %s: %d, not a JSON object: %s", method, url, resp.StatusCode, b)
+	}
+	return resp.StatusCode, out
+}
+
+func errType(out map[string]any) string {
+	e, _ := out["error"].(map[string]any)
+	s, _ := e["type"].(string)
+	return s
+}
+
+// TestVirtualKeys: a key limited to one model, as a tenant uses it and as
+// the admin manages it; every change takes effect at once and survives a
+// restart.
+func TestVirtualKeys(t *testing.T) {
+	for name, dbURL := range databases(t) {
+		t.Run(name, func(t *testing.T) {
+			a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "llama"}})
+			cfg := writeConfig(t, fmt.Sprintf(`model_list:
+  - model_name: qwen3-14b
+    litellm_params: {model: openai/qwen3-14b, api_base: %[1]s/v1}
+  - model_name: llama
+    litellm_params: {model: openai/llama, api_base: %[1]s/v1}
+    model_info: {access_groups: [open-models]}
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+`, a.URL()))
+			env := map[string]string{"LITELLM_MASTER_KEY": testKey}
+			db := dbURL(t)
+			g := startGateway(t, env, "serve", "--config", cfg, "--database-url", db)
+
+			status, gen := adminCall(t, "POST", g.url+"/key/generate",
+				`{"key_alias":"team-a-bot","models":["qwen3-14b"],"rpm_limit":60,"metadata":{"team":"a"},"duration":"30d"}`)
+			secret, _ := gen["key"].(string)
+			if status != 200 || !strings.HasPrefix(secret, "sk-") || len(secret) != 25 ||
+				gen["key_name"] != "sk-..."+secret[len(secret)-4:] || gen["key_alias"] != "team-a-bot" || gen["expires"] == nil ||
+				len(fmt.Sprint(gen["token_id"])) != 64 {
+				t.Fatalf("/key/generate: %d %v", status, gen)
+			}
+
+			// The tenant: its model, and nothing else.
+			if resp, body := call(t, g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); resp.StatusCode != 200 {
+				t.Fatalf("the key's own model: %d %s", resp.StatusCode, body)
+			}
+			status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("llama", 1))
+			if status != 401 || errType(out) != "key_model_access_denied" ||
+				errMessage(out) != "key not allowed to access model. This key can only access models=['qwen3-14b']. Tried to access llama" {
+				t.Errorf("another model: %d %v", status, out)
+			}
+			status, out = asKey(t, "GET", g.url+"/v1/models", secret, "")
+			if data, _ := out["data"].([]any); status != 200 || len(data) != 1 || !strings.Contains(fmt.Sprint(data), "qwen3-14b") {
+				t.Errorf("/v1/models for the key: %d %v", status, out)
+			}
+			for _, admin := range []struct{ method, path string }{{"GET", "/model/info"}, {"POST", "/key/generate"}, {"GET", "/router/settings"}} {
+				if status, out := asKey(t, admin.method, g.url+admin.path, secret, "{}"); status != 401 || !strings.Contains(errMessage(out), "Only proxy admin") {
+					t.Errorf("%s %s with a virtual key: %d %v", admin.method, admin.path, status, out)
+				}
+			}
+			status, out = asKey(t, "GET", g.url+"/key/info", secret, "")
+			if info, _ := out["info"].(map[string]any); status != 200 || info["key_alias"] != "team-a-bot" || strings.Contains(fmt.Sprint(out), secret) {
+				t.Errorf("/key/info of itself: %d %v", status, out)
+			}
+
+			// A second key may not read the first's info; by access group
+			// it may call llama.
+			_, gen2 := adminCall(t, "POST", g.url+"/key/generate", `{"models":["open-models"]}`)
+			second, _ := gen2["key"].(string)
+			if status, out := asKey(t, "GET", g.url+"/key/info?key="+secret, second, ""); status != 403 {
+				t.Errorf("another key's info: %d %v", status, out)
+			}
+			if resp, body := call(t, g.url+"/v1/chat/completions", second, chatBody("llama", 1)); resp.StatusCode != 200 {
+				t.Errorf("a model of the key's access group: %d %s", resp.StatusCode, body)
+			}
+
+			// Block, unblock, widen, delete: each at once.
+			if status, out := adminCall(t, "POST", g.url+"/key/block", fmt.Sprintf(`{"key":%q}`, secret)); status != 200 || out["blocked"] != true {
+				t.Fatalf("/key/block: %d %v", status, out)
+			}
+			if status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); status != 401 ||
+				!strings.Contains(errMessage(out), "Key is blocked") {
+				t.Errorf("a blocked key: %d %v", status, out)
+			}
+			adminCall(t, "POST", g.url+"/key/unblock", fmt.Sprintf(`{"key":%q}`, secret))
+			if status, out := adminCall(t, "POST", g.url+"/key/update", fmt.Sprintf(`{"key":%q,"models":["qwen3-14b","llama"]}`, secret)); status != 200 {
+				t.Fatalf("/key/update: %d %v", status, out)
+			}
+			if resp, body := call(t, g.url+"/v1/chat/completions", secret, chatBody("llama", 1)); resp.StatusCode != 200 {
+				t.Errorf("after unblock and update: %d %s", resp.StatusCode, body)
+			}
+
+			// Bad input: a clear error naming the field, nothing written.
+			for _, bad := range []struct{ body, param string }{
+				{`{"key_alias":"team-a-bot"}`, "key_alias"},
+				{`{"models":["no-such-model"]}`, "models"},
+				{`{"rpm_limit":-1}`, "rpm_limit"},
+				{`{"duration":"30 days"}`, "duration"},
+				{`{"key":"my-own-key-000000"}`, "key"},
+				{`{"tags":["x"]}`, "tags"},
+			} {
+				status, out := adminCall(t, "POST", g.url+"/key/generate", bad.body)
+				e, _ := out["error"].(map[string]any)
+				if status != 400 || e["param"] != bad.param {
+					t.Errorf("/key/generate %s: %d %v, want 400 naming %s", bad.body, status, out, bad.param)
+				}
+			}
+			if status, out := adminCall(t, "POST", g.url+"/key/delete", `{"keys":["sk-not-a-key-at-all-0000"]}`); status != 404 {
+				t.Errorf("deleting a key that does not exist: %d %v", status, out)
+			}
+			status, list := adminCall(t, "GET", g.url+"/key/list?size=1", "")
+			if status != 200 || list["total_count"] != float64(2) || list["total_pages"] != float64(2) {
+				t.Errorf("/key/list: %d %v", status, list)
+			}
+
+			// A restart keeps the keys.
+			g.stop(t)
+			g = startGateway(t, env, "serve", "--config", cfg, "--database-url", db)
+			if resp, body := call(t, g.url+"/v1/chat/completions", secret, chatBody("llama", 1)); resp.StatusCode != 200 {
+				t.Errorf("after a restart: %d %s", resp.StatusCode, body)
+			}
+			if status, out := adminCall(t, "POST", g.url+"/key/delete", fmt.Sprintf(`{"key_aliases":["team-a-bot"],"keys":[%q]}`, second)); status != 200 {
+				t.Fatalf("/key/delete: %d %v", status, out)
+			}
+			if status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); status != 401 || errType(out) != "token_not_found_in_db" {
+				t.Errorf("a deleted key: %d %v", status, out)
+			}
+			if out := g.stderr.String(); strings.Contains(out, secret) || strings.Contains(out, second) {
+				t.Error("a key's secret reached the log")
+			}
+		})
+	}
+}
+
+// TestExpiredKey: a key past its duration is refused with LiteLLM's error.
+func TestExpiredKey(t *testing.T) {
+	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b"}})
+	g := startGateway(t, map[string]string{"LITELLM_MASTER_KEY": testKey}, "serve", "--config", writeConfig(t, oneGroupConfig(a, "")))
+	_, gen := adminCall(t, "POST", g.url+"/key/generate", `{"duration":"1s"}`)
+	secret, _ := gen["key"].(string)
+	testutil.Eventually(t, "the key to expire", func() bool {
+		status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1))
+		return status == 401 && errType(out) == "expired_key" && strings.Contains(errMessage(out), "Expired Key")
+	})
+}

@@ -1,0 +1,643 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/maasgate/maasgate/internal/keys"
+	"github.com/maasgate/maasgate/internal/openai"
+	"github.com/maasgate/maasgate/internal/store"
+)
+
+// KeyStore is the persistence of virtual keys the admin API needs.
+type KeyStore interface {
+	Keys(ctx context.Context) ([]*keys.Key, error)
+	KeysPage(ctx context.Context, offset, limit int) ([]*keys.Key, int, error)
+	Key(ctx context.Context, token [32]byte) (*keys.Key, error)
+	CreateKey(ctx context.Context, k keys.Key) (*keys.Key, error)
+	UpdateKey(ctx context.Context, k keys.Key) (*keys.Key, error)
+	RegenerateKey(ctx context.Context, token, newToken [32]byte, keyName string) (*keys.Key, error)
+	DeleteKeys(ctx context.Context, tokens [][32]byte) ([][32]byte, error)
+}
+
+// KeyHolder serves the keys to the request path (the authenticator).
+type KeyHolder interface {
+	SetKeys(s *keys.Set)
+	// KeyOf returns the virtual key a request authenticates with; nil for
+	// the master key.
+	KeyOf(r *http.Request) (*keys.Key, *openai.Error)
+}
+
+// registerKeys adds LiteLLM's /key/* endpoints (docs/litellm-keys.md).
+func (a *API) registerKeys(mux *http.ServeMux, read, write func(http.HandlerFunc) http.Handler) {
+	if a.o.Keys == nil || a.o.KeyHolder == nil {
+		return
+	}
+	mux.Handle("POST /key/generate", write(a.generateKey))
+	mux.Handle("POST /key/update", write(a.updateKey))
+	mux.Handle("POST /key/delete", write(a.deleteKeys))
+	mux.Handle("POST /key/block", write(func(w http.ResponseWriter, r *http.Request) { a.blockKey(w, r, true) }))
+	mux.Handle("POST /key/unblock", write(func(w http.ResponseWriter, r *http.Request) { a.blockKey(w, r, false) }))
+	mux.Handle("POST /key/regenerate", write(a.regenerateKey))
+	mux.Handle("POST /key/{key}/regenerate", write(a.regenerateKey))
+	mux.Handle("GET /key/info", read(a.keyInfo))
+	mux.Handle("GET /key/list", read(a.listKeys))
+}
+
+// ReloadKeys reads the keys from the store and serves them.
+func (a *API) ReloadKeys(ctx context.Context) error {
+	if a.o.Keys == nil || a.o.KeyHolder == nil {
+		return nil
+	}
+	ks, err := a.o.Keys.Keys(ctx)
+	if err != nil {
+		return fmt.Errorf("read stored keys: %w", err)
+	}
+	a.o.KeyHolder.SetKeys(keys.NewSet(ks))
+	return nil
+}
+
+// keyFields decodes the fields of /key/generate and /key/update into k,
+// each as LiteLLM names it; a field sent as null clears it. It returns the
+// duration to set the expiry from, if given ("" when absent; "-1" for
+// never). Every problem names its field.
+func (a *API) keyFields(raw map[string]json.RawMessage, k *keys.Key) (duration *string, e *openai.Error) {
+	now := a.o.Now().UTC()
+	for _, name := range slices.Sorted(mapsKeys(raw)) {
+		v := raw[name]
+		null := string(v) == "null"
+		var err error
+		switch name {
+		case "key_alias":
+			k.Alias, err = optString(v)
+		case "user_id":
+			k.UserID, err = optString(v)
+		case "team_id":
+			k.TeamID, err = optString(v)
+		case "models":
+			k.Models = nil
+			if !null {
+				err = json.Unmarshal(v, &k.Models)
+				if err == nil {
+					err = a.knownModels(k.Models)
+				}
+			}
+		case "metadata":
+			k.Metadata = nil
+			if !null {
+				err = json.Unmarshal(v, &k.Metadata)
+			}
+		case "blocked":
+			k.Blocked = false
+			if !null {
+				err = json.Unmarshal(v, &k.Blocked)
+			}
+		case "max_budget":
+			k.MaxBudget, err = optNumber(v)
+		case "spend":
+			var s *float64
+			if s, err = optNumber(v); s != nil {
+				k.Spend = *s
+			}
+		case "tpm_limit":
+			k.TPMLimit, err = optCount(v)
+		case "rpm_limit":
+			k.RPMLimit, err = optCount(v)
+		case "max_parallel_requests":
+			k.MaxParallelRequests, err = optCount(v)
+		case "model_rpm_limit":
+			k.ModelRPMLimit, err = a.modelCounts(v)
+		case "model_tpm_limit":
+			k.ModelTPMLimit, err = a.modelCounts(v)
+		case "budget_duration":
+			var s string
+			if s, err = optString(v); err == nil {
+				k.BudgetDuration, k.BudgetResetAt = "", time.Time{}
+				if s != "" {
+					var d keys.Duration
+					if d, err = keys.ParseDuration(s); err == nil {
+						k.BudgetDuration, k.BudgetResetAt = d.String(), d.After(now)
+					}
+				}
+			}
+		case "duration":
+			var s string
+			if s, err = optString(v); err == nil {
+				if s != "" && s != "-1" {
+					_, err = keys.ParseDuration(s)
+				}
+				duration = &s
+			}
+		case "key", "key_aliases", "keys", "new_key":
+			// handled by the caller
+		default:
+			// LiteLLM's many other fields (aliases, config, permissions,
+			// tags, guardrails...) are not implemented: say so rather
+			// than accept and ignore them.
+			return nil, badRequest(name, "%s: not supported by maasgate's virtual keys", openai.Clip(name))
+		}
+		if err != nil {
+			return nil, badRequest(name, "%s: %v", name, err)
+		}
+	}
+	return duration, nil
+}
+
+// applyDuration sets k's expiry from a duration field: "" or "-1" is never.
+func applyDuration(k *keys.Key, duration *string, now time.Time) {
+	if duration == nil {
+		return
+	}
+	k.Expires = time.Time{}
+	if d, err := keys.ParseDuration(*duration); err == nil {
+		k.Expires = d.After(now)
+	}
+}
+
+// knownModels checks that every entry of a key's models names a model
+// group, an alias or an access group the gateway serves.
+func (a *API) knownModels(models []string) error {
+	known := map[string]bool{}
+	for _, n := range a.o.Router.ModelNames() {
+		known[n] = true
+	}
+	for _, d := range a.o.Router.Deployments() {
+		if tg, ok := a.o.Router.Resolve(d.Group); ok {
+			for _, ag := range tg.Group.AccessGroups() {
+				known[ag] = true
+			}
+		}
+	}
+	for i, m := range models {
+		if !known[m] {
+			return fmt.Errorf("entry %d, %q, is not a model group, alias or access group served here (GET /v1/models lists them)", i, openai.Clip(m))
+		}
+	}
+	return nil
+}
+
+// modelCounts decodes a {model: count} limit.
+func (a *API) modelCounts(v json.RawMessage) (map[string]int64, error) {
+	if string(v) == "null" {
+		return nil, nil
+	}
+	var m map[string]json.Number
+	if err := json.Unmarshal(v, &m); err != nil {
+		return nil, errors.New("must be an object of model names to counts")
+	}
+	out := make(map[string]int64, len(m))
+	for name, n := range m {
+		c, err := strconv.ParseInt(string(n), 10, 64)
+		if err != nil || c < 0 {
+			return nil, fmt.Errorf("%q: must be a non-negative integer, got %s", openai.Clip(name), openai.Clip(string(n)))
+		}
+		if err := a.knownModels([]string{name}); err != nil {
+			return nil, err
+		}
+		out[name] = c
+	}
+	return out, nil
+}
+
+func optString(v json.RawMessage) (string, error) {
+	var s *string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", errors.New("must be a string")
+	}
+	if s == nil {
+		return "", nil
+	}
+	return *s, nil
+}
+
+func optNumber(v json.RawMessage) (*float64, error) {
+	var f *float64
+	if err := json.Unmarshal(v, &f); err != nil || f != nil && (*f < 0 || math.IsInf(*f, 0)) {
+		return nil, fmt.Errorf("must be a non-negative number, got %s", openai.Clip(string(v)))
+	}
+	return f, nil
+}
+
+func optCount(v json.RawMessage) (*int64, error) {
+	var n *int64
+	if err := json.Unmarshal(v, &n); err != nil || n != nil && *n < 0 {
+		return nil, fmt.Errorf("must be a non-negative integer, got %s", openai.Clip(string(v)))
+	}
+	return n, nil
+}
+
+func mapsKeys(m map[string]json.RawMessage) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// decodeObject reads a JSON object body into its raw fields.
+func (a *API) decodeObject(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, *openai.Error) {
+	var raw map[string]json.RawMessage
+	if e := a.decode(w, r, &raw); e != nil {
+		return nil, e
+	}
+	if raw == nil {
+		raw = map[string]json.RawMessage{}
+	}
+	return raw, nil
+}
+
+func (a *API) generateKey(w http.ResponseWriter, r *http.Request) {
+	raw, e := a.decodeObject(w, r)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	now := a.o.Now().UTC()
+	secret := keys.Generate()
+	if v, ok := raw["key"]; ok && string(v) != "null" {
+		s, err := optString(v)
+		if err == nil {
+			err = keys.CheckCustom(s)
+		}
+		if err != nil {
+			openai.WriteError(w, badRequest("key", "key: %v", err))
+			return
+		}
+		secret = s
+	}
+	k := keys.Key{Token: keys.Token(secret), KeyName: keys.Name(secret), CreatedAt: now, UpdatedAt: now}
+	duration, e := a.keyFields(raw, &k)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	applyDuration(&k, duration, now)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	stored, err := a.o.Keys.CreateKey(r.Context(), k)
+	if err != nil {
+		openai.WriteError(w, a.keyWriteError(r.Context(), err, k))
+		return
+	}
+	a.keysChanged(r.Context())
+	out := keyJSON(stored)
+	out["key"], out["token_id"] = secret, keys.TokenHex(stored.Token)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// keyWriteError maps a store error of a key write to the client's error.
+func (a *API) keyWriteError(ctx context.Context, err error, k keys.Key) *openai.Error {
+	switch {
+	case errors.Is(err, store.ErrAliasTaken):
+		return badRequest("key_alias", "Key with alias '%s' already exists. Unique key aliases across all keys are required.", openai.Clip(k.Alias))
+	case errors.Is(err, store.ErrKeyExists):
+		return badRequest("key", "key: a key with this secret already exists; choose another")
+	case errors.Is(err, store.ErrNotFound):
+		return openai.NewError(http.StatusNotFound, openai.TypeNotFound, "Key not found")
+	}
+	return a.storeError(ctx, "store the key", err)
+}
+
+// keysChanged serves the store's keys after a write; a failure is logged
+// and the periodic reload catches up.
+func (a *API) keysChanged(ctx context.Context) {
+	if err := a.ReloadKeys(ctx); err != nil {
+		a.o.Logger.Error("keys changed but could not be reloaded", "error", err)
+	}
+}
+
+// tokenOf reads a key given as its secret ("sk-...") or its token (hex).
+func tokenOf(s string) ([32]byte, error) {
+	if strings.HasPrefix(s, keys.Prefix) {
+		return keys.Token(s), nil
+	}
+	return keys.ParseToken(s)
+}
+
+// keyParam reads the "key" field of a body.
+func keyParam(raw map[string]json.RawMessage) ([32]byte, *openai.Error) {
+	s, err := optString(raw["key"])
+	if err != nil || s == "" {
+		return [32]byte{}, badRequest("key", "key: required: the key (sk-...) or its token")
+	}
+	t, err := tokenOf(s)
+	if err != nil {
+		return t, badRequest("key", "key: %v", err)
+	}
+	return t, nil
+}
+
+func (a *API) updateKey(w http.ResponseWriter, r *http.Request) {
+	raw, e := a.decodeObject(w, r)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	token, e := keyParam(raw)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	if _, ok := raw["spend"]; ok {
+		// The store never overwrites spend from a copy that may be stale
+		// (spend is added as requests finish).
+		openai.WriteError(w, badRequest("spend", "spend: cannot be set by /key/update; it is counted from the key's requests"))
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k, err := a.o.Keys.Key(r.Context(), token)
+	if err != nil {
+		openai.WriteError(w, a.keyWriteError(r.Context(), err, keys.Key{}))
+		return
+	}
+	next := *k
+	duration, e := a.keyFields(raw, &next)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	now := a.o.Now().UTC()
+	applyDuration(&next, duration, now)
+	next.UpdatedAt = now
+	stored, err := a.o.Keys.UpdateKey(r.Context(), next)
+	if err != nil {
+		openai.WriteError(w, a.keyWriteError(r.Context(), err, next))
+		return
+	}
+	a.keysChanged(r.Context())
+	out := keyJSON(stored)
+	out["key"] = stringField(raw["key"])
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) blockKey(w http.ResponseWriter, r *http.Request, blocked bool) {
+	raw, e := a.decodeObject(w, r)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	token, e := keyParam(raw)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k, err := a.o.Keys.Key(r.Context(), token)
+	if err != nil {
+		openai.WriteError(w, a.keyWriteError(r.Context(), err, keys.Key{}))
+		return
+	}
+	next := *k
+	next.Blocked, next.UpdatedAt = blocked, a.o.Now().UTC()
+	stored, err := a.o.Keys.UpdateKey(r.Context(), next)
+	if err != nil {
+		openai.WriteError(w, a.keyWriteError(r.Context(), err, next))
+		return
+	}
+	a.keysChanged(r.Context())
+	writeJSON(w, http.StatusOK, keyRow(stored))
+}
+
+func (a *API) regenerateKey(w http.ResponseWriter, r *http.Request) {
+	raw, e := a.decodeObject(w, r)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	if p := r.PathValue("key"); p != "" && raw["key"] == nil {
+		raw["key"], _ = json.Marshal(p)
+	}
+	token, e := keyParam(raw)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	secret := keys.Generate()
+	if v, ok := raw["new_key"]; ok && string(v) != "null" {
+		s, err := optString(v)
+		if err == nil {
+			err = keys.CheckCustom(s)
+		}
+		if err != nil {
+			openai.WriteError(w, badRequest("new_key", "new_key: %v", err))
+			return
+		}
+		secret = s
+	}
+	delete(raw, "new_key")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k, err := a.o.Keys.RegenerateKey(r.Context(), token, keys.Token(secret), keys.Name(secret))
+	if err != nil {
+		openai.WriteError(w, a.keyWriteError(r.Context(), err, keys.Key{}))
+		return
+	}
+	a.keysChanged(r.Context())
+	out := keyJSON(k)
+	out["key"], out["token_id"] = secret, keys.TokenHex(k.Token)
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) deleteKeys(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Keys       []string `json:"keys"`
+		KeyAliases []string `json:"key_aliases"`
+	}
+	if e := a.decode(w, r, &req); e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	if len(req.Keys) == 0 && len(req.KeyAliases) == 0 {
+		openai.WriteError(w, badRequest("keys", "At least one of 'keys' or 'key_aliases' must be provided."))
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	tokens := make([][32]byte, 0, len(req.Keys)+len(req.KeyAliases))
+	for i, s := range req.Keys {
+		t, err := tokenOf(s)
+		if err != nil {
+			openai.WriteError(w, badRequest("keys", "keys[%d]: %v", i, err))
+			return
+		}
+		tokens = append(tokens, t)
+	}
+	if len(req.KeyAliases) > 0 {
+		all, err := a.o.Keys.Keys(r.Context())
+		if err != nil {
+			openai.WriteError(w, a.storeError(r.Context(), "read the keys", err))
+			return
+		}
+		for i, alias := range req.KeyAliases {
+			j := slices.IndexFunc(all, func(k *keys.Key) bool { return k.Alias == alias })
+			if j < 0 {
+				openai.WriteError(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound,
+					fmt.Sprintf("key_aliases[%d]: no key has the alias %q; nothing was deleted", i, openai.Clip(alias))))
+				return
+			}
+			tokens = append(tokens, all[j].Token)
+		}
+	}
+	missing, err := a.o.Keys.DeleteKeys(r.Context(), tokens)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		openai.WriteError(w, a.storeError(r.Context(), "delete the keys", err))
+		return
+	}
+	if len(missing) > 0 {
+		names := make([]string, len(missing))
+		for i, t := range missing {
+			names[i] = keys.TokenHex(t)[:12] + "..."
+		}
+		openai.WriteError(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound,
+			fmt.Sprintf("No key with token %s; nothing was deleted.", openai.Clip(strings.Join(names, ", ")))))
+		return
+	}
+	a.keysChanged(r.Context())
+	deleted := append(req.Keys, req.KeyAliases...)
+	writeJSON(w, http.StatusOK, map[string]any{"deleted_keys": deleted})
+}
+
+// keyInfo serves GET /key/info?key=: the admin asks about any key; a
+// virtual key about itself only (and without the parameter, it is asked
+// about).
+func (a *API) keyInfo(w http.ResponseWriter, r *http.Request) {
+	caller, e := a.o.KeyHolder.KeyOf(r)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	q := r.URL.Query().Get("key")
+	var token [32]byte
+	switch {
+	case q != "":
+		t, err := tokenOf(q)
+		if err != nil {
+			openai.WriteError(w, badRequest("key", "key: %v", err))
+			return
+		}
+		token = t
+	case caller != nil:
+		token = caller.Token
+	default:
+		openai.WriteError(w, badRequest("key", "key: required: the key (sk-...) or its token"))
+		return
+	}
+	if caller != nil && caller.Token != token {
+		openai.WriteError(w, openai.NewError(http.StatusForbidden, openai.TypePermission,
+			"You are not allowed to access this key's info. Your role=internal_user"))
+		return
+	}
+	k, err := a.o.Keys.Key(r.Context(), token)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			e := openai.NewError(http.StatusNotFound, openai.TypeNotFound, "Key not found in database")
+			e.Param = "key"
+			openai.WriteError(w, e)
+			return
+		}
+		openai.WriteError(w, a.storeError(r.Context(), "read the keys", err))
+		return
+	}
+	if q == "" {
+		q = keys.TokenHex(token)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"key": q, "info": keyJSON(k)})
+}
+
+func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
+	query := r.URL.Query()
+	page, size := 1, 10
+	for name, dst := range map[string]*int{"page": &page, "size": &size} {
+		if s := query.Get(name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || name == "size" && n > 100 {
+				openai.WriteError(w, badRequest(name, "%s: must be a whole number from 1%s, got %q", name,
+					map[bool]string{true: " to 100", false: ""}[name == "size"], openai.Clip(s)))
+				return
+			}
+			*dst = n
+		}
+	}
+	full := query.Get("return_full_object") == "true"
+	ks, total, err := a.o.Keys.KeysPage(r.Context(), (page-1)*size, size)
+	if err != nil {
+		openai.WriteError(w, a.storeError(r.Context(), "read the keys", err))
+		return
+	}
+	list := make([]any, len(ks))
+	for i, k := range ks {
+		if full {
+			list[i] = keyRow(k)
+		} else {
+			list[i] = keys.TokenHex(k.Token)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"keys": list, "total_count": total, "current_page": page, "total_pages": (total + size - 1) / size,
+	})
+}
+
+// keyJSON renders a key as LiteLLM's responses show it: every field, none
+// of them the secret.
+func keyJSON(k *keys.Key) map[string]any {
+	orEmpty := func(m map[string]int64) map[string]int64 {
+		if m == nil {
+			return map[string]int64{}
+		}
+		return m
+	}
+	models := k.Models
+	if models == nil {
+		models = []string{}
+	}
+	metadata := k.Metadata
+	if metadata == nil {
+		metadata = map[string]any{}
+	}
+	return map[string]any{
+		"key_name": k.KeyName, "key_alias": nullString(k.Alias), "user_id": nullString(k.UserID), "team_id": nullString(k.TeamID),
+		"models": models, "metadata": metadata, "blocked": k.Blocked, "expires": nullTime(k.Expires),
+		"spend": k.Spend, "max_budget": k.MaxBudget, "budget_duration": nullString(k.BudgetDuration),
+		"budget_reset_at": nullTime(k.BudgetResetAt), "tpm_limit": k.TPMLimit, "rpm_limit": k.RPMLimit,
+		"max_parallel_requests": k.MaxParallelRequests, "model_rpm_limit": orEmpty(k.ModelRPMLimit),
+		"model_tpm_limit": orEmpty(k.ModelTPMLimit), "created_at": nullTime(k.CreatedAt), "updated_at": nullTime(k.UpdatedAt),
+	}
+}
+
+// keyRow is keyJSON with the token, as LiteLLM returns a stored row.
+func keyRow(k *keys.Key) map[string]any {
+	m := keyJSON(k)
+	m["token"] = keys.TokenHex(k.Token)
+	return m
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func stringField(v json.RawMessage) string {
+	s, _ := optString(v)
+	return s
+}
