@@ -73,6 +73,11 @@ func (a *API) keyFields(raw map[string]json.RawMessage, k *keys.Key) (duration *
 	now := a.o.Now().UTC()
 	for _, name := range slices.Sorted(mapsKeys(raw)) {
 		v := raw[name]
+		if notEnforcedYet[name] && string(v) != "null" {
+			// Accepting a limit that nothing enforces would let an operator
+			// believe a tenant is bounded when it is not.
+			return nil, badRequest(name, "%s: limits and budgets of virtual keys are not enforced by this version of maasgate yet, so the field is refused rather than ignored", name)
+		}
 		null := string(v) == "null"
 		var err error
 		switch name {
@@ -149,6 +154,14 @@ func (a *API) keyFields(raw map[string]json.RawMessage, k *keys.Key) (duration *
 		}
 	}
 	return duration, nil
+}
+
+// notEnforcedYet are LiteLLM's key fields that are decoded and stored but
+// not yet enforced on requests (issue 14: limits across replicas, budgets
+// and spend); until they are, a request setting one is refused.
+var notEnforcedYet = map[string]bool{
+	"max_budget": true, "budget_duration": true, "tpm_limit": true, "rpm_limit": true,
+	"max_parallel_requests": true, "model_rpm_limit": true, "model_tpm_limit": true,
 }
 
 // applyDuration sets k's expiry from a duration field: "" or "-1" is never.
