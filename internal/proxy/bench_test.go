@@ -15,8 +15,10 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/maasgate/maasgate/internal/auth"
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/router"
 )
@@ -196,17 +198,31 @@ func BenchmarkServe(b *testing.B) {
 	canned := cannedTransport{header: upstreamHeader("application/json")}
 	tp := sdktrace.NewTracerProvider() // spans recorded, exported nowhere
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	// 10,000 virtual keys, one of them the benchmark's.
+	const virtualKey = "sk-bench-virtual-key-0001"
+	ks := make([]*keys.Key, 10_000)
+	for i := range ks {
+		ks[i] = &keys.Key{Token: keys.Token(fmt.Sprintf("sk-bench-key-%08d", i)), Models: []string{"qwen3-14b"}}
+	}
+	ks[0].Token = keys.Token(virtualKey)
+	authn := auth.New("sk-bench-master-key")
+	authn.SetKeys(keys.NewSet(ks))
 	for _, tc := range []struct {
 		name      string
 		transport http.RoundTripper
 		metrics   bool
 		tracer    trace.Tracer
+		key       string // sent as the Bearer key, through the authenticator; "" for none
 	}{
-		{"loopback", loopback, false, nil},
-		{"in-process", canned, false, nil},
+		{"loopback", loopback, false, nil, ""},
+		{"in-process", canned, false, nil, ""},
+		// Authentication: the master key, and a virtual key limited to the
+		// model, checked in memory among 10,000.
+		{"in-process+master-key", canned, false, nil, "sk-bench-master-key"},
+		{"in-process+virtual-key", canned, false, nil, virtualKey},
 		// What the gateway binary runs: metrics always, tracing when set.
-		{"in-process+metrics", canned, true, nil},
-		{"in-process+metrics+tracing", canned, true, tp.Tracer("bench")},
+		{"in-process+metrics", canned, true, nil, ""},
+		{"in-process+metrics+tracing", canned, true, tp.Tracer("bench"), ""},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			rt := router.New([]config.Model{
@@ -216,20 +232,29 @@ func BenchmarkServe(b *testing.B) {
 			if tc.metrics {
 				m = metrics.New(metrics.Options{Registry: prometheus.NewRegistry(), Deployments: rt.Deployments})
 			}
-			p := New(Options{Router: rt, Transport: tc.transport, Version: "bench", Metrics: m, Tracer: tc.tracer})
+			o := Options{Router: rt, Transport: tc.transport, Version: "bench", Metrics: m, Tracer: tc.tracer}
+			var h http.Handler
 			mux := http.NewServeMux()
-			p.Register(mux)
+			h = mux
+			if tc.key != "" {
+				o.Keys = authn
+				h = authn.Wrap(mux)
+			}
+			New(o).Register(mux)
 			raw := []byte(reqBody)
 			body := &reusableBody{}
 			r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", body)
 			r.Header.Set("Content-Type", "application/json")
+			if tc.key != "" {
+				r.Header.Set("Authorization", "Bearer "+tc.key)
+			}
 			r.ContentLength = int64(len(reqBody))
 			w := newDiscardWriter()
 			b.ReportAllocs()
 			for b.Loop() {
 				w.reset()
 				body.Reset(raw)
-				mux.ServeHTTP(w, r)
+				h.ServeHTTP(w, r)
 				if w.status != http.StatusOK {
 					b.Fatalf("status %d, headers %v", w.status, w.h)
 				}
