@@ -31,9 +31,9 @@ type KeyStore interface {
 // KeyHolder serves the keys to the request path (the authenticator).
 type KeyHolder interface {
 	SetKeys(s *keys.Set)
-	// KeyOf returns the virtual key a request authenticates with; nil for
-	// the master key.
-	KeyOf(r *http.Request) (*keys.Key, *openai.Error)
+	// KeyOf returns the virtual key a request authenticates with, and its
+	// team; nil for the master key.
+	KeyOf(r *http.Request) (*keys.Key, *keys.Team, *openai.Error)
 }
 
 // registerKeys adds LiteLLM's /key/* endpoints (docs/litellm-keys.md).
@@ -526,7 +526,7 @@ func (a *API) deleteKeys(w http.ResponseWriter, r *http.Request) {
 // virtual key about itself only (and without the parameter, it is asked
 // about).
 func (a *API) keyInfo(w http.ResponseWriter, r *http.Request) {
-	caller, e := a.o.KeyHolder.KeyOf(r)
+	caller, _, e := a.o.KeyHolder.KeyOf(r)
 	if e != nil {
 		openai.WriteError(w, e)
 		return

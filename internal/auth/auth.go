@@ -116,7 +116,7 @@ func (a *Authenticator) Wrap(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		if _, e := a.VirtualKey(secret); e != nil {
+		if _, _, e := a.VirtualKey(secret); e != nil {
 			openai.WriteError(w, e)
 			return
 		}
@@ -130,48 +130,52 @@ func (a *Authenticator) Wrap(h http.Handler) http.Handler {
 	})
 }
 
-// VirtualKey returns the virtual key whose secret this is, or the error
-// LiteLLM answers for it: a secret that does not look like a key, an
-// unknown key, a blocked or an expired one. The secret itself never
-// appears in the error, only its last four characters and its hash.
-func (a *Authenticator) VirtualKey(secret string) (*keys.Key, *openai.Error) {
+// VirtualKey returns the virtual key whose secret this is, and its team
+// (nil for none), or the error LiteLLM answers for it: a secret that does
+// not look like a key, an unknown key, a blocked or an expired one, a key
+// of a blocked team. The secret itself never appears in the error, only
+// its last four characters and its hash.
+func (a *Authenticator) VirtualKey(secret string) (*keys.Key, *keys.Team, *openai.Error) {
 	if !strings.HasPrefix(secret, keys.Prefix) {
-		return nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication,
+		return nil, nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication,
 			fmt.Sprintf("LiteLLM Virtual Key expected. Received=%s, expected to start with '%s'.", masked(secret), keys.Prefix))
 	}
-	k, err := a.keys.Load().Check(secret, a.Now())
+	k, t, err := a.keys.Load().Check(secret, a.Now())
 	switch err {
 	case nil:
-		return k, nil
+		return k, t, nil
 	case keys.ErrBlocked:
-		return nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication,
+		return nil, nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication,
 			"Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin.")
+	case keys.ErrTeamBlocked:
+		return nil, nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, fmt.Sprintf(
+			"Authentication Error, Team=%s is blocked. Update via `/team/unblock` if you're an admin.", t.ID))
 	case keys.ErrExpired:
 		e := openai.NewError(http.StatusUnauthorized, "expired_key", fmt.Sprintf(
 			"Authentication Error - Expired Key. Key Expiry time %s and current time %s",
 			k.Expires.UTC().Format(pythonTime), a.Now().UTC().Format(pythonTime)))
 		e.Param = keys.Name(secret)
-		return nil, e
+		return nil, nil, e
 	}
 	e := openai.NewError(http.StatusUnauthorized, "token_not_found_in_db", fmt.Sprintf(
 		"Authentication Error, Invalid proxy server token passed. Received API Key = %s, Key Hash (Token) =%s. Unable to find token in cache or `LiteLLM_VerificationTokenTable`",
 		keys.Name(secret), keys.TokenHex(keys.Token(secret))))
 	e.Param = "key"
-	return nil, e
+	return nil, nil, e
 }
 
-// KeyOf returns the virtual key r authenticates with, for the routes Wrap
+// KeyOf returns the virtual key r authenticates with and its team, for the routes Wrap
 // lets virtual keys call: nil for the master key, or when the gateway has
 // none (every request is then the admin's). A key that stopped being
 // usable since Wrap let r through (blocked, expired, deleted) gets its
 // error, never the master key's rights.
-func (a *Authenticator) KeyOf(r *http.Request) (*keys.Key, *openai.Error) {
+func (a *Authenticator) KeyOf(r *http.Request) (*keys.Key, *keys.Team, *openai.Error) {
 	if !a.enabled {
-		return nil, nil
+		return nil, nil, nil
 	}
 	secret := Key(r)
 	if a.Check(secret) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	return a.VirtualKey(secret)
 }

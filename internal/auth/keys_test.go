@@ -25,7 +25,7 @@ func TestVirtualKeys(t *testing.T) {
 		{Token: keys.Token(expired), Expires: now.Add(-time.Second)},
 	}))
 	h := a.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, e := a.KeyOf(r); e != nil {
+		if _, _, e := a.KeyOf(r); e != nil {
 			t.Errorf("KeyOf in the handler: %v", e)
 		}
 	}))

@@ -46,36 +46,73 @@ func (k *Key) Allows(name string) bool {
 	return len(k.Models) == 0 || slices.Contains(k.Models, name)
 }
 
-// Set is an immutable snapshot of the keys, looked up by secret on every
-// request without a lock, an allocation or I/O.
+// Set is an immutable snapshot of the keys and teams, looked up by secret
+// on every request without a lock, an allocation or I/O.
 type Set struct {
 	byToken map[[32]byte]*Key
+	teams   map[string]*Team
 }
 
-// NewSet returns a snapshot of keys.
-func NewSet(keys []*Key) *Set {
-	s := &Set{byToken: make(map[[32]byte]*Key, len(keys))}
+// NewSet returns a snapshot of keys and teams.
+func NewSet(keys []*Key, teams ...*Team) *Set {
+	s := &Set{byToken: make(map[[32]byte]*Key, len(keys)), teams: make(map[string]*Team, len(teams))}
 	for _, k := range keys {
 		s.byToken[k.Token] = k
+	}
+	for _, t := range teams {
+		s.teams[t.ID] = t
 	}
 	return s
 }
 
+// Team returns the team with the id, or nil.
+func (s *Set) Team(id string) *Team { return s.teams[id] }
+
 // Len returns the number of keys.
 func (s *Set) Len() int { return len(s.byToken) }
 
-// Check returns the key whose secret this is, if it may be used at now:
-// ErrUnknown for no such key, ErrBlocked or ErrExpired (with the key) for
-// one that may not.
-func (s *Set) Check(secret string, now time.Time) (*Key, error) {
+// Check returns the key whose secret this is and its team (nil for none),
+// if it may be used at now: ErrUnknown for no such key; ErrBlocked,
+// ErrExpired or ErrTeamBlocked (with the key and team) for one that may
+// not.
+func (s *Set) Check(secret string, now time.Time) (*Key, *Team, error) {
 	k, ok := s.byToken[Token(secret)]
-	switch {
-	case !ok:
-		return nil, ErrUnknown
-	case k.Blocked:
-		return k, ErrBlocked
-	case !k.Expires.IsZero() && !now.Before(k.Expires):
-		return k, ErrExpired
+	if !ok {
+		return nil, nil, ErrUnknown
 	}
-	return k, nil
+	t := s.teams[k.TeamID]
+	switch {
+	case k.Blocked:
+		return k, t, ErrBlocked
+	case !k.Expires.IsZero() && !now.Before(k.Expires):
+		return k, t, ErrExpired
+	case t != nil && t.Blocked:
+		return k, t, ErrTeamBlocked
+	}
+	return k, t, nil
+}
+
+// MayCall reports whether key k, of team t (nil for none), may call a model
+// known by any of names (the name asked for, its group, its access
+// groups), and if not, whether the team refused it. The key and the team
+// must both allow it, as in LiteLLM; a key listing AllTeamModels leaves it
+// to its team.
+func MayCall(k *Key, t *Team, names ...string) (ok, byTeam bool) {
+	if len(k.Models) > 0 && !slices.Contains(k.Models, AllTeamModels) && !anyIn(k.Models, names) {
+		return false, false
+	}
+	if t != nil && len(t.Models) > 0 && !anyIn(t.Models, names) {
+		return false, true
+	}
+	return true, false
+}
+
+// anyIn reports whether one of names is in list.
+func anyIn(list, names []string) bool {
+	for _, n := range names {
+		if slices.Contains(list, n) {
+			return true
+		}
+	}
+	return false
 }

@@ -131,11 +131,11 @@ func TestSetCheck(t *testing.T) {
 		{"", ErrUnknown},
 	}
 	for _, tt := range tests {
-		if k, err := s.Check(tt.secret, now); !errors.Is(err, tt.want) || (err != ErrUnknown) != (k != nil) {
+		if k, _, err := s.Check(tt.secret, now); !errors.Is(err, tt.want) || (err != ErrUnknown) != (k != nil) {
 			t.Errorf("Check(%q) = %v, %v; want %v", tt.secret, k, err, tt.want)
 		}
 	}
-	k, _ := s.Check(ok, now)
+	k, _, _ := s.Check(ok, now)
 	for name, want := range map[string]bool{"qwen3-14b": true, "team-a-models": true, "llama": false} {
 		if k.Allows(name) != want {
 			t.Errorf("Allows(%q) = %v", name, !want)
@@ -151,7 +151,7 @@ func TestCheckAllocatesNothing(t *testing.T) {
 	secret := Generate()
 	s := NewSet([]*Key{{Token: Token(secret)}})
 	now := time.Now()
-	if n := testing.AllocsPerRun(1000, func() { _, _ = s.Check(secret, now) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { _, _, _ = s.Check(secret, now) }); n != 0 {
 		t.Errorf("Check allocates %v times", n)
 	}
 }
@@ -187,8 +187,47 @@ func BenchmarkCheck(b *testing.B) {
 	secret, now := "sk-key-000000004711", time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Check(secret, now); err != nil {
+		if _, _, err := s.Check(secret, now); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestTeams: a key of a team may call what both allow; a blocked team
+// stops its keys.
+func TestTeams(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	team := &Team{ID: "t1", Models: []string{"qwen3-14b", "llama"}}
+	blockedTeam := &Team{ID: "t2", Blocked: true}
+	s := NewSet([]*Key{
+		{Token: Token("sk-of-team-000000000"), TeamID: "t1"},
+		{Token: Token("sk-of-blocked-0000000"), TeamID: "t2"},
+	}, team, blockedTeam)
+	k, got, err := s.Check("sk-of-team-000000000", now)
+	if err != nil || got != team {
+		t.Fatalf("Check: %v, team %v", err, got)
+	}
+	if _, got, err := s.Check("sk-of-blocked-0000000", now); !errors.Is(err, ErrTeamBlocked) || got != blockedTeam {
+		t.Errorf("a key of a blocked team: %v", err)
+	}
+	tests := []struct {
+		name         string
+		keyModels    []string
+		names        []string
+		ok, byTeamNo bool
+	}{
+		{"the team's model", nil, []string{"qwen3-14b"}, true, false},
+		{"not the team's", nil, []string{"mistral"}, false, true},
+		{"the key narrows it", []string{"llama"}, []string{"qwen3-14b"}, false, false},
+		{"all-team-models", []string{AllTeamModels}, []string{"llama"}, true, false},
+		{"by the group's name", []string{"llama"}, []string{"alias-of-llama", "llama"}, true, false},
+	}
+	for _, tt := range tests {
+		k.Models = tt.keyModels
+		ok, byTeam := MayCall(k, team, tt.names...)
+		if ok != tt.ok || byTeam != tt.byTeamNo {
+			t.Errorf("%s: MayCall = %v, by team %v", tt.name, ok, byTeam)
 		}
 	}
 }

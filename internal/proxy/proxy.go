@@ -72,10 +72,11 @@ type Options struct {
 }
 
 // Keys tells the proxy which virtual key a request authenticated with:
-// nil for the master key (or a gateway without one), else the key, or the
-// error to answer when the key may no longer be used.
+// nil for the master key (or a gateway without one), else the key and its
+// team (nil for none), or the error to answer when the key may no longer
+// be used.
 type Keys interface {
-	KeyOf(r *http.Request) (*keys.Key, *openai.Error)
+	KeyOf(r *http.Request) (*keys.Key, *keys.Team, *openai.Error)
 }
 
 // Proxy serves the OpenAI-compatible inference endpoints.
@@ -280,13 +281,13 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 		p.fail(w, &c, e)
 		return
 	}
-	k, e := p.keyOf(r)
+	k, team, e := p.keyOf(r)
 	if e != nil {
 		p.fail(w, &c, e)
 		return
 	}
 	tg, ok := p.router.Resolve(c.req.model)
-	if e := p.access(k, c.req.model, tg, c.req.fbGroups); e != nil {
+	if e := p.access(k, team, c.req.model, tg, c.req.fbGroups); e != nil {
 		p.fail(w, &c, e)
 		return
 	}

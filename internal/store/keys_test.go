@@ -130,10 +130,10 @@ func TestKeyRoundTrip(t *testing.T) {
 			}
 			// What the request path does with them.
 			set := keys.NewSet(all)
-			if _, err := set.Check("sk-full", time.Now()); !errors.Is(err, keys.ErrBlocked) {
+			if _, _, err := set.Check("sk-full", time.Now()); !errors.Is(err, keys.ErrBlocked) {
 				t.Errorf("the stored blocked key checks as %v, want ErrBlocked", err)
 			}
-			if _, err := set.Check("sk-bare", time.Now()); err != nil {
+			if _, _, err := set.Check("sk-bare", time.Now()); err != nil {
 				t.Errorf("the stored bare key checks as %v", err)
 			}
 			unknown := keys.Token("sk-unknown")
@@ -347,7 +347,7 @@ func TestRegenerateKey(t *testing.T) {
 				t.Errorf("Key of the old token: err = %v, want ErrNotFound", err)
 			}
 			set := keys.NewSet([]*keys.Key{got})
-			if _, err := set.Check("sk-old", time.Now()); !errors.Is(err, keys.ErrUnknown) {
+			if _, _, err := set.Check("sk-old", time.Now()); !errors.Is(err, keys.ErrUnknown) {
 				t.Errorf("the old secret checks as %v, want ErrUnknown", err)
 			}
 
