@@ -1,9 +1,9 @@
 // Package store keeps what the admin API changes at runtime, so it survives
 // a restart: the models (deployments) added through /model/new, the router
-// settings saved through /config/update, and virtual keys (internal/keys).
-// Models from the config file are never stored here.
+// settings saved through /config/update, and virtual keys and teams
+// (internal/keys). Models from the config file are never stored here.
 //
-// # Virtual keys
+// # Virtual keys and teams
 //
 // The keys table follows LiteLLM's LiteLLM_VerificationToken: a key is
 // stored under its token, the hex SHA-256 of its secret, and the secret is
@@ -13,6 +13,14 @@
 // would. Spend changes only by AddSpend, an increment, so an update made
 // from a stale copy of a key does not lose spend recorded meanwhile.
 // Errors name a key by the first 8 hex digits of its token, never all of it.
+//
+// The teams table follows LiteLLM_TeamTable: a team is stored under its
+// team_id (ErrExists for a second one, from the primary key); team_alias
+// is not unique, as in LiteLLM. Spend changes only by AddTeamSpend, as a
+// key's by AddSpend. DeleteTeams deletes the teams' keys in the same
+// transaction, as LiteLLM does; the keys table does not reference teams
+// (LiteLLM's rows may name teams it never stored), so a key created for a
+// team while it is being deleted can outlive it.
 //
 // # Dialects
 //
