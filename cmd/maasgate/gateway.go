@@ -174,6 +174,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Guard:           authn.Admin,
 		BodyReadTimeout: opts.bodyReadTimeout,
 		Keys:            st,
+		Teams:           st,
 		KeyHolder:       authn,
 	}, stored)
 	if err := adm.ReloadKeys(ctx); err != nil {

@@ -173,3 +173,75 @@ func TestExpiredKey(t *testing.T) {
 		return status == 401 && errType(out) == "expired_key" && strings.Contains(errMessage(out), "Expired Key")
 	})
 }
+
+// TestTeams: a team's keys call only its models; blocking the team stops
+// them; deleting it deletes them.
+func TestTeams(t *testing.T) {
+	for name, dbURL := range databases(t) {
+		t.Run(name, func(t *testing.T) {
+			a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "llama"}})
+			cfg := writeConfig(t, fmt.Sprintf(`model_list:
+  - model_name: qwen3-14b
+    litellm_params: {model: openai/qwen3-14b, api_base: %[1]s/v1}
+  - model_name: llama
+    litellm_params: {model: openai/llama, api_base: %[1]s/v1}
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+`, a.URL()))
+			g := startGateway(t, map[string]string{"LITELLM_MASTER_KEY": testKey}, "serve", "--config", cfg, "--database-url", dbURL(t))
+
+			status, team := adminCall(t, "POST", g.url+"/team/new",
+				`{"team_id":"ml","team_alias":"ML","models":["qwen3-14b"],"members_with_roles":[{"role":"admin","user_id":"ana"}]}`)
+			if status != 200 || team["team_id"] != "ml" {
+				t.Fatalf("/team/new: %d %v", status, team)
+			}
+			if status, out := adminCall(t, "POST", g.url+"/team/new", `{"team_id":"ml"}`); status != 400 || !strings.Contains(errMessage(out), "already exists") {
+				t.Errorf("a second team ml: %d %v", status, out)
+			}
+			// A key cannot exceed its team, nor belong to a team that is not.
+			if status, out := adminCall(t, "POST", g.url+"/key/generate", `{"team_id":"ml","models":["llama"]}`); status != 400 {
+				t.Errorf("a key with a model its team lacks: %d %v", status, out)
+			}
+			if status, out := adminCall(t, "POST", g.url+"/key/generate", `{"team_id":"nobody"}`); status != 400 {
+				t.Errorf("a key of a team that does not exist: %d %v", status, out)
+			}
+			_, gen := adminCall(t, "POST", g.url+"/key/generate", `{"team_id":"ml"}`)
+			secret, _ := gen["key"].(string)
+			if resp, body := call(t, g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); resp.StatusCode != 200 {
+				t.Fatalf("the team's model: %d %s", resp.StatusCode, body)
+			}
+			if status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("llama", 1)); status != 401 || errType(out) != "team_model_access_denied" {
+				t.Errorf("a model the team lacks: %d %v", status, out)
+			}
+			if status, out := asKey(t, "GET", g.url+"/team/info?team_id=ml", secret, ""); status != 200 || len(out["keys"].([]any)) != 1 {
+				t.Errorf("/team/info of its own team: %d %v", status, out)
+			}
+			adminCall(t, "POST", g.url+"/team/new", `{"team_id":"other"}`)
+			if status, _ := asKey(t, "GET", g.url+"/team/info?team_id=other", secret, ""); status != 403 {
+				t.Errorf("/team/info of another team: %d", status)
+			}
+
+			adminCall(t, "POST", g.url+"/team/block", `{"team_id":"ml"}`)
+			if status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); status != 401 ||
+				!strings.Contains(errMessage(out), "Team=ml is blocked") {
+				t.Errorf("a key of a blocked team: %d %v", status, out)
+			}
+			adminCall(t, "POST", g.url+"/team/unblock", `{"team_id":"ml"}`)
+			if status, out := adminCall(t, "POST", g.url+"/team/update", `{"team_id":"ml","models":["qwen3-14b","llama"]}`); status != 200 {
+				t.Fatalf("/team/update: %d %v", status, out)
+			}
+			if resp, body := call(t, g.url+"/v1/chat/completions", secret, chatBody("llama", 1)); resp.StatusCode != 200 {
+				t.Errorf("after the team got llama: %d %s", resp.StatusCode, body)
+			}
+			if status, out := adminCall(t, "POST", g.url+"/team/delete", `{"team_ids":["ml","nobody"]}`); status != 404 {
+				t.Errorf("deleting a team that does not exist: %d %v", status, out)
+			}
+			if status, out := adminCall(t, "POST", g.url+"/team/delete", `{"team_ids":["ml"]}`); status != 200 || out["deleted_keys"] != float64(1) {
+				t.Fatalf("/team/delete: %d %v", status, out)
+			}
+			if status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); status != 401 || errType(out) != "token_not_found_in_db" {
+				t.Errorf("a key of a deleted team: %d %v", status, out)
+			}
+		})
+	}
+}

@@ -65,6 +65,7 @@ type Options struct {
 	// Keys stores virtual keys and KeyHolder serves them to the request
 	// path; without both, the /key/* endpoints are not served.
 	Keys      KeyStore
+	Teams     TeamStore
 	KeyHolder KeyHolder
 	// BodyReadTimeout is the server's bound on reading a request body,
 	// named in the 408 a client too slow to send one gets.
@@ -121,6 +122,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	read := func(h http.HandlerFunc) http.Handler { return guard(h) }
 	write := func(h http.HandlerFunc) http.Handler { return guard(csrf.Handler(h)) }
 	a.registerKeys(mux, read, write)
+	a.registerTeams(mux, read, write)
 	mux.Handle("POST /model/new", write(a.newModel))
 	mux.Handle("POST /model/update", write(a.updateModel))
 	mux.Handle("PATCH /model/{id}/update", write(a.patchModel))

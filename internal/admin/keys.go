@@ -61,7 +61,13 @@ func (a *API) ReloadKeys(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read stored keys: %w", err)
 	}
-	a.o.KeyHolder.SetKeys(keys.NewSet(ks))
+	var teams []*keys.Team
+	if a.o.Teams != nil {
+		if teams, err = a.o.Teams.Teams(ctx); err != nil {
+			return fmt.Errorf("read stored teams: %w", err)
+		}
+	}
+	a.o.KeyHolder.SetKeys(keys.NewSet(ks, teams...))
 	return nil
 }
 
@@ -164,6 +170,28 @@ var notEnforcedYet = map[string]bool{
 	"max_parallel_requests": true, "model_rpm_limit": true, "model_tpm_limit": true,
 }
 
+// withinTeam checks that a key's team exists and that the key asks for no
+// model its team may not call: a team's keys cannot exceed it.
+func (a *API) withinTeam(ctx context.Context, k *keys.Key) *openai.Error {
+	if k.TeamID == "" || a.o.Teams == nil {
+		return nil
+	}
+	t, err := a.o.Teams.Team(ctx, k.TeamID)
+	if errors.Is(err, store.ErrNotFound) {
+		return badRequest("team_id", "team_id: no team %q; create it with POST /team/new first", openai.Clip(k.TeamID))
+	}
+	if err != nil {
+		return a.storeError(ctx, "read the key's team", err)
+	}
+	for _, m := range k.Models {
+		if m != keys.AllTeamModels && !t.Allows(m) {
+			return badRequest("models", "models: %q is not among the models of team %s (%s); a team's keys cannot exceed it",
+				openai.Clip(m), openai.Clip(t.ID), openai.Clip(strings.Join(t.Models, ", ")))
+		}
+	}
+	return nil
+}
+
 // applyDuration sets k's expiry from a duration field: "" or "-1" is never.
 func applyDuration(k *keys.Key, duration *string, now time.Time) {
 	if duration == nil {
@@ -189,6 +217,7 @@ func (a *API) knownModels(models []string) error {
 			}
 		}
 	}
+	known[keys.AllTeamModels] = true
 	for i, m := range models {
 		if !known[m] {
 			return fmt.Errorf("entry %d, %q, is not a model group, alias or access group served here (GET /v1/models lists them)", i, openai.Clip(m))
@@ -297,6 +326,10 @@ func (a *API) generateKey(w http.ResponseWriter, r *http.Request) {
 	applyDuration(&k, duration, now)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if e := a.withinTeam(r.Context(), &k); e != nil {
+		openai.WriteError(w, e)
+		return
+	}
 	stored, err := a.o.Keys.CreateKey(r.Context(), k)
 	if err != nil {
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, k))
@@ -383,6 +416,10 @@ func (a *API) updateKey(w http.ResponseWriter, r *http.Request) {
 	now := a.o.Now().UTC()
 	applyDuration(&next, duration, now)
 	next.UpdatedAt = now
+	if e := a.withinTeam(r.Context(), &next); e != nil {
+		openai.WriteError(w, e)
+		return
+	}
 	stored, err := a.o.Keys.UpdateKey(r.Context(), next)
 	if err != nil {
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, next))

@@ -147,6 +147,9 @@ func (a *Authenticator) VirtualKey(secret string) (*keys.Key, *keys.Team, *opena
 	case keys.ErrBlocked:
 		return nil, nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication,
 			"Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin.")
+	case keys.ErrTeamMissing:
+		return nil, nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, fmt.Sprintf(
+			"Authentication Error, Team=%s of this key does not exist. An admin can create it (POST /team/new) or move the key (POST /key/update).", k.TeamID))
 	case keys.ErrTeamBlocked:
 		return nil, nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, fmt.Sprintf(
 			"Authentication Error, Team=%s is blocked. Update via `/team/unblock` if you're an admin.", t.ID))
@@ -194,12 +197,12 @@ func masked(s string) string {
 }
 
 // keyRoute reports whether a virtual key may call r's route: the inference
-// endpoints, the model list and its own info.
+// endpoints, the model list, and its own info and its team's.
 func keyRoute(r *http.Request) bool {
 	switch r.URL.Path {
 	case "/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions", "/v1/embeddings", "/embeddings":
 		return r.Method == http.MethodPost
-	case "/v1/models", "/models", "/key/info":
+	case "/v1/models", "/models", "/key/info", "/team/info":
 		return r.Method == http.MethodGet
 	}
 	return false

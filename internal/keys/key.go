@@ -86,6 +86,10 @@ func (s *Set) Check(secret string, now time.Time) (*Key, *Team, error) {
 		return k, t, ErrBlocked
 	case !k.Expires.IsZero() && !now.Before(k.Expires):
 		return k, t, ErrExpired
+	case k.TeamID != "" && t == nil:
+		// Its team's models and limits would not apply: refused rather
+		// than let through as a key of no team.
+		return k, nil, ErrTeamMissing
 	case t != nil && t.Blocked:
 		return k, t, ErrTeamBlocked
 	}

@@ -211,6 +211,10 @@ func TestTeams(t *testing.T) {
 	if _, got, err := s.Check("sk-of-blocked-0000000", now); !errors.Is(err, ErrTeamBlocked) || got != blockedTeam {
 		t.Errorf("a key of a blocked team: %v", err)
 	}
+	orphan := NewSet([]*Key{{Token: Token("sk-orphan-0000000000"), TeamID: "gone"}})
+	if _, _, err := orphan.Check("sk-orphan-0000000000", now); !errors.Is(err, ErrTeamMissing) {
+		t.Errorf("a key whose team is not stored: %v", err)
+	}
 	tests := []struct {
 		name         string
 		keyModels    []string

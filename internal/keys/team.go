@@ -7,8 +7,8 @@ import (
 )
 
 // Team is a team as stored: the fields of LiteLLM's LiteLLM_TeamTable that
-// maasgate implements. Its keys may call only its models, within its
-// limits.
+// maasgate implements. Its keys may call only its models. (Its limits and
+// budget are stored but not enforced yet: the admin API refuses them.)
 type Team struct {
 	ID       string   // team_id
 	Alias    string   // team_alias; "" for none
@@ -41,8 +41,13 @@ type Member struct {
 // as in LiteLLM.
 const AllTeamModels = "all-team-models"
 
-// ErrTeamBlocked is Set.Check's error for a key of a blocked team.
-var ErrTeamBlocked = errors.New("the key's team is blocked")
+// Set.Check's errors for a key of a blocked team, and for a key whose team
+// is not stored (a key imported without its team, or one created as its
+// team was deleted).
+var (
+	ErrTeamBlocked = errors.New("the key's team is blocked")
+	ErrTeamMissing = errors.New("the key's team does not exist")
+)
 
 // Allows reports whether the team may call name: a model group, an alias
 // or an access group. A team without models may call every model.
