@@ -20,6 +20,13 @@ import (
 // adminCall sends an authenticated admin request and decodes the JSON answer.
 func adminCall(t *testing.T, method, url, body string) (int, map[string]any) {
 	t.Helper()
+	return callJSON(t, method, url, testKey, body)
+}
+
+// callJSON sends a request with key as the Bearer key and decodes the JSON
+// object it answers.
+func callJSON(t *testing.T, method, url, key, body string) (int, map[string]any) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -28,7 +35,7 @@ func adminCall(t *testing.T, method, url, body string) (int, map[string]any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,38 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/maasgate/maasgate/internal/mockllm"
 	"github.com/maasgate/maasgate/internal/testutil"
 )
-
-// asKey sends a request with a virtual key and decodes the JSON answer.
-func asKey(t *testing.T, method, url, key, body string) (int, map[string]any) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatalf("%s %s: %d, not a JSON object: %s", method, url, resp.StatusCode, b)
-	}
-	return resp.StatusCode, out
-}
 
 func errType(out map[string]any) string {
 	e, _ := out["error"].(map[string]any)
@@ -73,21 +48,21 @@ general_settings:
 			if resp, body := call(t, g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); resp.StatusCode != 200 {
 				t.Fatalf("the key's own model: %d %s", resp.StatusCode, body)
 			}
-			status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("llama", 1))
+			status, out := callJSON(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("llama", 1))
 			if status != 401 || errType(out) != "key_model_access_denied" ||
 				errMessage(out) != "key not allowed to access model. This key can only access models=['qwen3-14b']. Tried to access llama" {
 				t.Errorf("another model: %d %v", status, out)
 			}
-			status, out = asKey(t, "GET", g.url+"/v1/models", secret, "")
+			status, out = callJSON(t, "GET", g.url+"/v1/models", secret, "")
 			if data, _ := out["data"].([]any); status != 200 || len(data) != 1 || !strings.Contains(fmt.Sprint(data), "qwen3-14b") {
 				t.Errorf("/v1/models for the key: %d %v", status, out)
 			}
 			for _, admin := range []struct{ method, path string }{{"GET", "/model/info"}, {"POST", "/key/generate"}, {"GET", "/router/settings"}} {
-				if status, out := asKey(t, admin.method, g.url+admin.path, secret, "{}"); status != 401 || !strings.Contains(errMessage(out), "Only proxy admin") {
+				if status, out := callJSON(t, admin.method, g.url+admin.path, secret, "{}"); status != 401 || !strings.Contains(errMessage(out), "Only proxy admin") {
 					t.Errorf("%s %s with a virtual key: %d %v", admin.method, admin.path, status, out)
 				}
 			}
-			status, out = asKey(t, "GET", g.url+"/key/info", secret, "")
+			status, out = callJSON(t, "GET", g.url+"/key/info", secret, "")
 			if info, _ := out["info"].(map[string]any); status != 200 || info["key_alias"] != "team-a-bot" || strings.Contains(fmt.Sprint(out), secret) {
 				t.Errorf("/key/info of itself: %d %v", status, out)
 			}
@@ -96,7 +71,7 @@ general_settings:
 			// it may call llama.
 			_, gen2 := adminCall(t, "POST", g.url+"/key/generate", `{"models":["open-models"]}`)
 			second, _ := gen2["key"].(string)
-			if status, out := asKey(t, "GET", g.url+"/key/info?key="+secret, second, ""); status != 403 {
+			if status, out := callJSON(t, "GET", g.url+"/key/info?key="+secret, second, ""); status != 403 {
 				t.Errorf("another key's info: %d %v", status, out)
 			}
 			if resp, body := call(t, g.url+"/v1/chat/completions", second, chatBody("llama", 1)); resp.StatusCode != 200 {
@@ -107,7 +82,7 @@ general_settings:
 			if status, out := adminCall(t, "POST", g.url+"/key/block", fmt.Sprintf(`{"key":%q}`, secret)); status != 200 || out["blocked"] != true {
 				t.Fatalf("/key/block: %d %v", status, out)
 			}
-			if status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); status != 401 ||
+			if status, out := callJSON(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); status != 401 ||
 				!strings.Contains(errMessage(out), "Key is blocked") {
 				t.Errorf("a blocked key: %d %v", status, out)
 			}
@@ -152,7 +127,7 @@ general_settings:
 			if status, out := adminCall(t, "POST", g.url+"/key/delete", fmt.Sprintf(`{"key_aliases":["team-a-bot"],"keys":[%q]}`, second)); status != 200 {
 				t.Fatalf("/key/delete: %d %v", status, out)
 			}
-			if status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); status != 401 || errType(out) != "token_not_found_in_db" {
+			if status, out := callJSON(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); status != 401 || errType(out) != "token_not_found_in_db" {
 				t.Errorf("a deleted key: %d %v", status, out)
 			}
 			if out := g.stderr.String(); strings.Contains(out, secret) || strings.Contains(out, second) {
@@ -169,7 +144,7 @@ func TestExpiredKey(t *testing.T) {
 	_, gen := adminCall(t, "POST", g.url+"/key/generate", `{"duration":"1s"}`)
 	secret, _ := gen["key"].(string)
 	testutil.Eventually(t, "the key to expire", func() bool {
-		status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1))
+		status, out := callJSON(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1))
 		return status == 401 && errType(out) == "expired_key" && strings.Contains(errMessage(out), "Expired Key")
 	})
 }
@@ -210,19 +185,19 @@ general_settings:
 			if resp, body := call(t, g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); resp.StatusCode != 200 {
 				t.Fatalf("the team's model: %d %s", resp.StatusCode, body)
 			}
-			if status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("llama", 1)); status != 401 || errType(out) != "team_model_access_denied" {
+			if status, out := callJSON(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("llama", 1)); status != 401 || errType(out) != "team_model_access_denied" {
 				t.Errorf("a model the team lacks: %d %v", status, out)
 			}
-			if status, out := asKey(t, "GET", g.url+"/team/info?team_id=ml", secret, ""); status != 200 || len(out["keys"].([]any)) != 1 {
+			if status, out := callJSON(t, "GET", g.url+"/team/info?team_id=ml", secret, ""); status != 200 || len(out["keys"].([]any)) != 1 {
 				t.Errorf("/team/info of its own team: %d %v", status, out)
 			}
 			adminCall(t, "POST", g.url+"/team/new", `{"team_id":"other"}`)
-			if status, _ := asKey(t, "GET", g.url+"/team/info?team_id=other", secret, ""); status != 403 {
+			if status, _ := callJSON(t, "GET", g.url+"/team/info?team_id=other", secret, ""); status != 403 {
 				t.Errorf("/team/info of another team: %d", status)
 			}
 
 			adminCall(t, "POST", g.url+"/team/block", `{"team_id":"ml"}`)
-			if status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); status != 401 ||
+			if status, out := callJSON(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); status != 401 ||
 				!strings.Contains(errMessage(out), "Team=ml is blocked") {
 				t.Errorf("a key of a blocked team: %d %v", status, out)
 			}
@@ -239,7 +214,7 @@ general_settings:
 			if status, out := adminCall(t, "POST", g.url+"/team/delete", `{"team_ids":["ml"]}`); status != 200 || out["deleted_keys"] != float64(1) {
 				t.Fatalf("/team/delete: %d %v", status, out)
 			}
-			if status, out := asKey(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); status != 401 || errType(out) != "token_not_found_in_db" {
+			if status, out := callJSON(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("qwen3-14b", 1)); status != 401 || errType(out) != "token_not_found_in_db" {
 				t.Errorf("a key of a deleted team: %d %v", status, out)
 			}
 		})

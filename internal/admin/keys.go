@@ -305,17 +305,10 @@ func (a *API) generateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := a.o.Now().UTC()
-	secret := keys.Generate()
-	if v, ok := raw["key"]; ok && string(v) != "null" {
-		s, err := optString(v)
-		if err == nil {
-			err = keys.CheckCustom(s)
-		}
-		if err != nil {
-			openai.WriteError(w, badRequest("key", "key: %v", err))
-			return
-		}
-		secret = s
+	secret, e := newSecret(raw, "key")
+	if e != nil {
+		openai.WriteError(w, e)
+		return
 	}
 	k := keys.Key{Token: keys.Token(secret), KeyName: keys.Name(secret), CreatedAt: now, UpdatedAt: now}
 	duration, e := a.keyFields(raw, &k)
@@ -339,6 +332,23 @@ func (a *API) generateKey(w http.ResponseWriter, r *http.Request) {
 	out := keyJSON(stored)
 	out["key"], out["token_id"] = secret, keys.TokenHex(stored.Token)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// newSecret returns the secret for a new key: the caller's own, given in
+// field, if it passes keys.CheckCustom, else a generated one.
+func newSecret(raw map[string]json.RawMessage, field string) (string, *openai.Error) {
+	v, ok := raw[field]
+	if !ok || string(v) == "null" {
+		return keys.Generate(), nil
+	}
+	s, err := optString(v)
+	if err == nil {
+		err = keys.CheckCustom(s)
+	}
+	if err != nil {
+		return "", badRequest(field, "%s: %v", field, err)
+	}
+	return s, nil
 }
 
 // keyWriteError maps a store error of a key write to the client's error.
@@ -474,19 +484,11 @@ func (a *API) regenerateKey(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, e)
 		return
 	}
-	secret := keys.Generate()
-	if v, ok := raw["new_key"]; ok && string(v) != "null" {
-		s, err := optString(v)
-		if err == nil {
-			err = keys.CheckCustom(s)
-		}
-		if err != nil {
-			openai.WriteError(w, badRequest("new_key", "new_key: %v", err))
-			return
-		}
-		secret = s
+	secret, e := newSecret(raw, "new_key")
+	if e != nil {
+		openai.WriteError(w, e)
+		return
 	}
-	delete(raw, "new_key")
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	k, err := a.o.Keys.RegenerateKey(r.Context(), token, keys.Token(secret), keys.Name(secret))
