@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -103,6 +104,9 @@ general_settings:
 				{`{"duration":"30 days"}`, "duration"},
 				{`{"key":"my-own-key-000000"}`, "key"},
 				{`{"tags":["x"]}`, "tags"},
+				{`{"key_alias":"` + strings.Repeat("a", 300) + `"}`, "key_alias"},
+				{`{"duration":"100000mo"}`, "duration"},
+				{`{"models":["all-team-models"]}`, "models"},
 			} {
 				status, out := adminCall(t, "POST", g.url+"/key/generate", bad.body)
 				e, _ := out["error"].(map[string]any)
@@ -112,6 +116,9 @@ general_settings:
 			}
 			if status, out := adminCall(t, "POST", g.url+"/key/delete", `{"keys":["sk-not-a-key-at-all-0000"]}`); status != 404 {
 				t.Errorf("deleting a key that does not exist: %d %v", status, out)
+			}
+			if status, out := adminCall(t, "POST", g.url+"/key/delete", `{"key_aliases":[""]}`); status != 400 {
+				t.Errorf("deleting by an empty alias: %d %v", status, out)
 			}
 			status, list := adminCall(t, "GET", g.url+"/key/list?size=1", "")
 			if status != 200 || list["total_count"] != float64(2) || list["total_pages"] != float64(2) {
@@ -218,5 +225,58 @@ general_settings:
 				t.Errorf("a key of a deleted team: %d %v", status, out)
 			}
 		})
+	}
+}
+
+// TestKeyRegenerateAndFallbacks: a regenerated key replaces the old secret;
+// a configured fallback is no way around a key's models; a key sent in
+// x-litellm-api-key beside another credential in Authorization works.
+func TestKeyRegenerateAndFallbacks(t *testing.T) {
+	broken := startMock(t, mockllm.Config{Name: "broken", Models: []string{"qwen3-14b"}, Faults: mockllm.Faults{ErrorRate: 1, ErrorStatus: 500}})
+	good := startMock(t, mockllm.Config{Name: "good", Models: []string{"llama"}})
+	cfg := writeConfig(t, fmt.Sprintf(`model_list:
+  - model_name: qwen3-14b
+    litellm_params: {model: openai/qwen3-14b, api_base: %s/v1}
+  - model_name: llama
+    litellm_params: {model: openai/llama, api_base: %s/v1}
+router_settings:
+  num_retries: 0
+  fallbacks: [{qwen3-14b: [llama]}]
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+`, broken.URL(), good.URL()))
+	g := startGateway(t, map[string]string{"LITELLM_MASTER_KEY": testKey}, "serve", "--config", cfg)
+	_, gen := adminCall(t, "POST", g.url+"/key/generate", `{"models":["qwen3-14b"]}`)
+	old, _ := gen["key"].(string)
+
+	status, out := callJSON(t, "POST", g.url+"/v1/chat/completions", old, chatBody("qwen3-14b", 1))
+	if status == 200 || !strings.Contains(errMessage(out), "Fallbacks not allowed for this key: llama") {
+		t.Errorf("the configured fallback to a model the key lacks: %d %v", status, out)
+	}
+	if n := good.Stats().Requests; n != 0 {
+		t.Errorf("the fallback group the key may not call got %d requests", n)
+	}
+
+	if status, out := adminCall(t, "POST", g.url+"/key/regenerate", fmt.Sprintf(`{"key":%q,"duration":"1s"}`, old)); status != 400 {
+		t.Errorf("/key/regenerate with other fields: %d %v", status, out)
+	}
+	status, regen := adminCall(t, "POST", g.url+"/key/regenerate", fmt.Sprintf(`{"key":%q}`, old))
+	fresh, _ := regen["key"].(string)
+	if status != 200 || fresh == "" || fresh == old || regen["token"] == nil {
+		t.Fatalf("/key/regenerate: %d %v", status, regen)
+	}
+	if status, out := callJSON(t, "GET", g.url+"/v1/models", old, ""); status != 401 {
+		t.Errorf("the old secret after regenerate: %d %v", status, out)
+	}
+	req, _ := http.NewRequest("GET", g.url+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer some-upstream-token")
+	req.Header.Set("x-litellm-api-key", fresh)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("the key in x-litellm-api-key beside Authorization: %d", resp.StatusCode)
 	}
 }

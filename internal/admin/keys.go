@@ -31,6 +31,7 @@ type KeyStore interface {
 // KeyHolder serves the keys to the request path (the authenticator).
 type KeyHolder interface {
 	SetKeys(s *keys.Set)
+	Keys() *keys.Set
 	// KeyOf returns the virtual key a request authenticates with, and its
 	// team; nil for the master key.
 	KeyOf(r *http.Request) (*keys.Key, *keys.Team, *openai.Error)
@@ -52,8 +53,16 @@ func (a *API) registerKeys(mux *http.ServeMux, read, write func(http.HandlerFunc
 	mux.Handle("GET /key/list", read(a.listKeys))
 }
 
-// ReloadKeys reads the keys from the store and serves them.
+// ReloadKeys reads the keys and teams from the store and serves them. It
+// holds the admin writes' lock, so a reload that read the rows before a
+// write cannot replace the snapshot that write served.
 func (a *API) ReloadKeys(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reloadKeysLocked(ctx)
+}
+
+func (a *API) reloadKeysLocked(ctx context.Context) error {
 	if a.o.Keys == nil || a.o.KeyHolder == nil {
 		return nil
 	}
@@ -88,11 +97,11 @@ func (a *API) keyFields(raw map[string]json.RawMessage, k *keys.Key) (duration *
 		var err error
 		switch name {
 		case "key_alias":
-			k.Alias, err = optString(v)
+			k.Alias, err = shortString(v)
 		case "user_id":
-			k.UserID, err = optString(v)
+			k.UserID, err = shortString(v)
 		case "team_id":
-			k.TeamID, err = optString(v)
+			k.TeamID, err = shortString(v)
 		case "models":
 			k.Models = nil
 			if !null {
@@ -134,7 +143,9 @@ func (a *API) keyFields(raw map[string]json.RawMessage, k *keys.Key) (duration *
 				k.BudgetDuration, k.BudgetResetAt = "", time.Time{}
 				if s != "" {
 					var d keys.Duration
-					if d, err = keys.ParseDuration(s); err == nil {
+					if d, err = keys.ParseDuration(s); err == nil && d.After(now).Year() > 9999 {
+						err = fmt.Errorf("%s from now is past the year 9999", d)
+					} else if err == nil {
 						k.BudgetDuration, k.BudgetResetAt = d.String(), d.After(now)
 					}
 				}
@@ -143,7 +154,10 @@ func (a *API) keyFields(raw map[string]json.RawMessage, k *keys.Key) (duration *
 			var s string
 			if s, err = optString(v); err == nil {
 				if s != "" && s != "-1" {
-					_, err = keys.ParseDuration(s)
+					var d keys.Duration
+					if d, err = keys.ParseDuration(s); err == nil && d.After(now).Year() > 9999 {
+						err = fmt.Errorf("%s from now is past the year 9999", d)
+					}
 				}
 				duration = &s
 			}
@@ -173,6 +187,9 @@ var notEnforcedYet = map[string]bool{
 // withinTeam checks that a key's team exists and that the key asks for no
 // model its team may not call: a team's keys cannot exceed it.
 func (a *API) withinTeam(ctx context.Context, k *keys.Key) *openai.Error {
+	if k.TeamID == "" && slices.Contains(k.Models, keys.AllTeamModels) {
+		return badRequest("models", "models: %q needs a team_id (it means the team's models)", keys.AllTeamModels)
+	}
 	if k.TeamID == "" || a.o.Teams == nil {
 		return nil
 	}
@@ -217,7 +234,7 @@ func (a *API) knownModels(models []string) error {
 			}
 		}
 	}
-	known[keys.AllTeamModels] = true
+	known[keys.AllTeamModels], known[keys.AllModels], known[keys.AllProxyModels] = true, true, true
 	for i, m := range models {
 		if !known[m] {
 			return fmt.Errorf("entry %d, %q, is not a model group, alias or access group served here (GET /v1/models lists them)", i, openai.Clip(m))
@@ -247,6 +264,18 @@ func (a *API) modelCounts(v json.RawMessage) (map[string]int64, error) {
 		out[name] = c
 	}
 	return out, nil
+}
+
+// maxNameLen bounds aliases and ids, as LiteLLM's alias pattern does.
+const maxNameLen = 255
+
+// shortString is optString for a name or id: at most maxNameLen bytes.
+func shortString(v json.RawMessage) (string, error) {
+	s, err := optString(v)
+	if err == nil && len(s) > maxNameLen {
+		return "", fmt.Errorf("must be at most %d characters long, got %d", maxNameLen, len(s))
+	}
+	return s, err
 }
 
 func optString(v json.RawMessage) (string, error) {
@@ -328,9 +357,9 @@ func (a *API) generateKey(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, k))
 		return
 	}
-	a.keysChanged(r.Context())
+	a.keysChanged(r.Context(), keyChange{keys: []*keys.Key{stored}})
 	out := keyJSON(stored)
-	out["key"], out["token_id"] = secret, keys.TokenHex(stored.Token)
+	out["key"], out["token"], out["token_id"] = secret, keys.TokenHex(stored.Token), keys.TokenHex(stored.Token)
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -364,11 +393,25 @@ func (a *API) keyWriteError(ctx context.Context, err error, k keys.Key) *openai.
 	return a.storeError(ctx, "store the key", err)
 }
 
-// keysChanged serves the store's keys after a write; a failure is logged
-// and the periodic reload catches up.
-func (a *API) keysChanged(ctx context.Context) {
-	if err := a.ReloadKeys(ctx); err != nil {
-		a.o.Logger.Error("keys changed but could not be reloaded", "error", err)
+// keyChange is what an admin write changed: keys added or replaced, keys
+// removed, teams added or replaced, teams removed (with their keys).
+type keyChange struct {
+	keys      []*keys.Key
+	drop      [][32]byte
+	teams     []*keys.Team
+	dropTeams []string
+}
+
+// keysChanged serves a committed write at once: its change is applied to
+// the snapshot in force, so a deleted or blocked key stops working even if
+// reading the store back fails; then the store is read back whole (other
+// replicas' writes), on a context the admin client cannot cancel. Called
+// with a.mu held.
+func (a *API) keysChanged(ctx context.Context, c keyChange) {
+	h := a.o.KeyHolder
+	h.SetKeys(h.Keys().With(c.keys, c.drop, c.teams, c.dropTeams))
+	if err := a.reloadKeysLocked(context.WithoutCancel(ctx)); err != nil {
+		a.o.Logger.Error("keys changed; the change is served, but reading every key back failed", "error", err)
 	}
 }
 
@@ -435,7 +478,7 @@ func (a *API) updateKey(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, next))
 		return
 	}
-	a.keysChanged(r.Context())
+	a.keysChanged(r.Context(), keyChange{keys: []*keys.Key{stored}})
 	out := keyJSON(stored)
 	out["key"] = stringField(raw["key"])
 	writeJSON(w, http.StatusOK, out)
@@ -466,7 +509,7 @@ func (a *API) blockKey(w http.ResponseWriter, r *http.Request, blocked bool) {
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, next))
 		return
 	}
-	a.keysChanged(r.Context())
+	a.keysChanged(r.Context(), keyChange{keys: []*keys.Key{stored}})
 	writeJSON(w, http.StatusOK, keyRow(stored))
 }
 
@@ -484,6 +527,12 @@ func (a *API) regenerateKey(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, e)
 		return
 	}
+	for name := range raw {
+		if name != "key" && name != "new_key" {
+			openai.WriteError(w, badRequest(name, "%s: /key/regenerate takes only key and new_key in maasgate; change other fields with /key/update", openai.Clip(name)))
+			return
+		}
+	}
 	secret, e := newSecret(raw, "new_key")
 	if e != nil {
 		openai.WriteError(w, e)
@@ -496,9 +545,9 @@ func (a *API) regenerateKey(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, keys.Key{}))
 		return
 	}
-	a.keysChanged(r.Context())
+	a.keysChanged(r.Context(), keyChange{keys: []*keys.Key{k}, drop: [][32]byte{token}})
 	out := keyJSON(k)
-	out["key"], out["token_id"] = secret, keys.TokenHex(k.Token)
+	out["key"], out["token"], out["token_id"] = secret, keys.TokenHex(k.Token), keys.TokenHex(k.Token)
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -533,6 +582,10 @@ func (a *API) deleteKeys(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for i, alias := range req.KeyAliases {
+			if alias == "" {
+				openai.WriteError(w, badRequest("key_aliases", "key_aliases[%d]: must not be empty", i))
+				return
+			}
 			j := slices.IndexFunc(all, func(k *keys.Key) bool { return k.Alias == alias })
 			if j < 0 {
 				openai.WriteError(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound,
@@ -556,7 +609,7 @@ func (a *API) deleteKeys(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("No key with token %s; nothing was deleted.", openai.Clip(strings.Join(names, ", ")))))
 		return
 	}
-	a.keysChanged(r.Context())
+	a.keysChanged(r.Context(), keyChange{drop: tokens})
 	deleted := append(req.Keys, req.KeyAliases...)
 	writeJSON(w, http.StatusOK, map[string]any{"deleted_keys": deleted})
 }

@@ -52,7 +52,7 @@ func (a *API) teamFields(raw map[string]json.RawMessage, t *keys.Team) *openai.E
 		var err error
 		switch name {
 		case "team_alias":
-			t.Alias, err = optString(v)
+			t.Alias, err = shortString(v)
 		case "models":
 			t.Models = nil
 			if !null {
@@ -104,8 +104,8 @@ func (a *API) newTeam(w http.ResponseWriter, r *http.Request) {
 	t := keys.Team{ID: uuid.NewString(), CreatedAt: now, UpdatedAt: now}
 	if v, ok := raw["team_id"]; ok && string(v) != "null" {
 		id, err := optString(v)
-		if err != nil || id == "" || len(id) > 256 {
-			openai.WriteError(w, badRequest("team_id", "team_id: must be a non-empty string of at most 256 characters"))
+		if err != nil || id == "" || len(id) > maxNameLen {
+			openai.WriteError(w, badRequest("team_id", "team_id: must be a non-empty string of at most %d characters", maxNameLen))
 			return
 		}
 		t.ID = id
@@ -125,7 +125,7 @@ func (a *API) newTeam(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, a.storeError(r.Context(), "store the team", err))
 		return
 	}
-	a.keysChanged(r.Context())
+	a.keysChanged(r.Context(), keyChange{teams: []*keys.Team{stored}})
 	writeJSON(w, http.StatusOK, teamJSON(stored))
 }
 
@@ -169,7 +169,7 @@ func (a *API) updateTeam(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, a.storeError(r.Context(), "store the team", err))
 		return
 	}
-	a.keysChanged(r.Context())
+	a.keysChanged(r.Context(), keyChange{teams: []*keys.Team{stored}})
 	writeJSON(w, http.StatusOK, map[string]any{"team_id": stored.ID, "data": teamJSON(stored)})
 }
 
@@ -193,7 +193,7 @@ func (a *API) blockTeam(w http.ResponseWriter, r *http.Request, blocked bool) {
 		openai.WriteError(w, a.storeError(r.Context(), "store the team", err))
 		return
 	}
-	a.keysChanged(r.Context())
+	a.keysChanged(r.Context(), keyChange{teams: []*keys.Team{stored}})
 	writeJSON(w, http.StatusOK, teamJSON(stored))
 }
 
@@ -222,7 +222,7 @@ func (a *API) deleteTeams(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, a.storeError(r.Context(), "delete the teams", err))
 		return
 	}
-	a.keysChanged(r.Context())
+	a.keysChanged(r.Context(), keyChange{drop: deletedKeys, dropTeams: req.TeamIDs})
 	writeJSON(w, http.StatusOK, map[string]any{"deleted_teams": req.TeamIDs, "deleted_keys": len(deletedKeys)})
 }
 
@@ -251,16 +251,9 @@ func (a *API) teamInfo(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, e)
 		return
 	}
-	all, err := a.o.Keys.Keys(r.Context())
-	if err != nil {
-		openai.WriteError(w, a.storeError(r.Context(), "read the keys", err))
-		return
-	}
 	teamKeys := []any{}
-	for _, k := range all {
-		if k.TeamID == id {
-			teamKeys = append(teamKeys, keyJSON(k)) // without the token: it identifies the key
-		}
+	for _, k := range a.o.KeyHolder.Keys().TeamKeys(id) { // from memory: a tenant's request reads no table
+		teamKeys = append(teamKeys, keyJSON(k)) // without the token: it identifies the key
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"team_id": id, "team_info": teamJSON(t), "keys": teamKeys})
 }

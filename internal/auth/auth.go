@@ -66,10 +66,12 @@ func (a *Authenticator) Keys() *keys.Set { return a.keys.Load() }
 // "x-litellm-api-key", "api-key" or "x-api-key" (the headers LiteLLM
 // accepts), or "".
 func Key(r *http.Request) string {
-	if v := r.Header.Get("Authorization"); v != "" {
+	// LiteLLM's order: x-litellm-api-key first, so a client can send its
+	// gateway key there and another credential in Authorization.
+	if v := r.Header.Get("X-Litellm-Api-Key"); v != "" {
 		return bearer(v)
 	}
-	if v := r.Header.Get("X-Litellm-Api-Key"); v != "" {
+	if v := r.Header.Get("Authorization"); v != "" {
 		return bearer(v)
 	}
 	if v := r.Header.Get("Api-Key"); v != "" {
@@ -78,21 +80,38 @@ func Key(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get("X-Api-Key"))
 }
 
+// bearer returns the credential of an Authorization value, without its
+// "Bearer " or "Basic " scheme.
 func bearer(v string) string {
 	v = strings.TrimSpace(v)
-	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-		return strings.TrimSpace(v[7:])
+	for _, scheme := range []string{"bearer ", "basic "} {
+		if len(v) > len(scheme) && strings.EqualFold(v[:len(scheme)], scheme) {
+			return strings.TrimSpace(v[len(scheme):])
+		}
 	}
 	return v
 }
 
 // Check reports whether key is the master key.
 func (a *Authenticator) Check(key string) bool {
-	if !a.enabled {
-		return true
+	return a.isMaster(sha256.Sum256([]byte(key)))
+}
+
+// isMaster reports whether a secret's SHA-256 is the master key's.
+func (a *Authenticator) isMaster(sum [sha256.Size]byte) bool {
+	return !a.enabled || subtle.ConstantTimeCompare(sum[:], a.masterKey[:]) == 1
+}
+
+// identify tells who a secret is: the admin (the master key), or a virtual
+// key and its team, or the error LiteLLM answers. One SHA-256 serves both
+// questions: it is the master key's digest and the key's token.
+func (a *Authenticator) identify(secret string) (admin bool, k *keys.Key, t *keys.Team, e *openai.Error) {
+	sum := sha256.Sum256([]byte(secret))
+	if a.isMaster(sum) {
+		return true, nil, nil, nil
 	}
-	sum := sha256.Sum256([]byte(key))
-	return subtle.ConstantTimeCompare(sum[:], a.masterKey[:]) == 1
+	k, t, e = a.virtualKey(secret, sum)
+	return false, k, t, e
 }
 
 // Wrap returns h guarded by the keys: the master key may call everything;
@@ -112,11 +131,12 @@ func (a *Authenticator) Wrap(h http.Handler) http.Handler {
 				"Authentication Error, No api key passed in. Send it as 'Authorization: Bearer <key>'."))
 			return
 		}
-		if a.Check(secret) {
+		admin, _, _, e := a.identify(secret)
+		if admin {
 			h.ServeHTTP(w, r)
 			return
 		}
-		if _, _, e := a.VirtualKey(secret); e != nil {
+		if e != nil {
 			openai.WriteError(w, e)
 			return
 		}
@@ -136,11 +156,16 @@ func (a *Authenticator) Wrap(h http.Handler) http.Handler {
 // of a blocked team. The secret itself never appears in the error, only
 // its last four characters and its hash.
 func (a *Authenticator) VirtualKey(secret string) (*keys.Key, *keys.Team, *openai.Error) {
+	return a.virtualKey(secret, keys.Token(secret))
+}
+
+// virtualKey is VirtualKey for a secret whose token is known.
+func (a *Authenticator) virtualKey(secret string, token [32]byte) (*keys.Key, *keys.Team, *openai.Error) {
 	if !strings.HasPrefix(secret, keys.Prefix) {
 		return nil, nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication,
 			fmt.Sprintf("LiteLLM Virtual Key expected. Received=%s, expected to start with '%s'.", masked(secret), keys.Prefix))
 	}
-	k, t, err := a.keys.Load().Check(secret, a.Now())
+	k, t, err := a.keys.Load().CheckToken(token, a.Now())
 	switch err {
 	case nil:
 		return k, t, nil
@@ -162,7 +187,7 @@ func (a *Authenticator) VirtualKey(secret string) (*keys.Key, *keys.Team, *opena
 	}
 	e := openai.NewError(http.StatusUnauthorized, "token_not_found_in_db", fmt.Sprintf(
 		"Authentication Error, Invalid proxy server token passed. Received API Key = %s, Key Hash (Token) =%s. Unable to find token in cache or `LiteLLM_VerificationTokenTable`",
-		keys.Name(secret), keys.TokenHex(keys.Token(secret))))
+		keys.Name(secret), keys.TokenHex(token)))
 	e.Param = "key"
 	return nil, nil, e
 }
@@ -176,11 +201,8 @@ func (a *Authenticator) KeyOf(r *http.Request) (*keys.Key, *keys.Team, *openai.E
 	if !a.enabled {
 		return nil, nil, nil
 	}
-	secret := Key(r)
-	if a.Check(secret) {
-		return nil, nil, nil
-	}
-	return a.VirtualKey(secret)
+	_, k, t, e := a.identify(Key(r))
+	return k, t, e
 }
 
 // pythonTime is how LiteLLM's messages print a UTC time (Python's str of

@@ -73,3 +73,28 @@ func TestVirtualKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyHeaders: LiteLLM reads x-litellm-api-key before Authorization, and
+// takes the credential of a Basic Authorization as the key.
+func TestKeyHeaders(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		headers map[string]string
+		want    string
+	}{
+		{map[string]string{"Authorization": "Bearer upstream-token", "X-Litellm-Api-Key": "sk-gateway"}, "sk-gateway"},
+		{map[string]string{"Authorization": "Basic sk-basic"}, "sk-basic"},
+		{map[string]string{"Authorization": "bearer sk-lower"}, "sk-lower"},
+		{map[string]string{"Api-Key": "sk-azure"}, "sk-azure"},
+		{map[string]string{"X-Api-Key": "sk-anthropic"}, "sk-anthropic"},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", "/v1/models", nil)
+		for k, v := range tt.headers {
+			r.Header.Set(k, v)
+		}
+		if got := Key(r); got != tt.want {
+			t.Errorf("Key(%v) = %q, want %q", tt.headers, got, tt.want)
+		}
+	}
+}

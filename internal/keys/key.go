@@ -43,21 +43,25 @@ var (
 // Allows reports whether the key may call name: a model group, an alias or
 // an access group. A key without models may call every model.
 func (k *Key) Allows(name string) bool {
-	return len(k.Models) == 0 || slices.Contains(k.Models, name)
+	return allAccess(k.Models) || slices.Contains(k.Models, name)
 }
 
 // Set is an immutable snapshot of the keys and teams, looked up by secret
 // on every request without a lock, an allocation or I/O.
 type Set struct {
-	byToken map[[32]byte]*Key
-	teams   map[string]*Team
+	byToken  map[[32]byte]*Key
+	teams    map[string]*Team
+	teamKeys map[string][]*Key
 }
 
 // NewSet returns a snapshot of keys and teams.
 func NewSet(keys []*Key, teams ...*Team) *Set {
-	s := &Set{byToken: make(map[[32]byte]*Key, len(keys)), teams: make(map[string]*Team, len(teams))}
+	s := &Set{byToken: make(map[[32]byte]*Key, len(keys)), teams: make(map[string]*Team, len(teams)), teamKeys: map[string][]*Key{}}
 	for _, k := range keys {
 		s.byToken[k.Token] = k
+		if k.TeamID != "" {
+			s.teamKeys[k.TeamID] = append(s.teamKeys[k.TeamID], k)
+		}
 	}
 	for _, t := range teams {
 		s.teams[t.ID] = t
@@ -68,6 +72,68 @@ func NewSet(keys []*Key, teams ...*Team) *Set {
 // Team returns the team with the id, or nil.
 func (s *Set) Team(id string) *Team { return s.teams[id] }
 
+// TeamKeys returns the keys of a team.
+func (s *Set) TeamKeys(id string) []*Key { return s.teamKeys[id] }
+
+// Keys returns every key, in no order.
+func (s *Set) Keys() []*Key {
+	out := make([]*Key, 0, len(s.byToken))
+	for _, k := range s.byToken {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Teams returns every team, in no order.
+func (s *Set) Teams() []*Team {
+	out := make([]*Team, 0, len(s.teams))
+	for _, t := range s.teams {
+		out = append(out, t)
+	}
+	return out
+}
+
+// With returns a new snapshot: s with ks added or replaced (by token),
+// the keys of drop removed, and teams added or replaced (by id) and the
+// teams of dropTeams removed with their keys. An admin write applies its
+// own result this way, so it holds even if reading the store back fails.
+func (s *Set) With(ks []*Key, drop [][32]byte, teams []*Team, dropTeams []string) *Set {
+	byToken := make(map[[32]byte]*Key, len(s.byToken)+len(ks))
+	for t, k := range s.byToken {
+		byToken[t] = k
+	}
+	for _, t := range drop {
+		delete(byToken, t)
+	}
+	for _, k := range ks {
+		byToken[k.Token] = k
+	}
+	teamByID := make(map[string]*Team, len(s.teams)+len(teams))
+	for id, t := range s.teams {
+		teamByID[id] = t
+	}
+	for _, t := range teams {
+		teamByID[t.ID] = t
+	}
+	for _, id := range dropTeams {
+		delete(teamByID, id)
+		for t, k := range byToken {
+			if k.TeamID == id {
+				delete(byToken, t)
+			}
+		}
+	}
+	allKeys := make([]*Key, 0, len(byToken))
+	for _, k := range byToken {
+		allKeys = append(allKeys, k)
+	}
+	allTeams := make([]*Team, 0, len(teamByID))
+	for _, t := range teamByID {
+		allTeams = append(allTeams, t)
+	}
+	return NewSet(allKeys, allTeams...)
+}
+
 // Len returns the number of keys.
 func (s *Set) Len() int { return len(s.byToken) }
 
@@ -76,7 +142,12 @@ func (s *Set) Len() int { return len(s.byToken) }
 // ErrExpired or ErrTeamBlocked (with the key and team) for one that may
 // not.
 func (s *Set) Check(secret string, now time.Time) (*Key, *Team, error) {
-	k, ok := s.byToken[Token(secret)]
+	return s.CheckToken(Token(secret), now)
+}
+
+// CheckToken is Check for a secret already hashed.
+func (s *Set) CheckToken(token [32]byte, now time.Time) (*Key, *Team, error) {
+	k, ok := s.byToken[token]
 	if !ok {
 		return nil, nil, ErrUnknown
 	}
@@ -102,13 +173,25 @@ func (s *Set) Check(secret string, now time.Time) (*Key, *Team, error) {
 // must both allow it, as in LiteLLM; a key listing AllTeamModels leaves it
 // to its team.
 func MayCall(k *Key, t *Team, names ...string) (ok, byTeam bool) {
-	if len(k.Models) > 0 && !slices.Contains(k.Models, AllTeamModels) && !anyIn(k.Models, names) {
+	if !allAccess(k.Models) && !slices.Contains(k.Models, AllTeamModels) && !anyIn(k.Models, names) {
 		return false, false
 	}
-	if t != nil && len(t.Models) > 0 && !anyIn(t.Models, names) {
+	if t != nil && !allAccess(t.Models) && !anyIn(t.Models, names) {
 		return false, true
 	}
 	return true, false
+}
+
+// Entries of models that allow every model, as in LiteLLM (besides an
+// empty list).
+const (
+	AllModels      = "*"
+	AllProxyModels = "all-proxy-models"
+)
+
+// allAccess reports whether a models list allows every model.
+func allAccess(models []string) bool {
+	return len(models) == 0 || slices.Contains(models, AllModels) || slices.Contains(models, AllProxyModels)
 }
 
 // anyIn reports whether one of names is in list.

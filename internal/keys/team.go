@@ -52,5 +52,5 @@ var (
 // Allows reports whether the team may call name: a model group, an alias
 // or an access group. A team without models may call every model.
 func (t *Team) Allows(name string) bool {
-	return len(t.Models) == 0 || slices.Contains(t.Models, name)
+	return allAccess(t.Models) || slices.Contains(t.Models, name)
 }

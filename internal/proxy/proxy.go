@@ -246,7 +246,11 @@ type call struct {
 	answered, abort bool
 	status          int
 	class           router.Class // of the failure the client got
-	errStatus       int          // its status (a stream broken mid-way was sent as 200)
+	// key and team: the virtual key the request came with, nil for the
+	// admin's; fallbacks it may not call are skipped.
+	key       *keys.Key
+	team      *keys.Team
+	errStatus int // its status (a stream broken mid-way was sent as 200)
 	// ownError says the gateway raised the failure (no deployment
 	// available, a bad request, the client gone), not a deployment.
 	ownError bool
@@ -286,6 +290,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 		p.fail(w, &c, e)
 		return
 	}
+	c.key, c.team = k, team
 	tg, ok := p.router.Resolve(c.req.model)
 	if e := p.access(k, team, c.req.model, tg, c.req.fbGroups); e != nil {
 		p.fail(w, &c, e)
@@ -331,6 +336,7 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 	first, firstD := res, c.d
 	groups := p.router.Fallbacks(tg.Group.Name, res.outcome.Class, c.req.fbGroups)
 	tried, skipped := 0, ""
+	var denied []string
 	for i, name := range groups {
 		if why := p.noRoomFor(c); why != "" {
 			skipped = fmt.Sprintf(" Fallbacks not tried: %s (%s).", openai.Clip(strings.Join(groups[i:], ", ")), why)
@@ -339,6 +345,11 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 		ftg, ok := p.router.Resolve(name)
 		if !ok {
 			p.log.Warn("fallback model group does not exist; skipped", "call_id", c.id, "model_group", clip(name, maxLoggedModel))
+			continue
+		}
+		if ok, _ := allowed(c.key, c.team, name, ftg); !ok {
+			// A configured fallback is no way around a key's models.
+			denied = append(denied, name)
 			continue
 		}
 		tried = i + 1
@@ -364,6 +375,9 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 	// was not.
 	e := first.err
 	c.errMsg = logMessage(firstD, first)
+	if len(denied) > 0 {
+		skipped += fmt.Sprintf(" Fallbacks not allowed for this key: %s.", openai.Clip(strings.Join(denied, ", ")))
+	}
 	if tried > 0 || skipped != "" {
 		msg := e.Message
 		if tried > 0 {
