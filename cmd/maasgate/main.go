@@ -1,8 +1,8 @@
 // Command maasgate is an OpenAI-compatible gateway that load-balances model
 // groups over GPU servers, with LiteLLM's config format and admin API.
 //
-// Subcommands: serve, check, mock, demo, bench, version. Run "maasgate help" or
-// "maasgate <command> --help" for their flags.
+// Subcommands: serve, check, mock, demo, bench, import-litellm, version.
+// Run "maasgate help" or "maasgate <command> --help" for their flags.
 package main
 
 import (
@@ -34,6 +34,7 @@ var commands = []command{
 	{"mock", "run a simulated vLLM backend (for tests, demos and benchmarks)", runMock},
 	{"demo", "run three simulated backends and the gateway in one process", runDemo},
 	{"bench", "measure the latency, CPU and memory the gateway adds, and compare routing strategies", runBench},
+	{"import-litellm", "copy the keys, teams and database models of a LiteLLM proxy's database", runImportLiteLLM},
 	{"version", "print the version", runVersion},
 	{"bare-proxy", "", runBareProxy}, // the bench's floor; unlisted
 }
@@ -78,7 +79,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nUsage: maasgate <command> [flags]\n\nCommands:")
 	for _, c := range commands {
 		if c.summary != "" {
-			fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+			fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
 		}
 	}
 	fmt.Fprintln(w, "\nRun \"maasgate <command> --help\" for the flags of a command.")
