@@ -436,81 +436,73 @@ func keyParam(raw map[string]json.RawMessage) ([32]byte, *openai.Error) {
 	return t, nil
 }
 
-func (a *API) updateKey(w http.ResponseWriter, r *http.Request) {
+// changeKey reads the key a body names, lets change edit a copy, stores
+// it and serves it. It answers every error itself, returning nil then.
+func (a *API) changeKey(w http.ResponseWriter, r *http.Request,
+	change func(raw map[string]json.RawMessage, k *keys.Key) *openai.Error) (*keys.Key, map[string]json.RawMessage) {
 	raw, e := a.decodeObject(w, r)
+	var token [32]byte
+	if e == nil {
+		token, e = keyParam(raw)
+	}
 	if e != nil {
 		openai.WriteError(w, e)
-		return
-	}
-	token, e := keyParam(raw)
-	if e != nil {
-		openai.WriteError(w, e)
-		return
-	}
-	if _, ok := raw["spend"]; ok {
-		// The store never overwrites spend from a copy that may be stale
-		// (spend is added as requests finish).
-		openai.WriteError(w, badRequest("spend", "spend: cannot be set by /key/update; it is counted from the key's requests"))
-		return
+		return nil, nil
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	k, err := a.o.Keys.Key(r.Context(), token)
 	if err != nil {
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, keys.Key{}))
-		return
+		return nil, nil
 	}
 	next := *k
-	duration, e := a.keyFields(raw, &next)
-	if e != nil {
+	next.UpdatedAt = a.o.Now().UTC()
+	if e := change(raw, &next); e != nil {
 		openai.WriteError(w, e)
-		return
+		return nil, nil
 	}
-	now := a.o.Now().UTC()
-	applyDuration(&next, duration, now)
-	next.UpdatedAt = now
 	if e := a.withinTeam(r.Context(), &next); e != nil {
 		openai.WriteError(w, e)
-		return
+		return nil, nil
 	}
 	stored, err := a.o.Keys.UpdateKey(r.Context(), next)
 	if err != nil {
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, next))
-		return
+		return nil, nil
 	}
 	a.keysChanged(r.Context(), keyChange{keys: []*keys.Key{stored}})
-	out := keyJSON(stored)
-	out["key"] = stringField(raw["key"])
-	writeJSON(w, http.StatusOK, out)
+	return stored, raw
+}
+
+func (a *API) updateKey(w http.ResponseWriter, r *http.Request) {
+	stored, raw := a.changeKey(w, r, func(raw map[string]json.RawMessage, k *keys.Key) *openai.Error {
+		if _, ok := raw["spend"]; ok {
+			// The store never overwrites spend from a copy that may be
+			// stale (spend is added as requests finish).
+			return badRequest("spend", "spend: cannot be set by /key/update; it is counted from the key's requests")
+		}
+		duration, e := a.keyFields(raw, k)
+		if e == nil {
+			applyDuration(k, duration, k.UpdatedAt)
+		}
+		return e
+	})
+	if stored != nil {
+		out := keyJSON(stored)
+		out["key"] = stringField(raw["key"])
+		writeJSON(w, http.StatusOK, out)
+	}
 }
 
 func (a *API) blockKey(w http.ResponseWriter, r *http.Request, blocked bool) {
-	raw, e := a.decodeObject(w, r)
-	if e != nil {
-		openai.WriteError(w, e)
-		return
+	stored, _ := a.changeKey(w, r, func(_ map[string]json.RawMessage, k *keys.Key) *openai.Error {
+		k.Blocked = blocked
+		return nil
+	})
+	if stored != nil {
+		writeJSON(w, http.StatusOK, keyRow(stored))
 	}
-	token, e := keyParam(raw)
-	if e != nil {
-		openai.WriteError(w, e)
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	k, err := a.o.Keys.Key(r.Context(), token)
-	if err != nil {
-		openai.WriteError(w, a.keyWriteError(r.Context(), err, keys.Key{}))
-		return
-	}
-	next := *k
-	next.Blocked, next.UpdatedAt = blocked, a.o.Now().UTC()
-	stored, err := a.o.Keys.UpdateKey(r.Context(), next)
-	if err != nil {
-		openai.WriteError(w, a.keyWriteError(r.Context(), err, next))
-		return
-	}
-	a.keysChanged(r.Context(), keyChange{keys: []*keys.Key{stored}})
-	writeJSON(w, http.StatusOK, keyRow(stored))
 }
 
 func (a *API) regenerateKey(w http.ResponseWriter, r *http.Request) {

@@ -145,56 +145,50 @@ func (a *API) teamParam(ctx context.Context, raw map[string]json.RawMessage) (*k
 	return t, nil
 }
 
-func (a *API) updateTeam(w http.ResponseWriter, r *http.Request) {
+// changeTeam reads the team a body names, lets change edit a copy, stores
+// it and serves it. It answers every error itself, returning nil then.
+func (a *API) changeTeam(w http.ResponseWriter, r *http.Request, change func(raw map[string]json.RawMessage, t *keys.Team) *openai.Error) *keys.Team {
 	raw, e := a.decodeObject(w, r)
 	if e != nil {
 		openai.WriteError(w, e)
-		return
+		return nil
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	t, e := a.teamParam(r.Context(), raw)
 	if e != nil {
 		openai.WriteError(w, e)
-		return
+		return nil
 	}
 	next := *t
-	if e := a.teamFields(raw, &next); e != nil {
-		openai.WriteError(w, e)
-		return
-	}
 	next.UpdatedAt = a.o.Now().UTC()
+	if e := change(raw, &next); e != nil {
+		openai.WriteError(w, e)
+		return nil
+	}
 	stored, err := a.o.Teams.UpdateTeam(r.Context(), next)
 	if err != nil {
 		openai.WriteError(w, a.storeError(r.Context(), "store the team", err))
-		return
+		return nil
 	}
 	a.keysChanged(r.Context(), keyChange{teams: []*keys.Team{stored}})
-	writeJSON(w, http.StatusOK, map[string]any{"team_id": stored.ID, "data": teamJSON(stored)})
+	return stored
+}
+
+func (a *API) updateTeam(w http.ResponseWriter, r *http.Request) {
+	if stored := a.changeTeam(w, r, a.teamFields); stored != nil {
+		writeJSON(w, http.StatusOK, map[string]any{"team_id": stored.ID, "data": teamJSON(stored)})
+	}
 }
 
 func (a *API) blockTeam(w http.ResponseWriter, r *http.Request, blocked bool) {
-	raw, e := a.decodeObject(w, r)
-	if e != nil {
-		openai.WriteError(w, e)
-		return
+	stored := a.changeTeam(w, r, func(_ map[string]json.RawMessage, t *keys.Team) *openai.Error {
+		t.Blocked = blocked
+		return nil
+	})
+	if stored != nil {
+		writeJSON(w, http.StatusOK, teamJSON(stored))
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	t, e := a.teamParam(r.Context(), raw)
-	if e != nil {
-		openai.WriteError(w, e)
-		return
-	}
-	next := *t
-	next.Blocked, next.UpdatedAt = blocked, a.o.Now().UTC()
-	stored, err := a.o.Teams.UpdateTeam(r.Context(), next)
-	if err != nil {
-		openai.WriteError(w, a.storeError(r.Context(), "store the team", err))
-		return
-	}
-	a.keysChanged(r.Context(), keyChange{teams: []*keys.Team{stored}})
-	writeJSON(w, http.StatusOK, teamJSON(stored))
 }
 
 // deleteTeams deletes teams, all or none, and, as LiteLLM does, their keys.
