@@ -57,15 +57,11 @@ func (a *API) registerKeys(mux *http.ServeMux, read, write func(http.HandlerFunc
 // holds the admin writes' lock, so a reload that read the rows before a
 // write cannot replace the snapshot that write served.
 func (a *API) ReloadKeys(ctx context.Context) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.reloadKeysLocked(ctx)
-}
-
-func (a *API) reloadKeysLocked(ctx context.Context) error {
 	if a.o.Keys == nil || a.o.KeyHolder == nil {
 		return nil
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	ks, err := a.o.Keys.Keys(ctx)
 	if err != nil {
 		return fmt.Errorf("read stored keys: %w", err)
@@ -357,7 +353,7 @@ func (a *API) generateKey(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, k))
 		return
 	}
-	a.keysChanged(r.Context(), keyChange{keys: []*keys.Key{stored}})
+	a.keysChanged(keyChange{keys: []*keys.Key{stored}})
 	out := keyJSON(stored)
 	out["key"], out["token"], out["token_id"] = secret, keys.TokenHex(stored.Token), keys.TokenHex(stored.Token)
 	writeJSON(w, http.StatusOK, out)
@@ -402,17 +398,14 @@ type keyChange struct {
 	dropTeams []string
 }
 
-// keysChanged serves a committed write at once: its change is applied to
-// the snapshot in force, so a deleted or blocked key stops working even if
-// reading the store back fails; then the store is read back whole (other
-// replicas' writes), on a context the admin client cannot cancel. Called
-// with a.mu held.
-func (a *API) keysChanged(ctx context.Context, c keyChange) {
+// keysChanged serves a committed write at once by applying its change to
+// the snapshot in force: nothing is read back, so a deleted or blocked key
+// stops working whatever the database does next, and creating many keys
+// costs no full read per key. Other replicas' writes arrive through the
+// store's notification (ReloadKeys). Called with a.mu held.
+func (a *API) keysChanged(c keyChange) {
 	h := a.o.KeyHolder
 	h.SetKeys(h.Keys().With(c.keys, c.drop, c.teams, c.dropTeams))
-	if err := a.reloadKeysLocked(context.WithoutCancel(ctx)); err != nil {
-		a.o.Logger.Error("keys changed; the change is served, but reading every key back failed", "error", err)
-	}
 }
 
 // tokenOf reads a key given as its secret ("sk-...") or its token (hex).
@@ -471,7 +464,7 @@ func (a *API) changeKey(w http.ResponseWriter, r *http.Request,
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, next))
 		return nil, nil
 	}
-	a.keysChanged(r.Context(), keyChange{keys: []*keys.Key{stored}})
+	a.keysChanged(keyChange{keys: []*keys.Key{stored}})
 	return stored, raw
 }
 
@@ -537,7 +530,7 @@ func (a *API) regenerateKey(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, keys.Key{}))
 		return
 	}
-	a.keysChanged(r.Context(), keyChange{keys: []*keys.Key{k}, drop: [][32]byte{token}})
+	a.keysChanged(keyChange{keys: []*keys.Key{k}, drop: [][32]byte{token}})
 	out := keyJSON(k)
 	out["key"], out["token"], out["token_id"] = secret, keys.TokenHex(k.Token), keys.TokenHex(k.Token)
 	writeJSON(w, http.StatusOK, out)
@@ -601,7 +594,7 @@ func (a *API) deleteKeys(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("No key with token %s; nothing was deleted.", openai.Clip(strings.Join(names, ", ")))))
 		return
 	}
-	a.keysChanged(r.Context(), keyChange{drop: tokens})
+	a.keysChanged(keyChange{drop: tokens})
 	deleted := append(req.Keys, req.KeyAliases...)
 	writeJSON(w, http.StatusOK, map[string]any{"deleted_keys": deleted})
 }

@@ -34,7 +34,7 @@ func (u *unreadable) Keys(ctx context.Context) ([]*keys.Key, error) {
 }
 
 // TestKeyWriteServedWithoutReadBack: a key deleted or blocked stops working
-// at once, even when reading the keys back after the write fails.
+// at once, without the keys being read back (here reading them fails).
 func TestKeyWriteServedWithoutReadBack(t *testing.T) {
 	t.Parallel()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), "secret", nil)

@@ -125,7 +125,7 @@ func (a *API) newTeam(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, a.storeError(r.Context(), "store the team", err))
 		return
 	}
-	a.keysChanged(r.Context(), keyChange{teams: []*keys.Team{stored}})
+	a.keysChanged(keyChange{teams: []*keys.Team{stored}})
 	writeJSON(w, http.StatusOK, teamJSON(stored))
 }
 
@@ -171,7 +171,7 @@ func (a *API) changeTeam(w http.ResponseWriter, r *http.Request, change func(raw
 		openai.WriteError(w, a.storeError(r.Context(), "store the team", err))
 		return nil
 	}
-	a.keysChanged(r.Context(), keyChange{teams: []*keys.Team{stored}})
+	a.keysChanged(keyChange{teams: []*keys.Team{stored}})
 	return stored
 }
 
@@ -216,7 +216,7 @@ func (a *API) deleteTeams(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, a.storeError(r.Context(), "delete the teams", err))
 		return
 	}
-	a.keysChanged(r.Context(), keyChange{drop: deletedKeys, dropTeams: req.TeamIDs})
+	a.keysChanged(keyChange{drop: deletedKeys, dropTeams: req.TeamIDs})
 	writeJSON(w, http.StatusOK, map[string]any{"deleted_teams": req.TeamIDs, "deleted_keys": len(deletedKeys)})
 }
 
