@@ -2,6 +2,7 @@ package keys
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"time"
 )
@@ -96,42 +97,62 @@ func (s *Set) Teams() []*Team {
 // With returns a new snapshot: s with ks added or replaced (by token),
 // the keys of drop removed, and teams added or replaced (by id) and the
 // teams of dropTeams removed with their keys. An admin write applies its
-// own result this way, so it holds even if reading the store back fails.
+// own result this way, without reading the store back. It copies the maps
+// whole (maps.Clone, a bulk copy) and rebuilds only the team key lists the
+// change touches.
 func (s *Set) With(ks []*Key, drop [][32]byte, teams []*Team, dropTeams []string) *Set {
-	byToken := make(map[[32]byte]*Key, len(s.byToken)+len(ks))
-	for t, k := range s.byToken {
-		byToken[t] = k
-	}
-	for _, t := range drop {
-		delete(byToken, t)
-	}
-	for _, k := range ks {
-		byToken[k.Token] = k
-	}
-	teamByID := make(map[string]*Team, len(s.teams)+len(teams))
-	for id, t := range s.teams {
-		teamByID[id] = t
-	}
-	for _, t := range teams {
-		teamByID[t.ID] = t
-	}
-	for _, id := range dropTeams {
-		delete(teamByID, id)
-		for t, k := range byToken {
-			if k.TeamID == id {
-				delete(byToken, t)
+	n := &Set{byToken: maps.Clone(s.byToken), teams: maps.Clone(s.teams), teamKeys: maps.Clone(s.teamKeys)}
+	touched := map[string]bool{}
+	remove := func(t [32]byte) {
+		if k, ok := n.byToken[t]; ok {
+			delete(n.byToken, t)
+			if k.TeamID != "" {
+				touched[k.TeamID] = true
 			}
 		}
 	}
-	allKeys := make([]*Key, 0, len(byToken))
-	for _, k := range byToken {
-		allKeys = append(allKeys, k)
+	for _, t := range drop {
+		remove(t)
 	}
-	allTeams := make([]*Team, 0, len(teamByID))
-	for _, t := range teamByID {
-		allTeams = append(allTeams, t)
+	for _, k := range ks {
+		remove(k.Token)
+		n.byToken[k.Token] = k
+		if k.TeamID != "" {
+			touched[k.TeamID] = true
+		}
 	}
-	return NewSet(allKeys, allTeams...)
+	for _, t := range teams {
+		n.teams[t.ID] = t
+	}
+	for _, id := range dropTeams {
+		delete(n.teams, id)
+		for _, k := range s.teamKeys[id] {
+			remove(k.Token)
+		}
+	}
+	added := make(map[[32]byte]bool, len(ks))
+	for _, k := range ks {
+		added[k.Token] = true
+	}
+	for id := range touched {
+		var list []*Key
+		for _, k := range s.teamKeys[id] {
+			if _, ok := n.byToken[k.Token]; ok && !added[k.Token] {
+				list = append(list, k)
+			}
+		}
+		for _, k := range ks {
+			if k.TeamID == id && n.byToken[k.Token] == k {
+				list = append(list, k)
+			}
+		}
+		if len(list) == 0 {
+			delete(n.teamKeys, id)
+		} else {
+			n.teamKeys[id] = list
+		}
+	}
+	return n
 }
 
 // Len returns the number of keys.

@@ -235,3 +235,42 @@ func TestTeams(t *testing.T) {
 		}
 	}
 }
+
+// TestWith: an admin write's change applied to a snapshot: keys added,
+// replaced (moved between teams), dropped, and a team dropped with its keys;
+// the old snapshot is left as it was.
+func TestWith(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	a, b, c := &Key{Token: Token("sk-a"), TeamID: "t1"}, &Key{Token: Token("sk-b"), TeamID: "t1"}, &Key{Token: Token("sk-c"), TeamID: "t2"}
+	t1, t2 := &Team{ID: "t1"}, &Team{ID: "t2"}
+	old := NewSet([]*Key{a, b, c}, t1, t2)
+
+	movedB := &Key{Token: b.Token, TeamID: "t2"}
+	d := &Key{Token: Token("sk-d")}
+	s := old.With([]*Key{movedB, d}, [][32]byte{a.Token}, nil, nil)
+	if _, _, err := s.Check("sk-a", now); !errors.Is(err, ErrUnknown) {
+		t.Errorf("dropped key: %v", err)
+	}
+	if k, _, err := s.Check("sk-d", now); err != nil || k != d {
+		t.Errorf("added key: %v", err)
+	}
+	if got := s.TeamKeys("t1"); len(got) != 0 {
+		t.Errorf("t1 keeps %d keys after its keys moved or went", len(got))
+	}
+	if got := s.TeamKeys("t2"); len(got) != 2 {
+		t.Errorf("t2 has %d keys, want c and the moved b", len(got))
+	}
+	s = s.With(nil, nil, nil, []string{"t2"})
+	for _, secret := range []string{"sk-b", "sk-c"} {
+		if _, _, err := s.Check(secret, now); !errors.Is(err, ErrUnknown) {
+			t.Errorf("a key of the dropped team: %v", err)
+		}
+	}
+	if s.Team("t2") != nil || s.Len() != 1 {
+		t.Errorf("after dropping t2: team %v, %d keys", s.Team("t2"), s.Len())
+	}
+	if old.Len() != 3 || len(old.TeamKeys("t1")) != 2 {
+		t.Error("the old snapshot changed")
+	}
+}
