@@ -46,23 +46,7 @@ var keyColumns = strings.Join(keyColumnList, ", ")
 // precision; empty models, metadata and per-model limits are nil; numbers
 // in metadata are json.Number.
 func (s *Store) Keys(ctx context.Context) ([]*keys.Key, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+keyColumns+" FROM keys ORDER BY created_at, token")
-	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
-	}
-	defer rows.Close()
-	var out []*keys.Key
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, s, "keys", "SELECT "+keyColumns+" FROM keys ORDER BY created_at, token", scanKey)
 }
 
 // KeysPage returns at most limit keys, skipping the first offset, in the
@@ -70,28 +54,43 @@ func (s *Store) Keys(ctx context.Context) ([]*keys.Key, error) {
 // count are two reads: a key written between them can make them disagree
 // by one.
 func (s *Store) KeysPage(ctx context.Context, offset, limit int) (page []*keys.Key, total int, err error) {
-	if offset < 0 || limit <= 0 {
-		return nil, 0, fmt.Errorf("page of keys at offset %d of size %d: want an offset of 0 or more and a positive size", offset, limit)
-	}
-	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM keys").Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count keys: %w", err)
-	}
-	rows, err := s.db.QueryContext(ctx, s.rebind("SELECT "+keyColumns+" FROM keys ORDER BY created_at, token LIMIT ? OFFSET ?"), limit, offset)
+	return queryPage(ctx, s, "keys", keyColumns, "created_at, token", offset, limit, scanKey)
+}
+
+// queryAll runs query and scans every row with scan; what names the rows
+// in errors.
+func queryAll[T any](ctx context.Context, s *Store, what, query string, scan func(scanner) (T, error), args ...any) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list keys: %w", err)
+		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
 	defer rows.Close()
+	var out []T
 	for rows.Next() {
-		k, err := scanKey(rows)
+		v, err := scan(rows)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
-		page = append(page, k)
+		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list keys: %w", err)
+		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
-	return page, total, nil
+	return out, nil
+}
+
+// queryPage returns a page of table's rows in order, and how many rows the
+// table holds (two reads, which a write between them can make disagree).
+func queryPage[T any](ctx context.Context, s *Store, table, columns, order string, offset, limit int, scan func(scanner) (T, error)) ([]T, int, error) {
+	if offset < 0 || limit <= 0 {
+		return nil, 0, fmt.Errorf("page of %s at offset %d of size %d: want an offset of 0 or more and a positive size", table, offset, limit)
+	}
+	var total int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count %s: %w", table, err)
+	}
+	page, err := queryAll(ctx, s, table, s.rebind("SELECT "+columns+" FROM "+table+" ORDER BY "+order+" LIMIT ? OFFSET ?"), scan, limit, offset)
+	return page, total, err
 }
 
 // Key returns the key with the given token, or ErrNotFound.

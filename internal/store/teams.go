@@ -33,23 +33,7 @@ var teamColumns = strings.Join(teamColumnList, ", ")
 // microsecond precision; empty models, metadata and members are nil;
 // numbers in metadata are json.Number.
 func (s *Store) Teams(ctx context.Context) ([]*keys.Team, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+teamColumns+" FROM teams ORDER BY created_at, team_id")
-	if err != nil {
-		return nil, fmt.Errorf("list teams: %w", err)
-	}
-	defer rows.Close()
-	var out []*keys.Team
-	for rows.Next() {
-		t, err := scanTeam(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list teams: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, s, "teams", "SELECT "+teamColumns+" FROM teams ORDER BY created_at, team_id", scanTeam)
 }
 
 // TeamsPage returns at most limit teams, skipping the first offset, in the
@@ -57,28 +41,7 @@ func (s *Store) Teams(ctx context.Context) ([]*keys.Team, error) {
 // count are two reads: a team written between them can make them disagree
 // by one.
 func (s *Store) TeamsPage(ctx context.Context, offset, limit int) (page []*keys.Team, total int, err error) {
-	if offset < 0 || limit <= 0 {
-		return nil, 0, fmt.Errorf("page of teams at offset %d of size %d: want an offset of 0 or more and a positive size", offset, limit)
-	}
-	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM teams").Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count teams: %w", err)
-	}
-	rows, err := s.db.QueryContext(ctx, s.rebind("SELECT "+teamColumns+" FROM teams ORDER BY created_at, team_id LIMIT ? OFFSET ?"), limit, offset)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list teams: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		t, err := scanTeam(rows)
-		if err != nil {
-			return nil, 0, err
-		}
-		page = append(page, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list teams: %w", err)
-	}
-	return page, total, nil
+	return queryPage(ctx, s, "teams", teamColumns, "created_at, team_id", offset, limit, scanTeam)
 }
 
 // Team returns the team with the given id, or ErrNotFound.
