@@ -10,6 +10,20 @@ import (
 	"github.com/maasgate/maasgate/internal/testutil"
 )
 
+// twoModels writes a config serving qwen3-14b and llama on a, llama with
+// the model_info llamaInfo, behind the master key.
+func twoModels(t *testing.T, a *mockllm.Server, llamaInfo string) string {
+	return writeConfig(t, fmt.Sprintf(`model_list:
+  - model_name: qwen3-14b
+    litellm_params: {model: openai/qwen3-14b, api_base: %[1]s/v1}
+  - model_name: llama
+    litellm_params: {model: openai/llama, api_base: %[1]s/v1}
+    model_info: %[2]s
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+`, a.URL(), llamaInfo))
+}
+
 func errType(out map[string]any) string {
 	e, _ := out["error"].(map[string]any)
 	s, _ := e["type"].(string)
@@ -23,15 +37,7 @@ func TestVirtualKeys(t *testing.T) {
 	for name, dbURL := range databases(t) {
 		t.Run(name, func(t *testing.T) {
 			a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "llama"}})
-			cfg := writeConfig(t, fmt.Sprintf(`model_list:
-  - model_name: qwen3-14b
-    litellm_params: {model: openai/qwen3-14b, api_base: %[1]s/v1}
-  - model_name: llama
-    litellm_params: {model: openai/llama, api_base: %[1]s/v1}
-    model_info: {access_groups: [open-models]}
-general_settings:
-  master_key: os.environ/LITELLM_MASTER_KEY
-`, a.URL()))
+			cfg := twoModels(t, a, "{access_groups: [open-models]}")
 			env := map[string]string{"LITELLM_MASTER_KEY": testKey}
 			db := dbURL(t)
 			g := startGateway(t, env, "serve", "--config", cfg, "--database-url", db)
@@ -162,14 +168,7 @@ func TestTeams(t *testing.T) {
 	for name, dbURL := range databases(t) {
 		t.Run(name, func(t *testing.T) {
 			a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "llama"}})
-			cfg := writeConfig(t, fmt.Sprintf(`model_list:
-  - model_name: qwen3-14b
-    litellm_params: {model: openai/qwen3-14b, api_base: %[1]s/v1}
-  - model_name: llama
-    litellm_params: {model: openai/llama, api_base: %[1]s/v1}
-general_settings:
-  master_key: os.environ/LITELLM_MASTER_KEY
-`, a.URL()))
+			cfg := twoModels(t, a, "{}")
 			g := startGateway(t, map[string]string{"LITELLM_MASTER_KEY": testKey}, "serve", "--config", cfg, "--database-url", dbURL(t))
 
 			status, team := adminCall(t, "POST", g.url+"/team/new",
