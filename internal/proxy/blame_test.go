@@ -171,9 +171,25 @@ func TestOverheadExcludesBackoff(t *testing.T) {
 // The stall watch's looks are driven by the test, on the router's clock.
 func TestStalledBackendLeavesRotation(t *testing.T) {
 	t.Parallel()
-	stuck := backend(t, "stuck", mockllm.Faults{ExtraLatency: mockllm.Duration(time.Second)})
+	// The silent backend answers only when the test opens the gate, so a
+	// slow machine cannot end the silence before the test looks.
+	gate := make(chan struct{})
+	var stuckRequests atomic.Int64
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stuckRequests.Add(1)
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
+	}))
+	t.Cleanup(stuck.Close)
+	release := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release) // before stuck.Close, which waits for its requests
 	good := backend(t, "good", mockllm.Faults{})
-	url, rt, clk := reliableGateway(t, roundRobin, mdep("g", "stuck", stuck), mdep("g", "good", good))
+	url, rt, clk := reliableGateway(t, roundRobin, dep("g", "stuck", stuck.URL+"/v1"), mdep("g", "good", good))
 	ticks := make(chan time.Time)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -203,25 +219,26 @@ func TestStalledBackendLeavesRotation(t *testing.T) {
 	look(2 * time.Second)
 	testutil.Eventually(t, "the silent backend to be marked stalled", d.Stalled)
 
-	before := stuck.Stats().Requests
+	before := stuckRequests.Load()
 	for i := range 10 {
 		if r := send(t, url, chat("g")); r.status != 200 || r.modelID != "good" {
 			t.Fatalf("request %d while stalled: %d from %q", i, r.status, r.modelID)
 		}
 	}
-	if got := stuck.Stats().Requests - before; got != 0 {
+	if got := stuckRequests.Load() - before; got != 0 {
 		t.Errorf("the stalled backend got %d new requests", got)
 	}
 	// It answers the two it had (no request failed): back in rotation.
+	release()
 	wg.Wait()
 	if d.Stalled() {
 		t.Fatal("still stalled after it answered")
 	}
-	before = stuck.Stats().Requests
+	before = stuckRequests.Load()
 	for range 4 {
 		send(t, url, chat("g"))
 	}
-	if got := stuck.Stats().Requests - before; got != 2 {
+	if got := stuckRequests.Load() - before; got != 2 {
 		t.Errorf("after it answered it got %d of 4 round-robin requests, want 2", got)
 	}
 }
