@@ -1,9 +1,9 @@
 package deployment
 
 import (
-	"sync"
 	"sync/atomic"
-	"time"
+
+	"github.com/maasgate/maasgate/internal/limits"
 )
 
 // sharedState is what other gateway replicas report about a deployment,
@@ -21,86 +21,9 @@ type sharedState struct {
 	quota atomic.Pointer[Quota]
 }
 
-// Quota holds the requests this replica may send to the deployment in a
-// minute: granted by the cluster in small batches from one counter that
-// all replicas share, so together they never exceed the rpm. Two slots,
-// by minute parity, let the next minute's first batch arrive before the
-// minute starts.
-type Quota struct {
-	mu    sync.Mutex // serialises Grant (rare); take is lock-free
-	slots [2]quotaSlot
-	// spent is the minute (+1, so 0 means none) in which the cluster had
-	// no more to grant: no use asking again before the next minute.
-	spent atomic.Int64
-	// Want is called (it must not block) when the grant of the minute runs
-	// low or is missing, to fetch the next batch in the background.
-	Want func()
-}
-
-type quotaSlot struct {
-	minute  atomic.Int64
-	granted atomic.Int64
-	used    atomic.Int64
-}
-
-func minuteIndex(now int64) int64 { return now / int64(time.Minute) }
-
-// Grant adds n requests to the grant for the minute of at (unix
-// nanoseconds).
-func (q *Quota) Grant(at int64, n int64) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	m := minuteIndex(at)
-	s := &q.slots[m&1]
-	if s.minute.Load() != m {
-		s.used.Store(0)
-		s.granted.Store(0)
-		s.minute.Store(m)
-	}
-	s.granted.Add(n)
-}
-
-// Spent records that the cluster's rpm for the minute of at is all
-// granted.
-func (q *Quota) Spent(at int64) { q.spent.Store(minuteIndex(at) + 1) }
-
-// IsSpent reports whether the cluster had nothing more to grant in the
-// minute of now.
-func (q *Quota) IsSpent(now int64) bool { return q.spent.Load() == minuteIndex(now)+1 }
-
-// Dry reports whether this replica's grant for the minute of now is used
-// up while the cluster may still have more to grant.
-func (q *Quota) Dry(now int64) bool {
-	return q.Remaining(now) <= 0 && !q.IsSpent(now)
-}
-
-// Remaining returns the requests left in the grant for the minute of now.
-func (q *Quota) Remaining(now int64) int64 {
-	m := minuteIndex(now)
-	s := &q.slots[m&1]
-	if s.minute.Load() != m {
-		return 0
-	}
-	return s.granted.Load() - s.used.Load()
-}
-
-// take uses one request of the minute's grant, if one is left.
-func (q *Quota) take(now int64) bool {
-	m := minuteIndex(now)
-	s := &q.slots[m&1]
-	if s.minute.Load() != m {
-		return false
-	}
-	for {
-		used := s.used.Load()
-		if used >= s.granted.Load() {
-			return false
-		}
-		if s.used.CompareAndSwap(used, used+1) {
-			return true
-		}
-	}
-}
+// Quota is this replica's share of a deployment's rpm, granted by the
+// cluster (limits.Quota).
+type Quota = limits.Quota
 
 // Inherit carries prev's usage of the current minute (requests, tokens,
 // and its shared rpm grant when the rpm is the same) over to d, which
@@ -125,7 +48,7 @@ func (d *Deployment) SetOthersInFlight(n int64) { d.shared.othersInFlight.Store(
 // SetOthersTokens records the other replicas' tokens in the minute of at.
 func (d *Deployment) SetOthersTokens(at int64, n int64) {
 	d.shared.othersTokens.Store(n)
-	d.shared.tokensMinute.Store(minuteIndex(at))
+	d.shared.tokensMinute.Store(limits.Minute(at))
 }
 
 // ClusterInFlight returns the requests in flight on the deployment from
@@ -136,7 +59,7 @@ func (d *Deployment) ClusterInFlight() int64 {
 
 // othersTokensAt returns the other replicas' tokens in the minute of now.
 func (d *Deployment) othersTokensAt(now int64) int64 {
-	if d.shared.tokensMinute.Load() != minuteIndex(now) {
+	if d.shared.tokensMinute.Load() != limits.Minute(now) {
 		return 0
 	}
 	return d.shared.othersTokens.Load()

@@ -131,7 +131,7 @@ func (l *latencyWindow) load() (float64, int) {
 // replica's grant, and reports false (counting nothing) when another
 // request took the last one first: the caller picks again.
 func (d *Deployment) CountRequest(now int64) bool {
-	if q := d.shared.quota.Load(); q != nil && d.RPM > 0 && !q.take(now) {
+	if q := d.shared.quota.Load(); q != nil && d.RPM > 0 && !q.Take(now) {
 		return false
 	}
 	d.minuteRequests.add(now, 1)
