@@ -86,7 +86,6 @@ func (q *Quota) Take(now int64) bool {
 	}
 }
 
-
 // Minute returns the index of the clock minute of now (unix nanoseconds),
 // the window of every rpm and tpm.
 func Minute(now int64) int64 { return now / int64(time.Minute) }
