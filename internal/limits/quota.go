@@ -89,3 +89,13 @@ func (q *Quota) Take(now int64) bool {
 // Minute returns the index of the clock minute of now (unix nanoseconds),
 // the window of every rpm and tpm.
 func Minute(now int64) int64 { return now / int64(time.Minute) }
+
+// Untake gives back a request Take took at now, for a request refused by
+// another limit.
+func (q *Quota) Untake(now int64) {
+	m := Minute(now)
+	s := &q.slots[m&1]
+	if s.minute.Load() == m {
+		s.used.Add(-1)
+	}
+}
