@@ -24,6 +24,7 @@ import (
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/health"
+	"github.com/maasgate/maasgate/internal/limits"
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/proxy"
 	"github.com/maasgate/maasgate/internal/router"
@@ -112,6 +113,8 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	log.Info("request bodies held at once are bounded", "max_request_mb_in_flight", held>>20)
 	authn := auth.New(cfg.General.MasterKey, opts.allowedHosts()...)
 	transport := proxy.NewTransport()
+	tokenType, _ := limits.ParseTokenType(cfg.General.TokenRateLimitType)
+	lim := limits.New(limits.Options{TokenType: tokenType})
 	p := proxy.New(proxy.Options{
 		Router:               rt,
 		Transport:            transport,
@@ -126,6 +129,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 
 		HideUpstreamDetails: cfg.General.HideUpstreamDetails,
 		Keys:                authn,
+		Limits:              lim,
 	})
 	redisCfg, err := redisSettings(settings)
 	if err != nil {
@@ -139,6 +143,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		ApplyProbe: func(d *deployment.Deployment, r health.Result) {
 			prober.Apply(d, r)
 		},
+		Limits: lim,
 	}, reg, log)
 	if err != nil {
 		st.Close()

@@ -788,7 +788,8 @@ func isHex(s string) bool {
 	return true
 }
 
-// keyLimits names the limits and budgets set on k.
+// keyLimits names what is set on k that maasgate does not enforce yet:
+// budgets (rpm, tpm, parallel and per-model limits are).
 func keyLimits(k keys.Key) []string {
 	var names []string
 	add := func(set bool, name string) {
@@ -798,16 +799,11 @@ func keyLimits(k keys.Key) []string {
 	}
 	add(k.MaxBudget != nil, "max_budget")
 	add(k.BudgetDuration != "", "budget_duration")
-	add(k.TPMLimit != nil, "tpm_limit")
-	add(k.RPMLimit != nil, "rpm_limit")
-	add(k.MaxParallelRequests != nil, "max_parallel_requests")
-	add(len(k.ModelRPMLimit) > 0, "model_rpm_limit")
-	add(len(k.ModelTPMLimit) > 0, "model_tpm_limit")
 	return names
 }
 
-// teamLimits names the limits and budgets set on t, those LiteLLM keeps in
-// its metadata included.
+// teamLimits names what is set on t that maasgate does not enforce yet:
+// budgets, and the per-model limits LiteLLM keeps in a team's metadata.
 func teamLimits(t keys.Team) []string {
 	var names []string
 	add := func(set bool, name string) {
@@ -817,9 +813,6 @@ func teamLimits(t keys.Team) []string {
 	}
 	add(t.MaxBudget != nil, "max_budget")
 	add(t.BudgetDuration != "", "budget_duration")
-	add(t.TPMLimit != nil, "tpm_limit")
-	add(t.RPMLimit != nil, "rpm_limit")
-	add(t.MaxParallelRequests != nil, "max_parallel_requests")
 	for _, name := range []string{"model_rpm_limit", "model_tpm_limit"} {
 		_, ok := t.Metadata[name]
 		add(ok, name)

@@ -278,7 +278,7 @@ general_settings:
 		"models: 1 imported, 0 skipped, 2 not imported",
 		`not imported: model db-sealed (model_name "sealed"): litellm_params api_base, api_key, model look encrypted with LiteLLM's salt key`,
 		`not imported: model db-azure (model_name "azure-gpt"): litellm_params.model: provider "azure" is not supported`,
-		"note: 1 imported key has limits or budgets from LiteLLM (budget_duration, max_budget, model_rpm_limit, rpm_limit): stored, but not enforced",
+		"note: 1 imported key has limits or budgets from LiteLLM (budget_duration, max_budget): stored, but not enforced",
 		"note: 1 imported team has limits or budgets from LiteLLM (max_budget)",
 	} {
 		if !strings.Contains(out, want) {

@@ -105,7 +105,8 @@ func TestVirtualKeys(t *testing.T) {
 			for _, bad := range []struct{ body, param string }{
 				{`{"key_alias":"team-a-bot"}`, "key_alias"},
 				{`{"models":["no-such-model"]}`, "models"},
-				{`{"rpm_limit":60}`, "rpm_limit"}, // not enforced yet: refused, not ignored
+				{`{"rpm_limit":-1}`, "rpm_limit"},
+				{`{"max_budget":10}`, "max_budget"}, // not enforced yet: refused, not ignored
 				{`{"metadata":[1]}`, "metadata"},
 				{`{"duration":"30 days"}`, "duration"},
 				{`{"key":"my-own-key-000000"}`, "key"},

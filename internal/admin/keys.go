@@ -134,18 +134,7 @@ func (a *API) keyFields(raw map[string]json.RawMessage, k *keys.Key) (duration *
 		case "model_tpm_limit":
 			k.ModelTPMLimit, err = a.modelCounts(v)
 		case "budget_duration":
-			var s string
-			if s, err = optString(v); err == nil {
-				k.BudgetDuration, k.BudgetResetAt = "", time.Time{}
-				if s != "" {
-					var d keys.Duration
-					if d, err = keys.ParseDuration(s); err == nil && d.After(now).Year() > 9999 {
-						err = fmt.Errorf("%s from now is past the year 9999", d)
-					} else if err == nil {
-						k.BudgetDuration, k.BudgetResetAt = d.String(), d.After(now)
-					}
-				}
-			}
+			k.BudgetDuration, k.BudgetResetAt, err = budgetDuration(v, now)
 		case "duration":
 			var s string
 			if s, err = optString(v); err == nil {
@@ -173,15 +162,48 @@ func (a *API) keyFields(raw map[string]json.RawMessage, k *keys.Key) (duration *
 }
 
 // notEnforcedYet are LiteLLM's key fields that are decoded and stored but
-// not yet enforced on requests (issue 14: limits across replicas, budgets
-// and spend); until they are, a request setting one is refused.
-var notEnforcedYet = map[string]bool{
-	"max_budget": true, "budget_duration": true, "tpm_limit": true, "rpm_limit": true,
-	"max_parallel_requests": true, "model_rpm_limit": true, "model_tpm_limit": true,
+// not yet enforced on requests (issue 14: budgets and spend); until they
+// are, a request setting one is refused.
+var notEnforcedYet = map[string]bool{"max_budget": true, "budget_duration": true}
+
+// budgetDuration decodes a budget_duration field: the duration as stored
+// and the first reset time ("" and zero for none).
+func budgetDuration(v json.RawMessage, now time.Time) (string, time.Time, error) {
+	s, err := optString(v)
+	if err != nil || s == "" {
+		return "", time.Time{}, err
+	}
+	d, err := keys.ParseDuration(s)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if d.After(now).Year() > 9999 {
+		return "", time.Time{}, fmt.Errorf("%s from now is past the year 9999", d)
+	}
+	return d.String(), d.After(now), nil
+}
+
+// overTeam returns the first limit of key k above its team's, by field
+// name, with both values; "" when there is none: a team's keys cannot
+// exceed it.
+func overTeam(k *keys.Key, t *keys.Team) (field string, key, team float64) {
+	for _, l := range []struct {
+		field     string
+		key, team *int64
+	}{{"rpm_limit", k.RPMLimit, t.RPMLimit}, {"tpm_limit", k.TPMLimit, t.TPMLimit}, {"max_parallel_requests", k.MaxParallelRequests, t.MaxParallelRequests}} {
+		if l.key != nil && l.team != nil && *l.key > *l.team {
+			return l.field, float64(*l.key), float64(*l.team)
+		}
+	}
+	if k.MaxBudget != nil && t.MaxBudget != nil && *k.MaxBudget > *t.MaxBudget {
+		return "max_budget", *k.MaxBudget, *t.MaxBudget
+	}
+	return "", 0, 0
 }
 
 // withinTeam checks that a key's team exists and that the key asks for no
-// model its team may not call: a team's keys cannot exceed it.
+// model and no limit its team does not have: a team's keys cannot exceed
+// it.
 func (a *API) withinTeam(ctx context.Context, k *keys.Key) *openai.Error {
 	if k.TeamID == "" && slices.Contains(k.Models, keys.AllTeamModels) {
 		return badRequest("models", "models: %q needs a team_id (it means the team's models)", keys.AllTeamModels)
@@ -201,6 +223,9 @@ func (a *API) withinTeam(ctx context.Context, k *keys.Key) *openai.Error {
 			return badRequest("models", "models: %q is not among the models of team %s (%s); a team's keys cannot exceed it",
 				openai.Clip(m), openai.Clip(t.ID), openai.Clip(strings.Join(t.Models, ", ")))
 		}
+	}
+	if field, kv, tv := overTeam(k, t); field != "" {
+		return badRequest(field, "%s: %v is above the %s of team %s (%v); a team's keys cannot exceed it", field, kv, field, openai.Clip(t.ID), tv)
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ func (a *API) teamFields(raw map[string]json.RawMessage, t *keys.Team) *openai.E
 		v := raw[name]
 		null := string(v) == "null"
 		if notEnforcedYet[name] && !null {
-			return badRequest(name, "%s: limits and budgets of teams are not enforced by this version of maasgate yet, so the field is refused rather than ignored", name)
+			return badRequest(name, "%s: budgets of teams are not enforced by this version of maasgate yet, so the field is refused rather than ignored", name)
 		}
 		var err error
 		switch name {
@@ -82,6 +82,16 @@ func (a *API) teamFields(raw map[string]json.RawMessage, t *keys.Team) *openai.E
 					}
 				}
 			}
+		case "tpm_limit":
+			t.TPMLimit, err = optCount(v)
+		case "rpm_limit":
+			t.RPMLimit, err = optCount(v)
+		case "max_parallel_requests":
+			t.MaxParallelRequests, err = optCount(v)
+		case "max_budget":
+			t.MaxBudget, err = optNumber(v)
+		case "budget_duration":
+			t.BudgetDuration, t.BudgetResetAt, err = budgetDuration(v, a.o.Now().UTC())
 		case "team_id":
 			// handled by the caller
 		default:
@@ -176,7 +186,21 @@ func (a *API) changeTeam(w http.ResponseWriter, r *http.Request, change func(raw
 }
 
 func (a *API) updateTeam(w http.ResponseWriter, r *http.Request) {
-	if stored := a.changeTeam(w, r, a.teamFields); stored != nil {
+	fields := func(raw map[string]json.RawMessage, t *keys.Team) *openai.Error {
+		if e := a.teamFields(raw, t); e != nil {
+			return e
+		}
+		// Lowering a team's limit below one of its keys' is refused: the
+		// key would promise what the team cannot give.
+		for _, k := range a.o.KeyHolder.Keys().TeamKeys(t.ID) {
+			if field, kv, tv := overTeam(k, t); field != "" {
+				return badRequest(field, "%s: %v is below the %s of the team's key %s (%v); lower the key's first",
+					field, tv, field, describeKey(k), kv)
+			}
+		}
+		return nil
+	}
+	if stored := a.changeTeam(w, r, fields); stored != nil {
 		writeJSON(w, http.StatusOK, map[string]any{"team_id": stored.ID, "data": teamJSON(stored)})
 	}
 }
@@ -295,4 +319,13 @@ func teamJSON(t *keys.Team) map[string]any {
 		"tpm_limit": t.TPMLimit, "rpm_limit": t.RPMLimit, "max_parallel_requests": t.MaxParallelRequests,
 		"created_at": nullTime(t.CreatedAt), "updated_at": nullTime(t.UpdatedAt),
 	}
+}
+
+// describeKey names a key in a message without its secret: its
+// abbreviation and alias.
+func describeKey(k *keys.Key) string {
+	if k.Alias == "" {
+		return k.KeyName
+	}
+	return k.KeyName + " (" + openai.Clip(k.Alias) + ")"
 }

@@ -38,6 +38,7 @@ import (
 
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/health"
+	"github.com/maasgate/maasgate/internal/limits"
 )
 
 // Redis key layout; every key starts with prefix.
@@ -76,6 +77,9 @@ type Options struct {
 	Now      func() time.Time
 	// SetUp, when not nil, is told whether Redis is reachable (a metric).
 	SetUp func(up bool)
+	// Limits, when not nil, holds keys' and teams' rate limits, enforced
+	// over all replicas together while Redis is up.
+	Limits *limits.Limiter
 }
 
 // Cluster is one replica's link to the others. Its methods are safe for
@@ -96,6 +100,9 @@ type Cluster struct {
 	// tokensSent is what this replica has added to each tpm counter in
 	// the current minute.
 	tokensSent map[string]tokenMark
+	// limitsSent is what this replica has added to each key's or team's
+	// shared counters in the current minute.
+	limitsSent map[*limits.Counter]limitMark
 
 	lastRead time.Time // Run's goroutine only
 	// holdDown is when to try Redis again after it failed a command while
@@ -138,6 +145,7 @@ func New(o Options) *Cluster {
 		refill:     make(chan struct{}, 1),
 		quotas:     map[*deployment.Deployment]*deployment.Quota{},
 		tokensSent: map[string]tokenMark{},
+		limitsSent: map[*limits.Counter]limitMark{},
 	}
 	why := "not connected yet"
 	c.down.Store(&why)
@@ -235,6 +243,9 @@ func (c *Cluster) Run(ctx context.Context) error {
 			if c.isUp() {
 				c.topUp(ctx, c.o.Deployments())
 			}
+			if c.isUp() && c.o.Limits != nil {
+				c.topUpLimits(ctx, c.o.Limits.Active())
+			}
 		}
 	}
 }
@@ -264,6 +275,9 @@ func (c *Cluster) tick(ctx context.Context) {
 		c.log.Info("redis connected: routing state is shared with the other replicas", "replica", c.o.Replica)
 		c.pushOwn(ds)
 		c.lastRead = time.Time{}
+		if c.o.Limits != nil {
+			c.o.Limits.Share(c.refillLimit, c.wantRefill)
+		}
 	}
 	// What was published while this replica's subscription was down (or
 	// before another replica wrote it back) is read from the keys.
@@ -276,6 +290,9 @@ func (c *Cluster) tick(ctx context.Context) {
 			return // a step failed: the next tick checks Redis again
 		}
 		step(ctx, ds)
+	}
+	if c.isUp() {
+		c.shareLimits(ctx)
 	}
 }
 
@@ -293,6 +310,9 @@ func (c *Cluster) fail(what string, err error) {
 	}
 	c.setUp(false)
 	c.dropQuotas()
+	if c.o.Limits != nil {
+		c.o.Limits.Unshare()
+	}
 	var refused redis.Error
 	if errors.As(err, &refused) {
 		c.holdDown.Store(c.o.Now().Add(holdDownFor).UnixNano())
@@ -559,10 +579,8 @@ redis.call('INCRBY', KEYS[1], grant)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return grant`)
 
-// batch is how many requests of an rpm a replica takes at a time: a
-// fortieth of it (at least one), so a replica rarely waits for a grant and
-// an idle replica holds little of the minute.
-func batch(rpm int64) int64 { return max(1, rpm/40) }
+// batch is how many requests of an rpm a replica takes at a time.
+func batch(rpm int64) int64 { return limits.Batch(rpm) }
 
 // topUp keeps each rpm-limited deployment's grant for this minute at a
 // batch or more, and fetches the next minute's first batch during the
@@ -589,7 +607,7 @@ func (c *Cluster) topUp(ctx context.Context, ds []*deployment.Deployment) {
 		}
 		c.mu.Unlock()
 		n := batch(d.RPM)
-		if q.Remaining(now) < n && !q.IsSpent(now) && !c.reserve(ctx, q, d, minute, now, n) {
+		if q.Remaining(now) < n && !q.IsSpent(now) && !c.reserve(ctx, q, rpmKey(d.ID, minute), d.RPM, now, n) {
 			if fresh {
 				c.forget(d, q)
 			}
@@ -597,7 +615,7 @@ func (c *Cluster) topUp(ctx context.Context, ds []*deployment.Deployment) {
 		}
 		if nextSoon {
 			next := (minute + 1) * int64(time.Minute)
-			if q.Remaining(next) < n && !q.IsSpent(next) && !c.reserve(ctx, q, d, minute+1, next, n) {
+			if q.Remaining(next) < n && !q.IsSpent(next) && !c.reserve(ctx, q, rpmKey(d.ID, minute+1), d.RPM, next, n) {
 				return
 			}
 		}
@@ -607,10 +625,11 @@ func (c *Cluster) topUp(ctx context.Context, ds []*deployment.Deployment) {
 	}
 }
 
-// reserve asks Redis for n requests of d's rpm in minute and adds what it
-// grants to q; false when Redis could not be asked.
-func (c *Cluster) reserve(ctx context.Context, q *deployment.Quota, d *deployment.Deployment, minute, at, n int64) bool {
-	got, err := reserveScript.Run(ctx, c.rdb, []string{rpmKey(d.ID, minute)}, d.RPM, n, (2 * time.Minute).Milliseconds()).Int64()
+// reserve asks Redis for n requests of the rpm counted in key and adds
+// what it grants to q (for the minute of at); false when Redis could not
+// be asked.
+func (c *Cluster) reserve(ctx context.Context, q *limits.Quota, key string, rpm, at, n int64) bool {
+	got, err := reserveScript.Run(ctx, c.rdb, []string{key}, rpm, n, (2 * time.Minute).Milliseconds()).Int64()
 	if err != nil {
 		c.fail("reserve rpm", err)
 		return false
@@ -642,7 +661,7 @@ func (c *Cluster) Refill(ctx context.Context, ds []*deployment.Deployment) bool 
 		// of one batch: a burst on one replica cannot take the minute.
 		_, _, _ = c.refills.Do(d.ID, func() (any, error) {
 			if q.Remaining(now) <= 0 {
-				c.reserve(ctx, q, d, minute, now, batch(d.RPM))
+				c.reserve(ctx, q, rpmKey(d.ID, minute), d.RPM, now, batch(d.RPM))
 			}
 			return nil, nil
 		})

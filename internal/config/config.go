@@ -116,6 +116,10 @@ type GeneralSettings struct {
 	// detail (headers, error texts, in-band stream errors); /health, the
 	// logs and the UI still show them to the admin.
 	HideUpstreamDetails bool
+	// TokenRateLimitType is general_settings.token_rate_limit_type: which
+	// tokens of a response count toward keys' and teams' tpm_limit,
+	// "output" (LiteLLM's default), "input" or "total".
+	TokenRateLimitType string
 }
 
 // Defaults, as in LiteLLM.

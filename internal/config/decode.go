@@ -182,6 +182,15 @@ func (d *decoder) general(v *value, g *GeneralSettings) {
 			if b, ok := d.boolean(val, key); ok {
 				g.HideUpstreamDetails = b
 			}
+		case "token_rate_limit_type":
+			if s, ok := d.str(val, key, false); ok {
+				switch s {
+				case "output", "input", "total":
+					g.TokenRateLimitType = s
+				default:
+					d.errorAt(val, key, `must be "output", "input" or "total", got `+val.describe())
+				}
+			}
 		case "store_model_in_db":
 			if b, ok := d.boolean(val, key); ok {
 				g.StoreModelInDB = b

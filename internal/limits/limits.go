@@ -292,7 +292,7 @@ type Options struct {
 type Limiter struct {
 	now       func() time.Time
 	tokenType TokenType
-	refill    atomic.Pointer[RefillFunc]
+	shared    atomic.Pointer[sharing]
 
 	mu        sync.RWMutex
 	keys      map[[32]byte]*Counter
@@ -303,6 +303,12 @@ type Limiter struct {
 type keyModel struct {
 	token [32]byte
 	model string
+}
+
+// sharing is how the cluster grants rpm while Redis is up.
+type sharing struct {
+	refill RefillFunc
+	want   func()
 }
 
 // RefillFunc fetches a batch of a counter's rpm from the cluster for a
@@ -320,13 +326,39 @@ func New(o Options) *Limiter {
 	return l
 }
 
-// SetRefill installs the cluster's refill (nil: none).
-func (l *Limiter) SetRefill(f RefillFunc) {
-	if f == nil {
-		l.refill.Store(nil)
-		return
+// Share makes rpm limits granted by the cluster: refill fetches a batch
+// for a request that found the grant dry, want (which must not block)
+// asks for one in the background. Counters created from now on start with
+// an empty grant, so a new key's first requests cannot take its whole rpm
+// on every replica before the cluster knows of it.
+func (l *Limiter) Share(refill RefillFunc, want func()) {
+	l.shared.Store(&sharing{refill: refill, want: want})
+}
+
+// Unshare makes every rpm local again: with Redis away, each replica holds
+// every limit by itself.
+func (l *Limiter) Unshare() {
+	l.shared.Store(nil)
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	for _, c := range l.keys {
+		c.SetQuota(nil)
 	}
-	l.refill.Store(&f)
+	for _, c := range l.teams {
+		c.SetQuota(nil)
+	}
+	for _, c := range l.keyModels {
+		c.SetQuota(nil)
+	}
+}
+
+// newCounter returns a counter, with an empty grant while rpm is shared.
+func (l *Limiter) newCounter(kind Kind, id string) *Counter {
+	c := &Counter{kind: kind, id: id}
+	if sh := l.shared.Load(); sh != nil {
+		c.quota.Store(&Quota{Want: sh.want})
+	}
+	return c
 }
 
 // refillWait bounds the wait of a request whose rpm grant ran dry for the
@@ -391,7 +423,10 @@ func (l *Limiter) Acquire(ctx context.Context, k *keys.Key, t *keys.Team, model 
 	for i := 0; i < h.n; i++ {
 		e := &h.entries[i]
 		typ, over, dry := e.c.admit(now.UnixNano(), e.spec, e)
-		if over && dry && l.refillFor(ctx, e.c) {
+		if over && dry {
+			// Whatever the cluster answered (if Redis just went away, the
+			// grant is gone and the limit local again), look once more.
+			l.refillFor(ctx, e.c)
 			now = l.now()
 			typ, over, _ = e.c.admit(now.UnixNano(), e.spec, e)
 		}
@@ -405,14 +440,14 @@ func (l *Limiter) Acquire(ctx context.Context, k *keys.Key, t *keys.Team, model 
 	return h, nil
 }
 
-func (l *Limiter) refillFor(ctx context.Context, c *Counter) bool {
-	f := l.refill.Load()
-	if f == nil {
-		return false
+func (l *Limiter) refillFor(ctx context.Context, c *Counter) {
+	sh := l.shared.Load()
+	if sh == nil || sh.refill == nil {
+		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, refillWait)
 	defer cancel()
-	return (*f)(ctx, c)
+	sh.refill(ctx, c)
 }
 
 func exceeded(e *entry, typ Type, now time.Time) *Exceeded {
@@ -472,7 +507,7 @@ func (l *Limiter) keyCounter(token [32]byte) *Counter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if c = l.keys[token]; c == nil {
-		c = &Counter{kind: Key, id: hex.EncodeToString(token[:])}
+		c = l.newCounter(Key, hex.EncodeToString(token[:]))
 		l.keys[token] = c
 	}
 	return c
@@ -489,7 +524,7 @@ func (l *Limiter) teamCounter(id string) *Counter {
 	defer l.mu.Unlock()
 	if c = l.teams[id]; c == nil {
 		id = string([]byte(id)) // the key's may outlive this snapshot: own copy
-		c = &Counter{kind: Team, id: id}
+		c = l.newCounter(Team, id)
 		l.teams[id] = c
 	}
 	return c
@@ -506,7 +541,7 @@ func (l *Limiter) keyModelCounter(token [32]byte, model string) *Counter {
 	defer l.mu.Unlock()
 	if c = l.keyModels[keyModel{token, model}]; c == nil {
 		model = string([]byte(model)) // the request's name points into its body
-		c = &Counter{kind: KeyModel, id: hex.EncodeToString(token[:]) + ":" + model}
+		c = l.newCounter(KeyModel, hex.EncodeToString(token[:])+":"+model)
 		l.keyModels[keyModel{token, model}] = c
 	}
 	return c
@@ -550,20 +585,4 @@ func (l *Limiter) Active() []*Counter {
 		}
 	}
 	return out
-}
-
-// DropQuotas makes every rpm local again: with Redis away, each replica
-// holds every limit by itself.
-func (l *Limiter) DropQuotas() {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	for _, c := range l.keys {
-		c.SetQuota(nil)
-	}
-	for _, c := range l.teams {
-		c.SetQuota(nil)
-	}
-	for _, c := range l.keyModels {
-		c.SetQuota(nil)
-	}
 }

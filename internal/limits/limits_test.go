@@ -149,19 +149,22 @@ func TestQuotaFromCluster(t *testing.T) {
 		t.Fatalf("refused with a grant in hand: %+v", x)
 	}
 	refills := 0
-	l.SetRefill(func(ctx context.Context, c *Counter) bool {
+	l.Share(func(ctx context.Context, c *Counter) bool {
 		refills++
 		c.Quota().Grant(now, 2)
 		return true
-	})
+	}, nil)
 	if _, x := l.Acquire(context.Background(), k, nil, "m"); x != nil || refills != 1 {
 		t.Fatalf("dry grant: %+v after %d refills, want admitted after one", x, refills)
 	}
 	q.Spent(now)
-	l.SetRefill(nil)
 	_, _ = l.Acquire(context.Background(), k, nil, "m")
 	if _, x := l.Acquire(context.Background(), k, nil, "m"); x == nil || x.Type != Requests {
 		t.Fatalf("cluster's minute spent: %+v, want refused", x)
+	}
+	l.Unshare() // Redis away: the replica holds the whole rpm itself
+	if _, x := l.Acquire(context.Background(), k, nil, "m"); x != nil {
+		t.Fatalf("refused with the rpm local again: %+v", x)
 	}
 }
 

@@ -29,6 +29,7 @@ func (p *Proxy) finish(ctx context.Context, c *call) {
 	if c.status == statusClientClosed {
 		c.class, c.errStatus, c.ownError = router.Cancelled, statusClientClosed, true
 	}
+	c.hold.End(c.usage.PromptTokens, c.usage.CompletionTokens)
 	if p.metrics != nil {
 		p.metrics.Finish(&metrics.Call{
 			Route: c.route, Group: c.group, Status: c.status, Class: c.class, ErrorStatus: c.errStatus,

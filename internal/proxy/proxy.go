@@ -22,6 +22,7 @@ import (
 
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/keys"
+	"github.com/maasgate/maasgate/internal/limits"
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/openai"
 	"github.com/maasgate/maasgate/internal/router"
@@ -69,6 +70,9 @@ type Options struct {
 	// only, without addresses, transport errors or a 5xx's own text.
 	// /health, the logs and the UI keep them for the admin.
 	HideUpstreamDetails bool
+	// Limits holds the rate limits of virtual keys and teams; nil limits
+	// nothing.
+	Limits *limits.Limiter
 }
 
 // Keys tells the proxy which virtual key a request authenticated with:
@@ -95,6 +99,7 @@ type Proxy struct {
 	now             func() time.Time
 	hideUpstream    bool
 	keys            Keys
+	limits          *limits.Limiter
 
 	// ending is cancelled by EndStreams: every stream still open then
 	// ends with an in-band error event.
@@ -118,6 +123,7 @@ func New(o Options) *Proxy {
 		now:             o.Now,
 		hideUpstream:    o.HideUpstreamDetails,
 		keys:            o.Keys,
+		limits:          o.Limits,
 	}
 	p.ending, p.endStream = context.WithCancel(context.Background())
 	if o.MaxBodyBytesInFlight > 0 {
@@ -250,7 +256,8 @@ type call struct {
 	// admin's; fallbacks it may not call are skipped.
 	key       *keys.Key
 	team      *keys.Team
-	errStatus int // its status (a stream broken mid-way was sent as 200)
+	hold      limits.Hold // on the key's and team's rate limits
+	errStatus int         // its status (a stream broken mid-way was sent as 200)
 	// ownError says the gateway raised the failure (no deployment
 	// available, a bad request, the client gone), not a deployment.
 	ownError bool
@@ -299,6 +306,18 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 	if !ok {
 		p.fail(w, &c, unknownModel(c.req.model))
 		return
+	}
+	if k != nil {
+		setKeyHeaders(h, k, k.Spend)
+		if p.limits != nil {
+			hold, x := p.limits.Acquire(r.Context(), k, team, c.req.model)
+			if x != nil {
+				p.fail(w, &c, rateLimited(x))
+				return
+			}
+			c.hold = hold
+			setRateLimitHeaders(h, hold)
+		}
 	}
 	c.group = tg.Group.Name
 	c.body = c.req.body
