@@ -22,11 +22,11 @@ import (
 	"github.com/maasgate/maasgate/internal/auth"
 	"github.com/maasgate/maasgate/internal/cluster"
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/control"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/health"
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/proxy"
-	"github.com/maasgate/maasgate/internal/router"
 	"github.com/maasgate/maasgate/internal/scrape"
 	"github.com/maasgate/maasgate/internal/store"
 	"github.com/maasgate/maasgate/internal/tracing"
@@ -64,18 +64,23 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	}
 	log.Info("database ready", "dialect", st.Dialect(), "location", storeLocation(dbURL), "encryption_key_from", secretFrom)
 
-	registry, err := admin.LoadRegistry(ctx, st, cfg.Models, cfg.Router, lookupEnv, log)
+	ctl, err := control.New(ctx, control.Options{
+		Store:     st,
+		Models:    cfg.Models,
+		Base:      cfg.Router,
+		Getenv:    lookupEnv,
+		Logger:    log,
+		Reconcile: registryReconcile,
+	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	settings, stored, ds := registry.Settings, registry.Stored, registry.Deployments
-	if len(stored) > 0 {
+	if stored := ctl.StoredSettings(); len(stored) > 0 {
 		log.Info("router settings from the database applied over the config file", "keys", slices.Sorted(maps.Keys(stored)))
 	}
-
-	rt := router.New(nil, settings, log)
-	rt.Replace(ds, settings)
+	rt := ctl.Router()
+	settings := rt.Settings()
 	for _, d := range rt.Deployments() {
 		logDeployment(log, d)
 	}
@@ -110,7 +115,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		return nil, err
 	}
 	log.Info("request bodies held at once are bounded", "max_request_mb_in_flight", held>>20)
-	authn := auth.New(cfg.General.MasterKey, opts.allowedHosts()...)
+	authn := auth.New(cfg.General.MasterKey, ctl, opts.allowedHosts()...)
 	transport := proxy.NewTransport()
 	p := proxy.New(proxy.Options{
 		Router:               rt,
@@ -162,26 +167,17 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Share: share,
 	})
 	adm := admin.New(admin.Options{
-		Router:     rt,
+		Control:    ctl,
 		Store:      st,
 		Prober:     prober,
 		Background: cfg.General.BackgroundHealthChecks,
-		Base:       cfg.Router,
-		Getenv:     lookupEnv,
 		Logger:     log,
 		Traffic:    mtr.Traffic,
 		// Without a master key, only Hosts the operator uses (DNS rebinding).
 		Guard:           authn.Admin,
 		BodyReadTimeout: opts.bodyReadTimeout,
-		Keys:            st,
-		Teams:           st,
-		KeyHolder:       authn,
-	}, stored)
-	if err := adm.ReloadKeys(ctx); err != nil {
-		closeRedis()
-		st.Close()
-		return nil, err
-	}
+		Identify:        authn,
+	})
 
 	api := http.NewServeMux()
 	p.Register(api)
@@ -235,15 +231,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 			// Other replicas' admin changes: at once through
 			// LISTEN/NOTIFY, and by a full reload every 30 s in case a
 			// notification was lost.
-			reload := make(chan struct{}, 1)
-			signal := func() {
-				select {
-				case reload <- struct{}{}:
-				default:
-				}
-			}
-			g.Go(func() error { return st.Watch(ctx, signal) })
-			g.Go(func() error { return reloadLoop(ctx, adm, reload, registryReconcile, log) })
+			g.Go(func() error { return ctl.Run(ctx) })
 		}
 		if opts.backendMetricsInterval > 0 {
 			log.Info("scraping the deployments' /metrics", "interval", opts.backendMetricsInterval.String())
@@ -333,30 +321,3 @@ const stallWatchInterval = 500 * time.Millisecond
 // registryReconcile is how often a replica on PostgreSQL reloads the
 // models and settings even without a notification.
 const registryReconcile = 30 * time.Second
-
-// reloadLoop reloads the registry when signalled and every interval,
-// until ctx ends. Failures are logged once until a reload succeeds.
-func reloadLoop(ctx context.Context, adm *admin.API, signal <-chan struct{}, interval time.Duration, log *slog.Logger) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-signal:
-		case <-t.C:
-		}
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := errors.Join(adm.Reload(rctx), adm.ReloadKeys(rctx))
-		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			log.Warn("could not reload the models and settings from the database; serving those loaded last", "error", err)
-			failing = true
-		case err == nil && failing:
-			log.Info("models and settings reloaded from the database again")
-			failing = false
-		}
-	}
-}
