@@ -46,24 +46,33 @@ type gateway struct {
 	endStreams func()
 }
 
-// buildGateway opens the store and wires every package: deployments from
-// the config file and from the store, router settings from the config file
-// with the stored ones (changed through the API) applied over them.
-func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, log *slog.Logger) (*gateway, error) {
-	dbURL := opts.databaseURL
-	if dbURL == "" {
-		dbURL = cfg.General.DatabaseURL
+// buildGateway opens the store and wires every package in dependency
+// order: the store, the control plane (deployments and settings from the
+// config file with the stored ones applied over them, keys and teams),
+// then the data plane that reads its snapshots, then the admin API that
+// changes them.
+func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, log *slog.Logger) (_ *gateway, err error) {
+	var closers []func() // in the order opened; closed in reverse
+	closeAll := func() {
+		for _, c := range slices.Backward(closers) {
+			c()
+		}
 	}
-	secret, secretFrom := cfg.General.MasterKey, "master key"
-	if v, ok := lookupEnv("LITELLM_SALT_KEY"); ok && v != "" {
-		secret, secretFrom = v, "LITELLM_SALT_KEY"
-	}
-	st, err := store.Open(ctx, dbURL, secret, log)
-	if err != nil {
-		return nil, fmt.Errorf("open the database: %w", err)
-	}
-	log.Info("database ready", "dialect", st.Dialect(), "location", storeLocation(dbURL), "encryption_key_from", secretFrom)
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
 
+	st, err := openStore(ctx, cfg, opts, log)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() {
+		if err := st.Close(); err != nil {
+			log.Warn("close the database", "error", err)
+		}
+	})
 	ctl, err := control.New(ctx, control.Options{
 		Store:     st,
 		Models:    cfg.Models,
@@ -73,36 +82,23 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Reconcile: registryReconcile,
 	})
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	if stored := ctl.StoredSettings(); len(stored) > 0 {
 		log.Info("router settings from the database applied over the config file", "keys", slices.Sorted(maps.Keys(stored)))
 	}
 	rt := ctl.Router()
-	settings := rt.Settings()
 	for _, d := range rt.Deployments() {
 		logDeployment(log, d)
 	}
 
 	reg := prometheus.NewRegistry()
 	mtr := metrics.New(metrics.Options{Registry: reg, Deployments: rt.Deployments})
-	tp, tracingOn, err := tracing.Setup(ctx, lookupEnv, version)
+	tracer, closeTracing, err := startTracing(ctx, log)
 	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("tracing: %w", err)
+		return nil, err
 	}
-	var tracer trace.Tracer
-	if tracingOn {
-		tracer = tp.Tracer("github.com/maasgate/maasgate/internal/proxy")
-		log.Info("tracing on: spans go to the OTLP endpoint of OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT")
-		// The SDK reports failed exports to its process-wide handler,
-		// which would print through the log package, outside this log's
-		// format.
-		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			log.Warn("tracing: the OpenTelemetry SDK reported an error", "error", err)
-		}))
-	}
+	closers = append(closers, closeTracing)
 
 	maxMB := opts.maxRequestSizeMB
 	if maxMB <= 0 {
@@ -111,12 +107,12 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	maxBody := int64(maxMB * (1 << 20))
 	held, err := bodyBytesInFlight(opts.maxRequestMBHeld, maxBody)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	log.Info("request bodies held at once are bounded", "max_request_mb_in_flight", held>>20)
 	authn := auth.New(cfg.General.MasterKey, ctl, opts.allowedHosts()...)
 	transport := proxy.NewTransport()
+	closers = append(closers, transport.CloseIdleConnections)
 	p := proxy.New(proxy.Options{
 		Router:               rt,
 		Transport:            transport,
@@ -132,11 +128,13 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		HideUpstreamDetails: cfg.General.HideUpstreamDetails,
 		Keys:                authn,
 	})
-	redisCfg, err := redisSettings(settings)
+	redisCfg, err := redisSettings(rt.Settings())
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
+	// The cluster applies probes shared by other replicas through the
+	// prober, which shares its own through the cluster: the one cycle,
+	// closed by the prober captured here.
 	var prober *health.Prober
 	cl, closeRedis, err := startCluster(ctx, redisCfg, cluster.Options{
 		Deployments: rt.Deployments,
@@ -146,9 +144,9 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		},
 	}, reg, log)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
+	closers = append(closers, closeRedis)
 	var share health.Share
 	if cl != nil {
 		share = cl
@@ -179,36 +177,10 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Identify:        authn,
 	})
 
-	api := http.NewServeMux()
-	p.Register(api)
-	adm.Register(api)
-	readiness := &admin.Readiness{Version: version, Checks: []admin.Check{
-		{Name: "db", Run: func(r *http.Request) error { return st.Ready(r.Context()) }},
-	}}
-	if cl != nil {
-		// Shown, but not a reason to be unready: without Redis the replica
-		// serves with its own routing state.
-		readiness.Details = append(readiness.Details, admin.Check{Name: "redis", Run: func(*http.Request) error { return cl.Err() }})
-	}
-	api.Handle("GET /health/readiness", readiness)
-	api.HandleFunc("/", proxy.NotFound)
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health/liveliness", admin.Liveness)
-	mux.HandleFunc("GET /health/liveness", admin.Liveness)
-	// /metrics/ too: LiteLLM's Grafana dashboard documents that path.
-	metricsMux := mux
-	if cfg.General.RequireAuthForMetrics {
-		metricsMux = api
-	}
-	metricsMux.Handle("GET /metrics", mtr.Handler())
-	metricsMux.Handle("GET /metrics/", mtr.Handler())
-	// The UI's files are public and hold no data; everything it shows
-	// comes from the admin API above, with the master key.
-	webui.Register(mux, authn.Admin)
-	mux.Handle("/", authn.Wrap(api))
+	mux := routes(cfg, p, adm, authn, mtr, st, cl)
 
 	scrapeTransport := proxy.NewTransport()
+	closers = append(closers, scrapeTransport.CloseIdleConnections)
 	scraper := scrape.New(scrape.Options{
 		Client:   &http.Client{Transport: scrapeTransport},
 		Interval: opts.backendMetricsInterval,
@@ -250,22 +222,91 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		handler:    proxy.BodyDeadline(mux, opts.bodyReadTimeout),
 		run:        run,
 		endStreams: p.EndStreams,
-		close: func() {
-			transport.CloseIdleConnections()
-			scrapeTransport.CloseIdleConnections()
-			if tracingOn {
-				// Flush the spans still batched, within a bound.
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				if err := tp.Shutdown(sctx); err != nil {
-					log.Warn("tracing: flush spans at exit", "error", err)
-				}
-				cancel()
-			}
-			closeRedis()
-			if err := st.Close(); err != nil {
-				log.Warn("close the database", "error", err)
-			}
-		},
+		close:      closeAll,
+	}, nil
+}
+
+// routes serves the data plane and the admin API behind the keys, and
+// the public endpoints (liveness, the UI's files, /metrics unless the
+// config file guards it) beside them.
+func routes(cfg *config.Config, p *proxy.Proxy, adm *admin.API, authn *auth.Authenticator, mtr *metrics.Metrics,
+	st *store.Store, cl *cluster.Cluster) *http.ServeMux {
+	api := http.NewServeMux()
+	p.Register(api)
+	adm.Register(api)
+	readiness := &admin.Readiness{Version: version, Checks: []admin.Check{
+		{Name: "db", Run: func(r *http.Request) error { return st.Ready(r.Context()) }},
+	}}
+	if cl != nil {
+		// Shown, but not a reason to be unready: without Redis the replica
+		// serves with its own routing state.
+		readiness.Details = append(readiness.Details, admin.Check{Name: "redis", Run: func(*http.Request) error { return cl.Err() }})
+	}
+	api.Handle("GET /health/readiness", readiness)
+	api.HandleFunc("/", proxy.NotFound)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health/liveliness", admin.Liveness)
+	mux.HandleFunc("GET /health/liveness", admin.Liveness)
+	// /metrics/ too: LiteLLM's Grafana dashboard documents that path.
+	metricsMux := mux
+	if cfg.General.RequireAuthForMetrics {
+		metricsMux = api
+	}
+	metricsMux.Handle("GET /metrics", mtr.Handler())
+	metricsMux.Handle("GET /metrics/", mtr.Handler())
+	// The UI's files are public and hold no data; everything it shows
+	// comes from the admin API above, with the master key.
+	webui.Register(mux, authn.Admin)
+	mux.Handle("/", authn.Wrap(api))
+
+	return mux
+}
+
+// openStore opens the database of --database-url, else of the config
+// file's database_url, encrypting secrets with LITELLM_SALT_KEY, else the
+// master key.
+func openStore(ctx context.Context, cfg *config.Config, opts serverOptions, log *slog.Logger) (*store.Store, error) {
+	dbURL := opts.databaseURL
+	if dbURL == "" {
+		dbURL = cfg.General.DatabaseURL
+	}
+	secret, secretFrom := cfg.General.MasterKey, "master key"
+	if v, ok := lookupEnv("LITELLM_SALT_KEY"); ok && v != "" {
+		secret, secretFrom = v, "LITELLM_SALT_KEY"
+	}
+	st, err := store.Open(ctx, dbURL, secret, log)
+	if err != nil {
+		return nil, fmt.Errorf("open the database: %w", err)
+	}
+	log.Info("database ready", "dialect", st.Dialect(), "location", storeLocation(dbURL), "encryption_key_from", secretFrom)
+	return st, nil
+}
+
+// startTracing sets up the OpenTelemetry export the environment asks for:
+// the proxy's tracer (nil when tracing is off) and what flushes the spans
+// still batched at exit.
+func startTracing(ctx context.Context, log *slog.Logger) (trace.Tracer, func(), error) {
+	tp, on, err := tracing.Setup(ctx, lookupEnv, version)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tracing: %w", err)
+	}
+	if !on {
+		return nil, func() {}, nil
+	}
+	log.Info("tracing on: spans go to the OTLP endpoint of OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT")
+	// The SDK reports failed exports to its process-wide handler, which
+	// would print through the log package, outside this log's format.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("tracing: the OpenTelemetry SDK reported an error", "error", err)
+	}))
+	return tp.Tracer("github.com/maasgate/maasgate/internal/proxy"), func() {
+		// Flush the spans still batched, within a bound.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			log.Warn("tracing: flush spans at exit", "error", err)
+		}
 	}, nil
 }
 
