@@ -22,12 +22,12 @@ import (
 	"github.com/maasgate/maasgate/internal/auth"
 	"github.com/maasgate/maasgate/internal/cluster"
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/control"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/health"
 	"github.com/maasgate/maasgate/internal/limits"
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/proxy"
-	"github.com/maasgate/maasgate/internal/router"
 	"github.com/maasgate/maasgate/internal/scrape"
 	"github.com/maasgate/maasgate/internal/store"
 	"github.com/maasgate/maasgate/internal/tracing"
@@ -47,58 +47,59 @@ type gateway struct {
 	endStreams func()
 }
 
-// buildGateway opens the store and wires every package: deployments from
-// the config file and from the store, router settings from the config file
-// with the stored ones (changed through the API) applied over them.
-func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, log *slog.Logger) (*gateway, error) {
-	dbURL := opts.databaseURL
-	if dbURL == "" {
-		dbURL = cfg.General.DatabaseURL
+// buildGateway opens the store and wires every package in dependency
+// order: the store, the control plane (deployments and settings from the
+// config file with the stored ones applied over them, keys and teams),
+// then the data plane that reads its snapshots, then the admin API that
+// changes them.
+func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, log *slog.Logger) (_ *gateway, err error) {
+	var closers []func() // in the order opened; closed in reverse
+	closeAll := func() {
+		for _, c := range slices.Backward(closers) {
+			c()
+		}
 	}
-	secret, secretFrom := cfg.General.MasterKey, "master key"
-	if v, ok := lookupEnv("LITELLM_SALT_KEY"); ok && v != "" {
-		secret, secretFrom = v, "LITELLM_SALT_KEY"
-	}
-	st, err := store.Open(ctx, dbURL, secret, log)
-	if err != nil {
-		return nil, fmt.Errorf("open the database: %w", err)
-	}
-	log.Info("database ready", "dialect", st.Dialect(), "location", storeLocation(dbURL), "encryption_key_from", secretFrom)
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
 
-	registry, err := admin.LoadRegistry(ctx, st, cfg.Models, cfg.Router, lookupEnv, log)
+	st, err := openStore(ctx, cfg, opts, log)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
-	settings, stored, ds := registry.Settings, registry.Stored, registry.Deployments
-	if len(stored) > 0 {
+	closers = append(closers, func() {
+		if err := st.Close(); err != nil {
+			log.Warn("close the database", "error", err)
+		}
+	})
+	ctl, err := control.New(ctx, control.Options{
+		Store:     st,
+		Models:    cfg.Models,
+		Base:      cfg.Router,
+		Getenv:    lookupEnv,
+		Logger:    log,
+		Reconcile: registryReconcile,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if stored := ctl.StoredSettings(); len(stored) > 0 {
 		log.Info("router settings from the database applied over the config file", "keys", slices.Sorted(maps.Keys(stored)))
 	}
-
-	rt := router.New(nil, settings, log)
-	rt.Replace(ds, settings)
+	rt := ctl.Router()
 	for _, d := range rt.Deployments() {
 		logDeployment(log, d)
 	}
 
 	reg := prometheus.NewRegistry()
 	mtr := metrics.New(metrics.Options{Registry: reg, Deployments: rt.Deployments})
-	tp, tracingOn, err := tracing.Setup(ctx, lookupEnv, version)
+	tracer, closeTracing, err := startTracing(ctx, log)
 	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("tracing: %w", err)
+		return nil, err
 	}
-	var tracer trace.Tracer
-	if tracingOn {
-		tracer = tp.Tracer("github.com/maasgate/maasgate/internal/proxy")
-		log.Info("tracing on: spans go to the OTLP endpoint of OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT")
-		// The SDK reports failed exports to its process-wide handler,
-		// which would print through the log package, outside this log's
-		// format.
-		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			log.Warn("tracing: the OpenTelemetry SDK reported an error", "error", err)
-		}))
-	}
+	closers = append(closers, closeTracing)
 
 	maxMB := opts.maxRequestSizeMB
 	if maxMB <= 0 {
@@ -107,12 +108,12 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	maxBody := int64(maxMB * (1 << 20))
 	held, err := bodyBytesInFlight(opts.maxRequestMBHeld, maxBody)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	log.Info("request bodies held at once are bounded", "max_request_mb_in_flight", held>>20)
-	authn := auth.New(cfg.General.MasterKey, opts.allowedHosts()...)
+	authn := auth.New(cfg.General.MasterKey, ctl, opts.allowedHosts()...)
 	transport := proxy.NewTransport()
+	closers = append(closers, transport.CloseIdleConnections)
 	tokenType, _ := limits.ParseTokenType(cfg.General.TokenRateLimitType)
 	lim := limits.New(limits.Options{TokenType: tokenType})
 	p := proxy.New(proxy.Options{
@@ -131,11 +132,13 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Keys:                authn,
 		Limits:              lim,
 	})
-	redisCfg, err := redisSettings(settings)
+	redisCfg, err := redisSettings(rt.Settings())
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
+	// The cluster applies probes shared by other replicas through the
+	// prober, which shares its own through the cluster: the one cycle,
+	// closed by the prober captured here.
 	var prober *health.Prober
 	cl, closeRedis, err := startCluster(ctx, redisCfg, cluster.Options{
 		Deployments: rt.Deployments,
@@ -146,9 +149,9 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Limits: lim,
 	}, reg, log)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
+	closers = append(closers, closeRedis)
 	var share health.Share
 	if cl != nil {
 		share = cl
@@ -167,27 +170,72 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Share: share,
 	})
 	adm := admin.New(admin.Options{
-		Router:     rt,
+		Control:    ctl,
 		Store:      st,
 		Prober:     prober,
 		Background: cfg.General.BackgroundHealthChecks,
-		Base:       cfg.Router,
-		Getenv:     lookupEnv,
 		Logger:     log,
 		Traffic:    mtr.Traffic,
 		// Without a master key, only Hosts the operator uses (DNS rebinding).
 		Guard:           authn.Admin,
 		BodyReadTimeout: opts.bodyReadTimeout,
-		Keys:            st,
-		Teams:           st,
-		KeyHolder:       authn,
-	}, stored)
-	if err := adm.ReloadKeys(ctx); err != nil {
-		closeRedis()
-		st.Close()
-		return nil, err
-	}
+		Identify:        authn,
+	})
 
+	mux := routes(cfg, p, adm, authn, mtr, st, cl)
+
+	scrapeTransport := proxy.NewTransport()
+	closers = append(closers, scrapeTransport.CloseIdleConnections)
+	scraper := scrape.New(scrape.Options{
+		Client:   &http.Client{Transport: scrapeTransport},
+		Interval: opts.backendMetricsInterval,
+		Timeout:  opts.backendMetricsTimeout,
+		Logger:   log,
+	})
+	run := func(ctx context.Context) error {
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return rt.Watch(ctx, time.Second) })
+		g.Go(func() error { return st.Heartbeat(ctx, opts.dbCheckInterval) })
+		g.Go(func() error {
+			t := time.NewTicker(stallWatchInterval)
+			defer t.Stop()
+			return rt.WatchStalls(ctx, t.C, opts.stallAfter)
+		})
+		if cl != nil {
+			g.Go(func() error { return cl.Run(ctx) })
+		}
+		if st.Dialect() == "postgres" {
+			// Other replicas' admin changes: at once through
+			// LISTEN/NOTIFY, and by a full reload every 30 s in case a
+			// notification was lost.
+			g.Go(func() error { return ctl.Run(ctx) })
+		}
+		if opts.backendMetricsInterval > 0 {
+			log.Info("scraping the deployments' /metrics", "interval", opts.backendMetricsInterval.String())
+			g.Go(func() error { return scraper.Run(ctx, rt.Deployments) })
+		}
+		if cfg.General.BackgroundHealthChecks {
+			log.Info("background health checks on", "interval", cfg.General.HealthCheckInterval.String())
+			g.Go(func() error { return prober.Run(ctx, cfg.General.HealthCheckInterval, rt.Deployments) })
+		}
+		if err := g.Wait(); !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
+	}
+	return &gateway{
+		handler:    proxy.BodyDeadline(mux, opts.bodyReadTimeout),
+		run:        run,
+		endStreams: p.EndStreams,
+		close:      closeAll,
+	}, nil
+}
+
+// routes serves the data plane and the admin API behind the keys, and
+// the public endpoints (liveness, the UI's files, /metrics unless the
+// config file guards it) beside them.
+func routes(cfg *config.Config, p *proxy.Proxy, adm *admin.API, authn *auth.Authenticator, mtr *metrics.Metrics,
+	st *store.Store, cl *cluster.Cluster) *http.ServeMux {
 	api := http.NewServeMux()
 	p.Register(api)
 	adm.Register(api)
@@ -217,72 +265,53 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	webui.Register(mux, authn.Admin)
 	mux.Handle("/", authn.Wrap(api))
 
-	scrapeTransport := proxy.NewTransport()
-	scraper := scrape.New(scrape.Options{
-		Client:   &http.Client{Transport: scrapeTransport},
-		Interval: opts.backendMetricsInterval,
-		Timeout:  opts.backendMetricsTimeout,
-		Logger:   log,
-	})
-	run := func(ctx context.Context) error {
-		g, ctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return rt.Watch(ctx, time.Second) })
-		g.Go(func() error { return st.Heartbeat(ctx, opts.dbCheckInterval) })
-		g.Go(func() error {
-			t := time.NewTicker(stallWatchInterval)
-			defer t.Stop()
-			return rt.WatchStalls(ctx, t.C, opts.stallAfter)
-		})
-		if cl != nil {
-			g.Go(func() error { return cl.Run(ctx) })
-		}
-		if st.Dialect() == "postgres" {
-			// Other replicas' admin changes: at once through
-			// LISTEN/NOTIFY, and by a full reload every 30 s in case a
-			// notification was lost.
-			reload := make(chan struct{}, 1)
-			signal := func() {
-				select {
-				case reload <- struct{}{}:
-				default:
-				}
-			}
-			g.Go(func() error { return st.Watch(ctx, signal) })
-			g.Go(func() error { return reloadLoop(ctx, adm, reload, registryReconcile, log) })
-		}
-		if opts.backendMetricsInterval > 0 {
-			log.Info("scraping the deployments' /metrics", "interval", opts.backendMetricsInterval.String())
-			g.Go(func() error { return scraper.Run(ctx, rt.Deployments) })
-		}
-		if cfg.General.BackgroundHealthChecks {
-			log.Info("background health checks on", "interval", cfg.General.HealthCheckInterval.String())
-			g.Go(func() error { return prober.Run(ctx, cfg.General.HealthCheckInterval, rt.Deployments) })
-		}
-		if err := g.Wait(); !errors.Is(err, context.Canceled) {
-			return err
-		}
-		return nil
+	return mux
+}
+
+// openStore opens the database of --database-url, else of the config
+// file's database_url, encrypting secrets with LITELLM_SALT_KEY, else the
+// master key.
+func openStore(ctx context.Context, cfg *config.Config, opts serverOptions, log *slog.Logger) (*store.Store, error) {
+	dbURL := opts.databaseURL
+	if dbURL == "" {
+		dbURL = cfg.General.DatabaseURL
 	}
-	return &gateway{
-		handler:    proxy.BodyDeadline(mux, opts.bodyReadTimeout),
-		run:        run,
-		endStreams: p.EndStreams,
-		close: func() {
-			transport.CloseIdleConnections()
-			scrapeTransport.CloseIdleConnections()
-			if tracingOn {
-				// Flush the spans still batched, within a bound.
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				if err := tp.Shutdown(sctx); err != nil {
-					log.Warn("tracing: flush spans at exit", "error", err)
-				}
-				cancel()
-			}
-			closeRedis()
-			if err := st.Close(); err != nil {
-				log.Warn("close the database", "error", err)
-			}
-		},
+	secret, secretFrom := cfg.General.MasterKey, "master key"
+	if v, ok := lookupEnv("LITELLM_SALT_KEY"); ok && v != "" {
+		secret, secretFrom = v, "LITELLM_SALT_KEY"
+	}
+	st, err := store.Open(ctx, dbURL, secret, log)
+	if err != nil {
+		return nil, fmt.Errorf("open the database: %w", err)
+	}
+	log.Info("database ready", "dialect", st.Dialect(), "location", storeLocation(dbURL), "encryption_key_from", secretFrom)
+	return st, nil
+}
+
+// startTracing sets up the OpenTelemetry export the environment asks for:
+// the proxy's tracer (nil when tracing is off) and what flushes the spans
+// still batched at exit.
+func startTracing(ctx context.Context, log *slog.Logger) (trace.Tracer, func(), error) {
+	tp, on, err := tracing.Setup(ctx, lookupEnv, version)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tracing: %w", err)
+	}
+	if !on {
+		return nil, func() {}, nil
+	}
+	log.Info("tracing on: spans go to the OTLP endpoint of OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT")
+	// The SDK reports failed exports to its process-wide handler, which
+	// would print through the log package, outside this log's format.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("tracing: the OpenTelemetry SDK reported an error", "error", err)
+	}))
+	return tp.Tracer("github.com/maasgate/maasgate/internal/proxy"), func() {
+		// Flush the spans still batched, within a bound.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			log.Warn("tracing: flush spans at exit", "error", err)
+		}
 	}, nil
 }
 
@@ -338,30 +367,3 @@ const stallWatchInterval = 500 * time.Millisecond
 // registryReconcile is how often a replica on PostgreSQL reloads the
 // models and settings even without a notification.
 const registryReconcile = 30 * time.Second
-
-// reloadLoop reloads the registry when signalled and every interval,
-// until ctx ends. Failures are logged once until a reload succeeds.
-func reloadLoop(ctx context.Context, adm *admin.API, signal <-chan struct{}, interval time.Duration, log *slog.Logger) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-signal:
-		case <-t.C:
-		}
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := errors.Join(adm.Reload(rctx), adm.ReloadKeys(rctx))
-		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			log.Warn("could not reload the models and settings from the database; serving those loaded last", "error", err)
-			failing = true
-		case err == nil && failing:
-			log.Info("models and settings reloaded from the database again")
-			failing = false
-		}
-	}
-}

@@ -43,3 +43,69 @@ func TestReplicasShareKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicasShareKeyLimits: a key's rpm holds for two replicas together
+// (never more than the limit while Redis is up), its tokens on one count
+// on the other within a second, and with Redis gone each replica holds the
+// limit by itself (fail open, logged).
+func TestReplicasShareKeyLimits(t *testing.T) {
+	rd := testutil.StartRedis(t)
+	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b"}})
+	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
+	gs := startReplicas(t, 2, replicaConfig(t, a, b, rd.Addr(), "", "", ""), postgresURL(t))
+	A, B := gs[0], gs[1]
+	chat := func(g *runningGateway, key string, tokens int) int {
+		resp, _ := call(t, g.url+"/v1/chat/completions", key, chatBody("qwen3-14b", tokens))
+		return resp.StatusCode
+	}
+	// A key made on A, once B knows it (reading its own info spends nothing).
+	newKey := func(body string) string {
+		secret := generateKey(t, A.url, body)
+		within(t, "the key to reach B", 3*time.Second, func() bool {
+			status, _ := callJSON(t, "GET", B.url+"/key/info", secret, "")
+			return status == http.StatusOK
+		})
+		return secret
+	}
+
+	rpmKey := newKey(`{"rpm_limit":10}`)
+	tpmKey := newKey(`{"tpm_limit":10}`)
+	awayFromMinuteEnd(10 * time.Second)
+	ok := 0
+	for i := range 30 {
+		switch status := chat(gs[i%2], rpmKey, 1); status {
+		case http.StatusOK:
+			ok++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("request %d: %d", i, status)
+		}
+	}
+	if ok != 10 {
+		t.Errorf("%d of 30 requests alternating between two replicas passed a key's rpm_limit of 10", ok)
+	}
+
+	if status := chat(A, tpmKey, 12); status != http.StatusOK {
+		t.Fatalf("first tpm request: %d", status)
+	}
+	if took := within(t, "B to refuse the tokens spent on A", 3*time.Second, func() bool { return chat(B, tpmKey, 1) == http.StatusTooManyRequests }); took > time.Second {
+		t.Errorf("B refused the key after %v, want within a second", took)
+	}
+
+	// Redis gone: each replica holds a new key's rpm by itself.
+	local := newKey(`{"rpm_limit":2}`)
+	rd.Stop()
+	for _, g := range gs {
+		waitFor(t, g.stderr, `redis unreachable`)
+	}
+	awayFromMinuteEnd(10 * time.Second)
+	ok = 0
+	for i := range 8 {
+		if chat(gs[i%2], local, 1) == http.StatusOK {
+			ok++
+		}
+	}
+	if ok != 4 {
+		t.Errorf("with Redis down, %d of 8 requests passed a key's rpm_limit of 2 on two replicas, want 2 per replica", ok)
+	}
+}

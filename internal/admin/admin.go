@@ -11,28 +11,28 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/control"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/health"
+	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/openai"
 	"github.com/maasgate/maasgate/internal/router"
 	"github.com/maasgate/maasgate/internal/store"
 )
 
-// Store is the persistence the admin API needs.
+// Store is what the admin API reads from the store directly: the pages of
+// keys and teams it lists, and whether the database answers. Every write
+// goes through the control plane.
 type Store interface {
 	Ping(ctx context.Context) error
-	Models(ctx context.Context) ([]store.Model, error)
-	Model(ctx context.Context, id string) (store.Model, error)
-	CreateModel(ctx context.Context, m store.Model) (store.Model, error)
-	UpdateModel(ctx context.Context, m store.Model) (store.Model, error)
-	DeleteModel(ctx context.Context, id string) error
-	RouterSettings(ctx context.Context) (map[string]any, error)
-	SaveRouterSettings(ctx context.Context, settings map[string]any) error
+	Key(ctx context.Context, token [32]byte) (*keys.Key, error)
+	KeysPage(ctx context.Context, offset, limit int) ([]*keys.Key, int, error)
+	Team(ctx context.Context, id string) (*keys.Team, error)
+	TeamsPage(ctx context.Context, offset, limit int) ([]*keys.Team, int, error)
 }
 
 // Prober runs health probes.
@@ -41,61 +41,58 @@ type Prober interface {
 	Latest() map[string]health.Result
 }
 
+// Identifier tells which virtual key a request authenticates with (the
+// authenticator).
+type Identifier interface {
+	// KeyOf returns the virtual key a request authenticates with, and its
+	// team; nil for the master key.
+	KeyOf(r *http.Request) (*keys.Key, *keys.Team, *openai.Error)
+}
+
 // Options configures the admin API.
 type Options struct {
-	Router *router.Router
-	Store  Store
-	Prober Prober
+	// Control changes what the gateway serves; its router is what the
+	// read endpoints show.
+	Control *control.Plane
+	Store   Store
+	Prober  Prober
 	// Background says whether background health checks run; /health then
 	// answers from their latest results instead of probing.
 	Background bool
-	// Base are the router settings of the config file; stored settings are
-	// applied over them.
-	Base config.RouterSettings
-	// Getenv resolves os.environ/ references in models added at runtime.
-	Getenv func(string) (string, bool)
-	Logger *slog.Logger
-	Now    func() time.Time
+	Logger     *slog.Logger
+	Now        func() time.Time
 	// Traffic reports the gateway's own request counts of the last
 	// window, for GET /traffic; nil answers 404.
 	Traffic func(window time.Duration) metrics.TrafficReport
 	// Guard wraps every admin route (the gateway passes auth's guard
 	// against DNS rebinding); nil leaves them unwrapped.
 	Guard func(http.Handler) http.Handler
-	// Keys stores virtual keys and KeyHolder serves them to the request
-	// path; without both, the /key/* endpoints are not served.
-	Keys      KeyStore
-	Teams     TeamStore
-	KeyHolder KeyHolder
+	// Identify tells the virtual key of a request; without it the /key/*
+	// and /team/* endpoints are not served.
+	Identify Identifier
 	// BodyReadTimeout is the server's bound on reading a request body,
 	// named in the 408 a client too slow to send one gets.
 	BodyReadTimeout time.Duration
 }
 
-// API serves the admin endpoints. Writes are serialised by a mutex (they
-// are rare); each one changes the store first and the router only once
-// the store has committed, so a failed write leaves both unchanged.
+// API serves the admin endpoints. It is HTTP only: it decodes and
+// validates requests and renders answers; the control plane makes the
+// changes (store first, then what is served), serialised.
 type API struct {
-	o  Options
-	mu sync.Mutex
-	// stored are the stored router_settings as given through the API,
-	// merged; they win over the config file's at start-up.
-	stored map[string]any
+	o Options
+	// router is the control plane's: what the read endpoints show.
+	router *router.Router
 }
 
-// New returns the admin API. storedSettings are the router settings loaded
-// from the store at start-up.
-func New(o Options, storedSettings map[string]any) *API {
+// New returns the admin API.
+func New(o Options) *API {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if storedSettings == nil {
-		storedSettings = map[string]any{}
-	}
-	return &API{o: o, stored: storedSettings}
+	return &API{o: o, router: o.Control.Router()}
 }
 
 // Register adds the admin endpoints to mux, each wrapped by Options.Guard.
@@ -216,6 +213,21 @@ func (a *API) storeError(ctx context.Context, what string, err error) *openai.Er
 		return e
 	}
 	return openai.NewError(http.StatusInternalServerError, openai.TypeServerError, fmt.Sprintf("%s: %v", what, err))
+}
+
+// controlError answers a write the control plane refused or failed: the
+// *openai.Error a check of the caller's returned, or a failed store read
+// or write (storeError).
+func (a *API) controlError(ctx context.Context, err error) *openai.Error {
+	var e *openai.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var se *control.StoreError
+	if errors.As(err, &se) {
+		return a.storeError(ctx, se.What, se.Err)
+	}
+	return a.storeError(ctx, "change the gateway", err)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/control"
 	"github.com/maasgate/maasgate/internal/health"
 	"github.com/maasgate/maasgate/internal/router"
 	"github.com/maasgate/maasgate/internal/store"
@@ -30,9 +31,12 @@ func newAPI(t *testing.T) (*httptest.Server, *router.Router, *store.Store) {
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
-	rt := router.New([]config.Model{cfgModel}, config.DefaultRouterSettings(), nil)
-	a := New(Options{Router: rt, Store: st, Base: config.DefaultRouterSettings(),
-		Prober: health.New(health.Options{Client: &http.Client{}})}, nil)
+	c, err := control.New(context.Background(), control.Options{Store: st, Models: []config.Model{cfgModel}, Base: config.DefaultRouterSettings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := c.Router()
+	a := New(Options{Control: c, Store: st, Prober: health.New(health.Options{Client: &http.Client{}})})
 	mux := http.NewServeMux()
 	a.Register(mux)
 	mux.Handle("GET /health/readiness", &Readiness{Checks: []Check{{Name: "db", Run: func(r *http.Request) error { return st.Ping(r.Context()) }}}})

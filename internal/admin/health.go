@@ -1,5 +1,10 @@
-// Package admin serves the gateway's management endpoints: process health
-// now, and the model, router-settings and key APIs as they are added.
+// Package admin serves the gateway's management endpoints (LiteLLM's
+// /model/*, /router/settings, /config/update, /key/*, /team/*, /health,
+// /traffic) and process health. It is HTTP only: it decodes and validates
+// requests, asks the control plane (internal/control) to make each change,
+// and renders the answer or the error in LiteLLM's shape. It holds no state
+// of its own; what it shows is read from the control plane's snapshots or,
+// for pages of keys and teams, from the store.
 package admin
 
 import (

@@ -17,7 +17,7 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 	model, modelID := r.URL.Query().Get("model"), r.URL.Query().Get("model_id")
 	var ds []*deployment.Deployment
 	if model != "" {
-		tg, ok := a.o.Router.Resolve(model)
+		tg, ok := a.router.Resolve(model)
 		if !ok {
 			e := badRequest("model", "Invalid model name passed in model=%s. Call `/v1/models` to view available models.", openai.Clip(model))
 			openai.WriteError(w, e)
@@ -28,7 +28,7 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 			ds = []*deployment.Deployment{tg.Pinned}
 		}
 	} else {
-		ds = a.o.Router.Deployments()
+		ds = a.router.Deployments()
 	}
 	if modelID != "" {
 		var only []*deployment.Deployment

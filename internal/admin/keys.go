@@ -12,34 +12,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maasgate/maasgate/internal/control"
 	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/openai"
 	"github.com/maasgate/maasgate/internal/store"
 )
 
-// KeyStore is the persistence of virtual keys the admin API needs.
-type KeyStore interface {
-	Keys(ctx context.Context) ([]*keys.Key, error)
-	KeysPage(ctx context.Context, offset, limit int) ([]*keys.Key, int, error)
-	Key(ctx context.Context, token [32]byte) (*keys.Key, error)
-	CreateKey(ctx context.Context, k keys.Key) (*keys.Key, error)
-	UpdateKey(ctx context.Context, k keys.Key) (*keys.Key, error)
-	RegenerateKey(ctx context.Context, token, newToken [32]byte, keyName string) (*keys.Key, error)
-	DeleteKeys(ctx context.Context, tokens [][32]byte) ([][32]byte, error)
-}
-
-// KeyHolder serves the keys to the request path (the authenticator).
-type KeyHolder interface {
-	SetKeys(s *keys.Set)
-	Keys() *keys.Set
-	// KeyOf returns the virtual key a request authenticates with, and its
-	// team; nil for the master key.
-	KeyOf(r *http.Request) (*keys.Key, *keys.Team, *openai.Error)
-}
-
 // registerKeys adds LiteLLM's /key/* endpoints (docs/litellm-keys.md).
 func (a *API) registerKeys(mux *http.ServeMux, read, write func(http.HandlerFunc) http.Handler) {
-	if a.o.Keys == nil || a.o.KeyHolder == nil {
+	if a.o.Identify == nil {
 		return
 	}
 	mux.Handle("POST /key/generate", write(a.generateKey))
@@ -51,29 +32,6 @@ func (a *API) registerKeys(mux *http.ServeMux, read, write func(http.HandlerFunc
 	mux.Handle("POST /key/{key}/regenerate", write(a.regenerateKey))
 	mux.Handle("GET /key/info", read(a.keyInfo))
 	mux.Handle("GET /key/list", read(a.listKeys))
-}
-
-// ReloadKeys reads the keys and teams from the store and serves them. It
-// holds the admin writes' lock, so a reload that read the rows before a
-// write cannot replace the snapshot that write served.
-func (a *API) ReloadKeys(ctx context.Context) error {
-	if a.o.Keys == nil || a.o.KeyHolder == nil {
-		return nil
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ks, err := a.o.Keys.Keys(ctx)
-	if err != nil {
-		return fmt.Errorf("read stored keys: %w", err)
-	}
-	var teams []*keys.Team
-	if a.o.Teams != nil {
-		if teams, err = a.o.Teams.Teams(ctx); err != nil {
-			return fmt.Errorf("read stored teams: %w", err)
-		}
-	}
-	a.o.KeyHolder.SetKeys(keys.NewSet(ks, teams...))
-	return nil
 }
 
 // keyFields decodes the fields of /key/generate and /key/update into k,
@@ -208,10 +166,10 @@ func (a *API) withinTeam(ctx context.Context, k *keys.Key) *openai.Error {
 	if k.TeamID == "" && slices.Contains(k.Models, keys.AllTeamModels) {
 		return badRequest("models", "models: %q needs a team_id (it means the team's models)", keys.AllTeamModels)
 	}
-	if k.TeamID == "" || a.o.Teams == nil {
+	if k.TeamID == "" {
 		return nil
 	}
-	t, err := a.o.Teams.Team(ctx, k.TeamID)
+	t, err := a.o.Store.Team(ctx, k.TeamID)
 	if errors.Is(err, store.ErrNotFound) {
 		return badRequest("team_id", "team_id: no team %q; create it with POST /team/new first", openai.Clip(k.TeamID))
 	}
@@ -245,11 +203,11 @@ func applyDuration(k *keys.Key, duration *string, now time.Time) {
 // group, an alias or an access group the gateway serves.
 func (a *API) knownModels(models []string) error {
 	known := map[string]bool{}
-	for _, n := range a.o.Router.ModelNames() {
+	for _, n := range a.router.ModelNames() {
 		known[n] = true
 	}
-	for _, d := range a.o.Router.Deployments() {
-		if tg, ok := a.o.Router.Resolve(d.Group); ok {
+	for _, d := range a.router.Deployments() {
+		if tg, ok := a.router.Resolve(d.Group); ok {
 			for _, ag := range tg.Group.AccessGroups() {
 				known[ag] = true
 			}
@@ -367,18 +325,13 @@ func (a *API) generateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	applyDuration(&k, duration, now)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if e := a.withinTeam(r.Context(), &k); e != nil {
-		openai.WriteError(w, e)
-		return
-	}
-	stored, err := a.o.Keys.CreateKey(r.Context(), k)
+	stored, err := a.o.Control.CreateKey(r.Context(), k, func(k *keys.Key) error {
+		return asError(a.withinTeam(r.Context(), k))
+	})
 	if err != nil {
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, k))
 		return
 	}
-	a.keysChanged(keyChange{keys: []*keys.Key{stored}})
 	out := keyJSON(stored)
 	out["key"], out["token"], out["token_id"] = secret, keys.TokenHex(stored.Token), keys.TokenHex(stored.Token)
 	writeJSON(w, http.StatusOK, out)
@@ -411,26 +364,16 @@ func (a *API) keyWriteError(ctx context.Context, err error, k keys.Key) *openai.
 	case errors.Is(err, store.ErrNotFound):
 		return openai.NewError(http.StatusNotFound, openai.TypeNotFound, "Key not found")
 	}
-	return a.storeError(ctx, "store the key", err)
+	return a.controlError(ctx, err)
 }
 
-// keyChange is what an admin write changed: keys added or replaced, keys
-// removed, teams added or replaced, teams removed (with their keys).
-type keyChange struct {
-	keys      []*keys.Key
-	drop      [][32]byte
-	teams     []*keys.Team
-	dropTeams []string
-}
-
-// keysChanged serves a committed write at once by applying its change to
-// the snapshot in force: nothing is read back, so a deleted or blocked key
-// stops working whatever the database does next, and creating many keys
-// costs no full read per key. Other replicas' writes arrive through the
-// store's notification (ReloadKeys). Called with a.mu held.
-func (a *API) keysChanged(c keyChange) {
-	h := a.o.KeyHolder
-	h.SetKeys(h.Keys().With(c.keys, c.drop, c.teams, c.dropTeams))
+// asError returns e as an error: nil when e is nil (not a nil
+// *openai.Error in an error, which is not nil).
+func asError(e *openai.Error) error {
+	if e == nil {
+		return nil
+	}
+	return e
 }
 
 // tokenOf reads a key given as its secret ("sk-...") or its token (hex).
@@ -467,29 +410,19 @@ func (a *API) changeKey(w http.ResponseWriter, r *http.Request,
 		openai.WriteError(w, e)
 		return nil, nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	k, err := a.o.Keys.Key(r.Context(), token)
-	if err != nil {
-		openai.WriteError(w, a.keyWriteError(r.Context(), err, keys.Key{}))
-		return nil, nil
-	}
-	next := *k
-	next.UpdatedAt = a.o.Now().UTC()
-	if e := change(raw, &next); e != nil {
-		openai.WriteError(w, e)
-		return nil, nil
-	}
-	if e := a.withinTeam(r.Context(), &next); e != nil {
-		openai.WriteError(w, e)
-		return nil, nil
-	}
-	stored, err := a.o.Keys.UpdateKey(r.Context(), next)
+	var next keys.Key
+	stored, err := a.o.Control.UpdateKey(r.Context(), token, func(k *keys.Key) error {
+		k.UpdatedAt = a.o.Now().UTC()
+		if e := change(raw, k); e != nil {
+			return e
+		}
+		next = *k
+		return asError(a.withinTeam(r.Context(), k))
+	})
 	if err != nil {
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, next))
 		return nil, nil
 	}
-	a.keysChanged(keyChange{keys: []*keys.Key{stored}})
 	return stored, raw
 }
 
@@ -548,14 +481,11 @@ func (a *API) regenerateKey(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, e)
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	k, err := a.o.Keys.RegenerateKey(r.Context(), token, keys.Token(secret), keys.Name(secret))
+	k, err := a.o.Control.RegenerateKey(r.Context(), token, keys.Token(secret), keys.Name(secret))
 	if err != nil {
 		openai.WriteError(w, a.keyWriteError(r.Context(), err, keys.Key{}))
 		return
 	}
-	a.keysChanged(keyChange{keys: []*keys.Key{k}, drop: [][32]byte{token}})
 	out := keyJSON(k)
 	out["key"], out["token"], out["token_id"] = secret, keys.TokenHex(k.Token), keys.TokenHex(k.Token)
 	writeJSON(w, http.StatusOK, out)
@@ -574,8 +504,6 @@ func (a *API) deleteKeys(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, badRequest("keys", "At least one of 'keys' or 'key_aliases' must be provided."))
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	tokens := make([][32]byte, 0, len(req.Keys)+len(req.KeyAliases))
 	for i, s := range req.Keys {
 		t, err := tokenOf(s)
@@ -585,29 +513,19 @@ func (a *API) deleteKeys(w http.ResponseWriter, r *http.Request) {
 		}
 		tokens = append(tokens, t)
 	}
-	if len(req.KeyAliases) > 0 {
-		all, err := a.o.Keys.Keys(r.Context())
-		if err != nil {
-			openai.WriteError(w, a.storeError(r.Context(), "read the keys", err))
-			return
-		}
-		for i, alias := range req.KeyAliases {
-			if alias == "" {
-				openai.WriteError(w, badRequest("key_aliases", "key_aliases[%d]: must not be empty", i))
-				return
-			}
-			j := slices.IndexFunc(all, func(k *keys.Key) bool { return k.Alias == alias })
-			if j < 0 {
-				openai.WriteError(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound,
-					fmt.Sprintf("key_aliases[%d]: no key has the alias %q; nothing was deleted", i, openai.Clip(alias))))
-				return
-			}
-			tokens = append(tokens, all[j].Token)
-		}
+	missing, err := a.o.Control.DeleteKeys(r.Context(), tokens, req.KeyAliases)
+	var unknown *control.UnknownAliasError
+	if errors.As(err, &unknown) && unknown.Alias == "" {
+		openai.WriteError(w, badRequest("key_aliases", "key_aliases[%d]: must not be empty", unknown.Index))
+		return
 	}
-	missing, err := a.o.Keys.DeleteKeys(r.Context(), tokens)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		openai.WriteError(w, a.storeError(r.Context(), "delete the keys", err))
+	if errors.As(err, &unknown) {
+		openai.WriteError(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound,
+			fmt.Sprintf("key_aliases[%d]: no key has the alias %q; nothing was deleted", unknown.Index, openai.Clip(unknown.Alias))))
+		return
+	}
+	if err != nil {
+		openai.WriteError(w, a.controlError(r.Context(), err))
 		return
 	}
 	if len(missing) > 0 {
@@ -619,7 +537,6 @@ func (a *API) deleteKeys(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("No key with token %s; nothing was deleted.", openai.Clip(strings.Join(names, ", ")))))
 		return
 	}
-	a.keysChanged(keyChange{drop: tokens})
 	deleted := append(req.Keys, req.KeyAliases...)
 	writeJSON(w, http.StatusOK, map[string]any{"deleted_keys": deleted})
 }
@@ -628,7 +545,7 @@ func (a *API) deleteKeys(w http.ResponseWriter, r *http.Request) {
 // virtual key about itself only (and without the parameter, it is asked
 // about).
 func (a *API) keyInfo(w http.ResponseWriter, r *http.Request) {
-	caller, _, e := a.o.KeyHolder.KeyOf(r)
+	caller, _, e := a.o.Identify.KeyOf(r)
 	if e != nil {
 		openai.WriteError(w, e)
 		return
@@ -654,7 +571,7 @@ func (a *API) keyInfo(w http.ResponseWriter, r *http.Request) {
 			"You are not allowed to access this key's info. Your role=internal_user"))
 		return
 	}
-	k, err := a.o.Keys.Key(r.Context(), token)
+	k, err := a.o.Store.Key(r.Context(), token)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			e := openai.NewError(http.StatusNotFound, openai.TypeNotFound, "Key not found in database")
@@ -686,7 +603,7 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	full := query.Get("return_full_object") == "true"
-	ks, total, err := a.o.Keys.KeysPage(r.Context(), (page-1)*size, size)
+	ks, total, err := a.o.Store.KeysPage(r.Context(), (page-1)*size, size)
 	if err != nil {
 		openai.WriteError(w, a.storeError(r.Context(), "read the keys", err))
 		return

@@ -14,8 +14,8 @@ import (
 
 	"github.com/maasgate/maasgate/internal/auth"
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/control"
 	"github.com/maasgate/maasgate/internal/keys"
-	"github.com/maasgate/maasgate/internal/router"
 	"github.com/maasgate/maasgate/internal/store"
 )
 
@@ -43,8 +43,12 @@ func TestKeyWriteServedWithoutReadBack(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	ks := &unreadable{Store: st}
-	authn := auth.New("sk-master-0000000000")
-	a := New(Options{Router: router.New(nil, config.DefaultRouterSettings(), nil), Store: st, Keys: ks, Teams: st, KeyHolder: authn}, nil)
+	c, err := control.New(context.Background(), control.Options{Store: ks, Base: config.DefaultRouterSettings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn := auth.New("sk-master-0000000000", c)
+	a := New(Options{Control: c, Store: st, Identify: authn})
 	mux := http.NewServeMux()
 	a.Register(mux)
 	srv := httptest.NewServer(mux)
@@ -68,10 +72,10 @@ func TestKeyWriteServedWithoutReadBack(t *testing.T) {
 		t.Fatalf("/key/delete: %d %s", code, body)
 	}
 	now := time.Now()
-	if _, _, err := authn.Keys().Check(secrets[0], now); !errors.Is(err, keys.ErrBlocked) {
+	if _, _, err := c.Keys().Check(secrets[0], now); !errors.Is(err, keys.ErrBlocked) {
 		t.Errorf("the blocked key checks as %v", err)
 	}
-	if _, _, err := authn.Keys().Check(secrets[1], now); !errors.Is(err, keys.ErrUnknown) {
+	if _, _, err := c.Keys().Check(secrets[1], now); !errors.Is(err, keys.ErrUnknown) {
 		t.Errorf("the deleted key checks as %v", err)
 	}
 }

@@ -1,17 +1,18 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/control"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/openai"
 	"github.com/maasgate/maasgate/internal/store"
@@ -64,18 +65,6 @@ func rowOf(m store.Model) modelRow {
 		ModelInfo: info, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
 }
 
-// validate turns a stored model into a config.Model, as a config-file entry
-// would be validated.
-func (a *API) validate(m store.Model) (config.Model, []config.Problem) {
-	info := maps.Clone(m.Info)
-	if info == nil {
-		info = map[string]any{}
-	}
-	info["id"] = m.ID
-	keys := slices.Sorted(maps.Keys(m.Params))
-	return config.NewModel(m.Name, m.Params, keys, info, a.o.Getenv)
-}
-
 func (a *API) newModel(w http.ResponseWriter, r *http.Request) {
 	var req modelRequest
 	if e := a.decode(w, r, &req); e != nil {
@@ -95,79 +84,37 @@ func (a *API) newModel(w http.ResponseWriter, r *http.Request) {
 		delete(m.Info, "id")
 		delete(m.Info, "db_model")
 	}
-	cm, problems := a.validate(m)
-	if len(problems) > 0 {
-		openai.WriteError(w, problemsError("model", problems))
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, exists := a.o.Router.Deployment(m.ID); exists {
-		openai.WriteError(w, badRequest("model_info.id", "A model with id=%s already exists; use POST /model/update to change it.", openai.Clip(m.ID)))
-		return
-	}
-	stored, err := a.o.Store.CreateModel(r.Context(), m)
-	if errors.Is(err, store.ErrExists) {
-		openai.WriteError(w, badRequest("model_info.id", "A model with id=%s already exists; use POST /model/update to change it.", openai.Clip(m.ID)))
-		return
-	}
-	a.applyStored(w, r, cm, stored, err, "model added")
-}
-
-// applyStored finishes a create or update: on a store error it answers 503
-// or 500 and leaves the router alone; otherwise it swaps the model into the router
-// and answers with the stored row. The caller holds a.mu.
-func (a *API) applyStored(w http.ResponseWriter, r *http.Request, cm config.Model, stored store.Model, err error, event string) {
+	stored, err := a.o.Control.CreateModel(r.Context(), m)
 	if err != nil {
-		openai.WriteError(w, a.storeError(r.Context(), "store the model", err))
+		openai.WriteError(w, a.modelError(r.Context(), m.ID, err))
 		return
 	}
-	a.swap(deployment.New(cm, deployment.FromDatabase), "")
-	a.o.Logger.Info(event, "model_id", stored.ID, "model_name", stored.Name)
 	writeJSON(w, http.StatusOK, rowOf(stored))
 }
 
-// swap puts d into the router, replacing the deployment with the same id,
-// or removes the deployment with id remove when d is nil. The caller holds
-// a.mu.
-func (a *API) swap(d *deployment.Deployment, remove string) {
-	cur := a.o.Router.Deployments()
-	next := make([]*deployment.Deployment, 0, len(cur)+1)
-	replaced := false
-	for _, x := range cur {
-		switch {
-		case d != nil && x.ID == d.ID:
-			next = append(next, d)
-			replaced = true
-		case x.ID == remove:
-		default:
-			next = append(next, x)
-		}
+// modelError answers a model write the control plane refused or failed.
+func (a *API) modelError(ctx context.Context, id string, err error) *openai.Error {
+	var invalid *control.InvalidError
+	switch {
+	case errors.As(err, &invalid):
+		return problemsError("model", invalid.Problems)
+	case errors.Is(err, control.ErrFromConfig):
+		return badRequest("model_info.id",
+			"Model id=%s is defined in the config file and cannot be changed through the API; edit config.yaml and restart instead.", openai.Clip(id))
+	case errors.Is(err, store.ErrNotFound):
+		return notFound(id)
+	case errors.Is(err, store.ErrExists):
+		return badRequest("model_info.id", "A model with id=%s already exists; use POST /model/update to change it.", openai.Clip(id))
 	}
-	if d != nil && !replaced {
-		next = append(next, d)
-	}
-	a.o.Router.Replace(next, a.o.Router.Settings())
+	return a.controlError(ctx, err)
 }
 
-// editable returns the stored model with the given id, or the error to
-// answer: 404 for an unknown id, 400 for a config-file model.
-func (a *API) editable(r *http.Request, id string) (store.Model, *openai.Error) {
+// modelID checks that a model id was given.
+func modelID(id string) *openai.Error {
 	if id == "" {
-		return store.Model{}, badRequest("model_info.id", "The model id is required (model_info.id, or \"id\" for /model/delete).")
+		return badRequest("model_info.id", "The model id is required (model_info.id, or \"id\" for /model/delete).")
 	}
-	if d, ok := a.o.Router.Deployment(id); ok && d.Source == deployment.FromConfig {
-		return store.Model{}, badRequest("model_info.id",
-			"Model id=%s is defined in the config file and cannot be changed through the API; edit config.yaml and restart instead.", openai.Clip(id))
-	}
-	m, err := a.o.Store.Model(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Model{}, notFound(id)
-	}
-	if err != nil {
-		return store.Model{}, a.storeError(r.Context(), "read the model", err)
-	}
-	return m, nil
+	return nil
 }
 
 func (a *API) updateModel(w http.ResponseWriter, r *http.Request) {
@@ -177,20 +124,24 @@ func (a *API) updateModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, _ := req.ModelInfo["id"].(string)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	old, e := a.editable(r, id)
-	if e != nil {
+	if e := modelID(id); e != nil {
 		openai.WriteError(w, e)
 		return
 	}
-	m := store.Model{ID: id, Name: old.Name, Params: req.LitellmParams, Info: maps.Clone(req.ModelInfo), CreatedAt: old.CreatedAt}
-	if req.ModelName != nil {
-		m.Name = *req.ModelName
+	stored, err := a.o.Control.UpdateModel(r.Context(), id, func(old store.Model) store.Model {
+		m := store.Model{ID: id, Name: old.Name, Params: req.LitellmParams, Info: maps.Clone(req.ModelInfo), CreatedAt: old.CreatedAt}
+		if req.ModelName != nil {
+			m.Name = *req.ModelName
+		}
+		delete(m.Info, "id")
+		delete(m.Info, "db_model")
+		return m
+	})
+	if err != nil {
+		openai.WriteError(w, a.modelError(r.Context(), id, err))
+		return
 	}
-	delete(m.Info, "id")
-	delete(m.Info, "db_model")
-	a.commitUpdate(w, r, m)
+	writeJSON(w, http.StatusOK, rowOf(stored))
 }
 
 func (a *API) patchModel(w http.ResponseWriter, r *http.Request) {
@@ -200,59 +151,47 @@ func (a *API) patchModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	old, e := a.editable(r, id)
-	if e != nil {
+	if e := modelID(id); e != nil {
 		openai.WriteError(w, e)
 		return
 	}
-	m := old
-	m.Params, m.Info = maps.Clone(old.Params), maps.Clone(old.Info)
-	if m.Params == nil {
-		m.Params = map[string]any{}
-	}
-	if m.Info == nil {
-		m.Info = map[string]any{}
-	}
-	if req.ModelName != nil {
-		m.Name = *req.ModelName
-	}
-	// A field set to null is removed; others replace the stored value.
-	for k, v := range req.LitellmParams {
-		if v == nil {
-			delete(m.Params, k)
-		} else {
-			m.Params[k] = v
+	stored, err := a.o.Control.UpdateModel(r.Context(), id, func(old store.Model) store.Model {
+		m := old
+		m.Params, m.Info = maps.Clone(old.Params), maps.Clone(old.Info)
+		if m.Params == nil {
+			m.Params = map[string]any{}
 		}
-	}
-	for k, v := range req.ModelInfo {
-		if k == "id" || k == "db_model" {
-			continue
+		if m.Info == nil {
+			m.Info = map[string]any{}
 		}
-		if v == nil {
-			delete(m.Info, k)
-		} else {
-			m.Info[k] = v
+		if req.ModelName != nil {
+			m.Name = *req.ModelName
 		}
-	}
-	a.commitUpdate(w, r, m)
-}
-
-// commitUpdate validates m, stores it and swaps it into the router. The
-// caller holds a.mu.
-func (a *API) commitUpdate(w http.ResponseWriter, r *http.Request, m store.Model) {
-	cm, problems := a.validate(m)
-	if len(problems) > 0 {
-		openai.WriteError(w, problemsError("model", problems))
+		// A field set to null is removed; others replace the stored value.
+		for k, v := range req.LitellmParams {
+			if v == nil {
+				delete(m.Params, k)
+			} else {
+				m.Params[k] = v
+			}
+		}
+		for k, v := range req.ModelInfo {
+			if k == "id" || k == "db_model" {
+				continue
+			}
+			if v == nil {
+				delete(m.Info, k)
+			} else {
+				m.Info[k] = v
+			}
+		}
+		return m
+	})
+	if err != nil {
+		openai.WriteError(w, a.modelError(r.Context(), id, err))
 		return
 	}
-	stored, err := a.o.Store.UpdateModel(r.Context(), m)
-	if errors.Is(err, store.ErrNotFound) {
-		openai.WriteError(w, notFound(m.ID))
-		return
-	}
-	a.applyStored(w, r, cm, stored, err, "model updated")
+	writeJSON(w, http.StatusOK, rowOf(stored))
 }
 
 func (a *API) deleteModel(w http.ResponseWriter, r *http.Request) {
@@ -263,24 +202,14 @@ func (a *API) deleteModel(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, e)
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, e := a.editable(r, req.ID); e != nil {
+	if e := modelID(req.ID); e != nil {
 		openai.WriteError(w, e)
 		return
 	}
-	err := a.o.Store.DeleteModel(r.Context(), req.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		openai.WriteError(w, notFound(req.ID))
+	if err := a.o.Control.DeleteModel(r.Context(), req.ID); err != nil {
+		openai.WriteError(w, a.modelError(r.Context(), req.ID, err))
 		return
 	}
-	if err != nil {
-		openai.WriteError(w, a.storeError(r.Context(), "delete the model", err))
-		return
-	}
-	// Requests in flight keep the *Deployment they hold and finish on it.
-	a.swap(nil, req.ID)
-	a.o.Logger.Info("model deleted", "model_id", req.ID)
 	writeJSON(w, http.StatusOK, map[string]string{"message": fmt.Sprintf("Model: %s deleted successfully", openai.Clip(req.ID))})
 }
 
@@ -290,7 +219,7 @@ func (a *API) modelInfo(w http.ResponseWriter, r *http.Request) {
 	filter := r.URL.Query().Get("litellm_model_id")
 	now := a.o.Now()
 	data := []map[string]any{}
-	for _, d := range a.o.Router.Deployments() {
+	for _, d := range a.router.Deployments() {
 		if filter != "" && d.ID != filter {
 			continue
 		}

@@ -1,11 +1,13 @@
 package admin
 
 import (
+	"errors"
 	"maps"
 	"net/http"
 	"slices"
 
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/control"
 	"github.com/maasgate/maasgate/internal/openai"
 )
 
@@ -76,72 +78,8 @@ func fields() []field {
 	}
 }
 
-// currentValues renders settings as the JSON values /config/update takes.
-func currentValues(s config.RouterSettings) map[string]any {
-	fb := func(list []config.Fallback) []any {
-		out := []any{}
-		for _, f := range list {
-			out = append(out, map[string]any{f.From: f.To})
-		}
-		return out
-	}
-	seconds := func(d interface{ Seconds() float64 }, set bool) any {
-		if !set {
-			return nil
-		}
-		return d.Seconds()
-	}
-	alias := map[string]any{}
-	for k, a := range s.ModelGroupAlias {
-		if a.Hidden {
-			alias[k] = map[string]any{"model": a.Model, "hidden": true}
-		} else {
-			alias[k] = a.Model
-		}
-	}
-	orEmpty := func(m map[string]int) map[string]int {
-		if m == nil {
-			return map[string]int{}
-		}
-		return m
-	}
-	var maxParallel any
-	if s.DefaultMaxParallelRequests > 0 {
-		maxParallel = s.DefaultMaxParallelRequests
-	}
-	defaults := s.DefaultFallbacks
-	if defaults == nil {
-		defaults = []string{}
-	}
-	args := s.RoutingStrategyArgs
-	if args == nil {
-		args = map[string]any{}
-	}
-	return map[string]any{
-		"routing_strategy":              s.RoutingStrategy,
-		"num_retries":                   s.NumRetries,
-		"timeout":                       seconds(s.Timeout, s.Timeout > 0),
-		"stream_timeout":                seconds(s.StreamTimeout, s.StreamTimeout > 0),
-		"allowed_fails":                 s.AllowedFails,
-		"cooldown_time":                 s.CooldownTime.Seconds(),
-		"retry_after":                   s.RetryAfter.Seconds(),
-		"max_fallbacks":                 s.MaxFallbacks,
-		"max_request_num_retries":       s.MaxRequestNumRetries,
-		"disable_cooldowns":             s.DisableCooldowns,
-		"default_max_parallel_requests": maxParallel,
-		"fallbacks":                     fb(s.Fallbacks),
-		"context_window_fallbacks":      fb(s.ContextWindowFallbacks),
-		"content_policy_fallbacks":      fb(s.ContentPolicyFallbacks),
-		"default_fallbacks":             defaults,
-		"retry_policy":                  orEmpty(s.RetryPolicy),
-		"allowed_fails_policy":          orEmpty(s.AllowedFailsPolicy),
-		"routing_strategy_args":         args,
-		"model_group_alias":             alias,
-	}
-}
-
 func (a *API) routerSettings(w http.ResponseWriter, r *http.Request) {
-	cur := currentValues(a.o.Router.Settings())
+	cur := control.SettingsValues(a.router.Settings())
 	fs := fields()
 	for i := range fs {
 		fs[i].Value = cur[fs[i].Name]
@@ -184,27 +122,15 @@ func (a *API) configUpdate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	merged := maps.Clone(a.stored)
-	for k, v := range req.RouterSettings {
-		if v == nil {
-			delete(merged, k)
-		} else {
-			merged[k] = v
-		}
-	}
-	settings, problems := config.ApplyRouterSettings(a.o.Base, merged, a.o.Getenv)
-	if len(problems) > 0 {
-		openai.WriteError(w, problemsError("router_settings", problems))
+	settings, err := a.o.Control.UpdateRouterSettings(r.Context(), req.RouterSettings)
+	var invalid *control.InvalidError
+	if errors.As(err, &invalid) {
+		openai.WriteError(w, problemsError("router_settings", invalid.Problems))
 		return
 	}
-	if err := a.o.Store.SaveRouterSettings(r.Context(), merged); err != nil {
-		openai.WriteError(w, a.storeError(r.Context(), "store the router settings", err))
+	if err != nil {
+		openai.WriteError(w, a.controlError(r.Context(), err))
 		return
 	}
-	a.stored = merged
-	a.o.Router.Replace(a.o.Router.Deployments(), settings)
-	a.o.Logger.Info("router settings updated", "keys", slices.Sorted(maps.Keys(req.RouterSettings)))
-	writeJSON(w, http.StatusOK, map[string]any{"message": "Config updated successfully", "router_settings": currentValues(settings)})
+	writeJSON(w, http.StatusOK, map[string]any{"message": "Config updated successfully", "router_settings": control.SettingsValues(settings)})
 }

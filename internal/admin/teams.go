@@ -11,24 +11,15 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/maasgate/maasgate/internal/control"
 	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/openai"
 	"github.com/maasgate/maasgate/internal/store"
 )
 
-// TeamStore is the persistence of teams the admin API needs.
-type TeamStore interface {
-	Teams(ctx context.Context) ([]*keys.Team, error)
-	TeamsPage(ctx context.Context, offset, limit int) ([]*keys.Team, int, error)
-	Team(ctx context.Context, id string) (*keys.Team, error)
-	CreateTeam(ctx context.Context, t keys.Team) (*keys.Team, error)
-	UpdateTeam(ctx context.Context, t keys.Team) (*keys.Team, error)
-	DeleteTeams(ctx context.Context, ids []string) ([][32]byte, []string, error)
-}
-
 // registerTeams adds LiteLLM's /team/* endpoints (docs/litellm-keys.md).
 func (a *API) registerTeams(mux *http.ServeMux, read, write func(http.HandlerFunc) http.Handler) {
-	if a.o.Teams == nil || a.o.KeyHolder == nil {
+	if a.o.Identify == nil {
 		return
 	}
 	mux.Handle("POST /team/new", write(a.newTeam))
@@ -124,64 +115,55 @@ func (a *API) newTeam(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, e)
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	stored, err := a.o.Teams.CreateTeam(r.Context(), t)
+	stored, err := a.o.Control.CreateTeam(r.Context(), t)
 	if errors.Is(err, store.ErrExists) {
 		openai.WriteError(w, badRequest("team_id", "Team id = %s already exists. Please use a different team id.", openai.Clip(t.ID)))
 		return
 	}
 	if err != nil {
-		openai.WriteError(w, a.storeError(r.Context(), "store the team", err))
+		openai.WriteError(w, a.controlError(r.Context(), err))
 		return
 	}
-	a.keysChanged(keyChange{teams: []*keys.Team{stored}})
 	writeJSON(w, http.StatusOK, teamJSON(stored))
 }
 
-// teamParam reads the team_id field of a body, and the stored team.
-func (a *API) teamParam(ctx context.Context, raw map[string]json.RawMessage) (*keys.Team, *openai.Error) {
+// teamID reads the team_id field of a body.
+func teamID(raw map[string]json.RawMessage) (string, *openai.Error) {
 	id, err := optString(raw["team_id"])
 	if err != nil || id == "" {
-		return nil, badRequest("team_id", "team_id: required")
+		return "", badRequest("team_id", "team_id: required")
 	}
-	t, err := a.o.Teams.Team(ctx, id)
+	return id, nil
+}
+
+// teamError answers a failed read or write of the team id.
+func (a *API) teamError(ctx context.Context, id string, err error) *openai.Error {
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, openai.NewError(http.StatusNotFound, openai.TypeNotFound, fmt.Sprintf("Team not found, passed team_id=%s", openai.Clip(id)))
+		return openai.NewError(http.StatusNotFound, openai.TypeNotFound, fmt.Sprintf("Team not found, passed team_id=%s", openai.Clip(id)))
 	}
-	if err != nil {
-		return nil, a.storeError(ctx, "read the team", err)
-	}
-	return t, nil
+	return a.controlError(ctx, err)
 }
 
 // changeTeam reads the team a body names, lets change edit a copy, stores
 // it and serves it. It answers every error itself, returning nil then.
 func (a *API) changeTeam(w http.ResponseWriter, r *http.Request, change func(raw map[string]json.RawMessage, t *keys.Team) *openai.Error) *keys.Team {
 	raw, e := a.decodeObject(w, r)
+	var id string
+	if e == nil {
+		id, e = teamID(raw)
+	}
 	if e != nil {
 		openai.WriteError(w, e)
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	t, e := a.teamParam(r.Context(), raw)
-	if e != nil {
-		openai.WriteError(w, e)
-		return nil
-	}
-	next := *t
-	next.UpdatedAt = a.o.Now().UTC()
-	if e := change(raw, &next); e != nil {
-		openai.WriteError(w, e)
-		return nil
-	}
-	stored, err := a.o.Teams.UpdateTeam(r.Context(), next)
+	stored, err := a.o.Control.UpdateTeam(r.Context(), id, func(t *keys.Team) error {
+		t.UpdatedAt = a.o.Now().UTC()
+		return asError(change(raw, t))
+	})
 	if err != nil {
-		openai.WriteError(w, a.storeError(r.Context(), "store the team", err))
+		openai.WriteError(w, a.teamError(r.Context(), id, err))
 		return nil
 	}
-	a.keysChanged(keyChange{teams: []*keys.Team{stored}})
 	return stored
 }
 
@@ -192,7 +174,7 @@ func (a *API) updateTeam(w http.ResponseWriter, r *http.Request) {
 		}
 		// Lowering a team's limit below one of its keys' is refused: the
 		// key would promise what the team cannot give.
-		for _, k := range a.o.KeyHolder.Keys().TeamKeys(t.ID) {
+		for _, k := range a.o.Control.Keys().TeamKeys(t.ID) {
 			if field, kv, tv := overTeam(k, t); field != "" {
 				return badRequest(field, "%s: %v is below the %s of the team's key %s (%v); lower the key's first",
 					field, tv, field, describeKey(k), kv)
@@ -228,26 +210,23 @@ func (a *API) deleteTeams(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, badRequest("team_ids", "team_ids: required: the ids of the teams to delete"))
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	deletedKeys, missing, err := a.o.Teams.DeleteTeams(r.Context(), req.TeamIDs)
+	deletedKeys, missing, err := a.o.Control.DeleteTeams(r.Context(), req.TeamIDs)
 	if len(missing) > 0 {
 		openai.WriteError(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound,
 			fmt.Sprintf("Team not found, passed team_id=%s; nothing was deleted.", openai.Clip(missing[0]))))
 		return
 	}
 	if err != nil {
-		openai.WriteError(w, a.storeError(r.Context(), "delete the teams", err))
+		openai.WriteError(w, a.controlError(r.Context(), err))
 		return
 	}
-	a.keysChanged(keyChange{drop: deletedKeys, dropTeams: req.TeamIDs})
-	writeJSON(w, http.StatusOK, map[string]any{"deleted_teams": req.TeamIDs, "deleted_keys": len(deletedKeys)})
+	writeJSON(w, http.StatusOK, map[string]any{"deleted_teams": req.TeamIDs, "deleted_keys": deletedKeys})
 }
 
 // teamInfo serves GET /team/info?team_id=: the admin asks about any team,
 // a virtual key about its own.
 func (a *API) teamInfo(w http.ResponseWriter, r *http.Request) {
-	caller, _, e := a.o.KeyHolder.KeyOf(r)
+	caller, _, e := a.o.Identify.KeyOf(r)
 	if e != nil {
 		openai.WriteError(w, e)
 		return
@@ -262,15 +241,13 @@ func (a *API) teamInfo(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("This key is not authorized to access team=%s", openai.Clip(id))))
 		return
 	}
-	raw := map[string]json.RawMessage{}
-	raw["team_id"], _ = json.Marshal(id)
-	t, e := a.teamParam(r.Context(), raw)
-	if e != nil {
-		openai.WriteError(w, e)
+	t, err := a.o.Store.Team(r.Context(), id)
+	if err != nil {
+		openai.WriteError(w, a.teamError(r.Context(), id, &control.StoreError{What: "read the team", Err: err}))
 		return
 	}
 	teamKeys := []any{}
-	for _, k := range a.o.KeyHolder.Keys().TeamKeys(id) { // from memory: a tenant's request reads no table
+	for _, k := range a.o.Control.Keys().TeamKeys(id) { // from memory: a tenant's request reads no table
 		teamKeys = append(teamKeys, keyJSON(k)) // without the token: it identifies the key
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"team_id": id, "team_info": teamJSON(t), "keys": teamKeys})
@@ -286,7 +263,7 @@ func (a *API) listTeams(w http.ResponseWriter, r *http.Request) {
 		}
 		page = n
 	}
-	ts, _, err := a.o.Teams.TeamsPage(r.Context(), (page-1)*size, size)
+	ts, _, err := a.o.Store.TeamsPage(r.Context(), (page-1)*size, size)
 	if err != nil {
 		openai.WriteError(w, a.storeError(r.Context(), "read the teams", err))
 		return

@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/maasgate/maasgate/internal/keys"
@@ -28,7 +27,7 @@ import (
 type Authenticator struct {
 	masterKey [sha256.Size]byte
 	enabled   bool
-	keys      atomic.Pointer[keys.Set]
+	keys      KeySource
 	// Now is the clock keys' expiry is checked against; tests replace it.
 	Now func() time.Time
 	// hosts are the Host names, besides loopback ones, that admin
@@ -37,13 +36,28 @@ type Authenticator struct {
 	hosts []string
 }
 
-// New returns an Authenticator for masterKey; "" disables auth.
-// allowedHosts are the host names (or IP addresses) besides loopback that
+// KeySource holds the virtual keys in force (the control plane): an
+// immutable snapshot, read once per request.
+type KeySource interface {
+	Keys() *keys.Set
+}
+
+// noKeys is the KeySource of a gateway without virtual keys.
+type noKeys struct{}
+
+func (noKeys) Keys() *keys.Set { return empty }
+
+var empty = keys.NewSet(nil)
+
+// New returns an Authenticator for masterKey; "" disables auth. ks are
+// the virtual keys; nil means none. allowedHosts are the host names (or IP addresses) besides loopback that
 // the admin API and UI answer on when there is no master key (see Admin);
 // they are compared without case, port or trailing dot.
-func New(masterKey string, allowedHosts ...string) *Authenticator {
-	a := &Authenticator{enabled: masterKey != "", Now: time.Now}
-	a.keys.Store(keys.NewSet(nil))
+func New(masterKey string, ks KeySource, allowedHosts ...string) *Authenticator {
+	if ks == nil {
+		ks = noKeys{}
+	}
+	a := &Authenticator{enabled: masterKey != "", keys: ks, Now: time.Now}
 	if a.enabled {
 		a.masterKey = sha256.Sum256([]byte(masterKey))
 	}
@@ -55,12 +69,6 @@ func New(masterKey string, allowedHosts ...string) *Authenticator {
 
 // Enabled reports whether requests need a key.
 func (a *Authenticator) Enabled() bool { return a.enabled }
-
-// SetKeys makes s the virtual keys in force, for every request from now on.
-func (a *Authenticator) SetKeys(s *keys.Set) { a.keys.Store(s) }
-
-// Keys returns the virtual keys in force.
-func (a *Authenticator) Keys() *keys.Set { return a.keys.Load() }
 
 // Key returns the API key a request carries, from "Authorization: Bearer",
 // "x-litellm-api-key", "api-key" or "x-api-key" (the headers LiteLLM
@@ -165,7 +173,7 @@ func (a *Authenticator) virtualKey(secret string, token [32]byte) (*keys.Key, *k
 		return nil, nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication,
 			fmt.Sprintf("LiteLLM Virtual Key expected. Received=%s, expected to start with '%s'.", masked(secret), keys.Prefix))
 	}
-	k, t, err := a.keys.Load().CheckToken(token, a.Now())
+	k, t, err := a.keys.Keys().CheckToken(token, a.Now())
 	switch err {
 	case nil:
 		return k, t, nil

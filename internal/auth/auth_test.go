@@ -54,7 +54,7 @@ func TestWrap(t *testing.T) {
 				r.Header.Set("Authorization", "Bearer "+tt.key)
 			}
 			w := httptest.NewRecorder()
-			New(tt.master).Wrap(ok).ServeHTTP(w, r)
+			New(tt.master, nil).Wrap(ok).ServeHTTP(w, r)
 			if w.Code != tt.want {
 				t.Errorf("status %d, want %d", w.Code, tt.want)
 			}
@@ -105,7 +105,7 @@ func TestAdminRefusesHostsOfOtherNames(t *testing.T) {
 			r := httptest.NewRequest("POST", "/model/new", nil)
 			r.Host = tt.host
 			w := httptest.NewRecorder()
-			New(tt.master, "gateway.internal", "10.0.0.5").Admin(ok).ServeHTTP(w, r)
+			New(tt.master, nil, "gateway.internal", "10.0.0.5").Admin(ok).ServeHTTP(w, r)
 			if w.Code != tt.want {
 				t.Fatalf("status %d, want %d: %s", w.Code, tt.want, w.Body)
 			}
@@ -124,7 +124,7 @@ func TestAdminRefusesHostsOfOtherNames(t *testing.T) {
 		r := httptest.NewRequest("GET", "/ui/", nil)
 		r.Host = strings.Repeat("a", 1<<20)
 		w := httptest.NewRecorder()
-		New("").Admin(ok).ServeHTTP(w, r)
+		New("", nil).Admin(ok).ServeHTTP(w, r)
 		if w.Code != 403 || w.Body.Len() > 2000 {
 			t.Errorf("status %d, body of %d bytes", w.Code, w.Body.Len())
 		}

@@ -16,14 +16,13 @@ import (
 func TestVirtualKeys(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
-	a := New("sk-master-0000000000")
-	a.Now = func() time.Time { return now }
 	good, blocked, expired := "sk-good-000000000000", "sk-blocked-000000000", "sk-expired-000000000"
-	a.SetKeys(keys.NewSet([]*keys.Key{
+	a := New("sk-master-0000000000", fixedKeys{keys.NewSet([]*keys.Key{
 		{Token: keys.Token(good)},
 		{Token: keys.Token(blocked), Blocked: true},
 		{Token: keys.Token(expired), Expires: now.Add(-time.Second)},
-	}))
+	})})
+	a.Now = func() time.Time { return now }
 	h := a.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, _, e := a.KeyOf(r); e != nil {
 			t.Errorf("KeyOf in the handler: %v", e)
@@ -98,3 +97,8 @@ func TestKeyHeaders(t *testing.T) {
 		}
 	}
 }
+
+// fixedKeys is a KeySource that never changes.
+type fixedKeys struct{ set *keys.Set }
+
+func (f fixedKeys) Keys() *keys.Set { return f.set }

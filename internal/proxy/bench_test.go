@@ -205,8 +205,7 @@ func BenchmarkServe(b *testing.B) {
 		ks[i] = &keys.Key{Token: keys.Token(fmt.Sprintf("sk-bench-key-%08d", i)), Models: []string{"qwen3-14b"}}
 	}
 	ks[0].Token = keys.Token(virtualKey)
-	authn := auth.New("sk-bench-master-key")
-	authn.SetKeys(keys.NewSet(ks))
+	authn := auth.New("sk-bench-master-key", fixedKeys{keys.NewSet(ks)})
 	for _, tc := range []struct {
 		name      string
 		transport http.RoundTripper
@@ -265,3 +264,8 @@ func BenchmarkServe(b *testing.B) {
 		})
 	}
 }
+
+// fixedKeys holds virtual keys that never change.
+type fixedKeys struct{ set *keys.Set }
+
+func (f fixedKeys) Keys() *keys.Set { return f.set }

@@ -1,4 +1,4 @@
-package admin
+package control
 
 import (
 	"context"
@@ -11,10 +11,10 @@ import (
 	"github.com/maasgate/maasgate/internal/deployment"
 )
 
-// Registry is what the gateway serves: the config file's models and the
+// registry is what the gateway serves: the config file's models and the
 // stored ones, and the config file's router settings with the stored ones
 // applied over them.
-type Registry struct {
+type registry struct {
 	Deployments []*deployment.Deployment
 	Settings    config.RouterSettings
 	// Stored are the stored router settings as given through the API; nil
@@ -22,15 +22,15 @@ type Registry struct {
 	Stored map[string]any
 }
 
-// LoadRegistry reads the stored models and router settings and merges them
+// loadRegistry reads the stored models and router settings and merges them
 // with the config file's. A stored model with the id of a config-file model
 // is skipped (the file wins); an invalid stored model, or invalid stored
 // settings, are logged and skipped.
-func LoadRegistry(ctx context.Context, st Store, cfgModels []config.Model, base config.RouterSettings,
-	getenv func(string) (string, bool), log *slog.Logger) (Registry, error) {
+func loadRegistry(ctx context.Context, st Store, cfgModels []config.Model, base config.RouterSettings,
+	getenv func(string) (string, bool), log *slog.Logger) (registry, error) {
 	stored, err := st.RouterSettings(ctx)
 	if err != nil {
-		return Registry{}, fmt.Errorf("read stored router settings: %w", err)
+		return registry{}, fmt.Errorf("read stored router settings: %w", err)
 	}
 	settings, problems := config.ApplyRouterSettings(base, stored, getenv)
 	if len(problems) > 0 {
@@ -39,7 +39,7 @@ func LoadRegistry(ctx context.Context, st Store, cfgModels []config.Model, base 
 	}
 	dbModels, err := st.Models(ctx)
 	if err != nil {
-		return Registry{}, fmt.Errorf("read stored models: %w", err)
+		return registry{}, fmt.Errorf("read stored models: %w", err)
 	}
 	ds := make([]*deployment.Deployment, 0, len(cfgModels)+len(dbModels))
 	ids := map[string]bool{}
@@ -64,41 +64,42 @@ func LoadRegistry(ctx context.Context, st Store, cfgModels []config.Model, base 
 		}
 		ds = append(ds, deployment.New(m, deployment.FromDatabase))
 	}
-	return Registry{Deployments: ds, Settings: settings, Stored: stored}, nil
+	return registry{Deployments: ds, Settings: settings, Stored: stored}, nil
 }
 
-// Reload reads the store again and serves what it holds: the models and
-// settings another replica changed. Unchanged deployments keep their
-// state (in-flight counts, cooldowns). It logs what changed, if anything.
-func (a *API) Reload(ctx context.Context) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// reloadRegistry reads the models and settings from the store again and
+// serves what it holds: those another replica changed. Unchanged
+// deployments keep their state (in-flight counts, cooldowns). It logs what
+// changed, if anything.
+func (p *Plane) reloadRegistry(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	var cfgModels []config.Model
 	before := map[string]*deployment.Deployment{}
-	for _, d := range a.o.Router.Deployments() {
+	for _, d := range p.router.Deployments() {
 		before[d.ID] = d
 		if d.Source == deployment.FromConfig {
 			cfgModels = append(cfgModels, d.Model)
 		}
 	}
 	quiet := slog.New(slog.DiscardHandler) // problems were logged when first seen
-	reg, err := LoadRegistry(ctx, a.o.Store, cfgModels, a.o.Base, a.o.Getenv, quiet)
+	reg, err := loadRegistry(ctx, p.o.Store, cfgModels, p.o.Base, p.o.Getenv, quiet)
 	if err != nil {
 		return err
 	}
 	if reg.Stored == nil {
 		reg.Stored = map[string]any{}
 	}
-	a.stored = reg.Stored
-	if a.o.Router.Unchanged(reg.Deployments, reg.Settings) {
+	p.stored = reg.Stored
+	if p.router.Unchanged(reg.Deployments, reg.Settings) {
 		return nil // keep the table, and with it the strategies' state
 	}
-	oldSettings := currentValues(a.o.Router.Settings())
-	a.o.Router.Replace(reg.Deployments, reg.Settings)
+	oldSettings := SettingsValues(p.router.Settings())
+	p.router.Replace(reg.Deployments, reg.Settings)
 
 	var added, removed, changed []string
 	after := map[string]bool{}
-	for _, d := range a.o.Router.Deployments() {
+	for _, d := range p.router.Deployments() {
 		after[d.ID] = true
 		switch prev, ok := before[d.ID]; {
 		case !ok:
@@ -113,7 +114,7 @@ func (a *API) Reload(ctx context.Context) error {
 		}
 	}
 	var settingsChanged []string
-	for k, v := range currentValues(reg.Settings) {
+	for k, v := range SettingsValues(reg.Settings) {
 		if fmt.Sprint(oldSettings[k]) != fmt.Sprint(v) {
 			settingsChanged = append(settingsChanged, k)
 		}
@@ -121,7 +122,7 @@ func (a *API) Reload(ctx context.Context) error {
 	if len(added)+len(removed)+len(changed)+len(settingsChanged) > 0 {
 		slices.Sort(removed)
 		slices.Sort(settingsChanged)
-		a.o.Logger.Info("models and settings reloaded from the database", "added", added, "removed", removed,
+		p.o.Logger.Info("models and settings reloaded from the database", "added", added, "removed", removed,
 			"changed", changed, "router_settings_changed", settingsChanged)
 	}
 	return nil
