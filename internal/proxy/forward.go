@@ -367,28 +367,43 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	defer stop()
 	o := router.Outcome{Class: router.Success, Status: resp.StatusCode, Stream: true, Latency: ttft}
 	var usage streamUsage
+	var strip *usageStrip
+	if c.req.askUsage {
+		strip = &usageStrip{}
+	}
 	var tail [2]byte // the last bytes written, to end a partial event before an error
 	for {
 		if n > 0 {
 			usage.scan(chunk[:n])
-			if _, werr := w.Write(chunk[:n]); werr != nil {
-				c.status = statusClientClosed
-				return result{committed: true, outcome: router.Outcome{Class: router.Cancelled}}
+			out := chunk[:n]
+			if strip != nil {
+				out = strip.filter(out)
 			}
-			if ferr := rc.Flush(); ferr != nil {
-				c.status = statusClientClosed
-				return result{committed: true, outcome: router.Outcome{Class: router.Cancelled}}
-			}
-			if n >= 2 {
-				tail = [2]byte{chunk[n-2], chunk[n-1]}
-			} else {
-				tail = [2]byte{tail[1], chunk[0]}
+			if len(out) > 0 {
+				if _, werr := w.Write(out); werr != nil {
+					c.status = statusClientClosed
+					return result{committed: true, outcome: router.Outcome{Class: router.Cancelled}}
+				}
+				if ferr := rc.Flush(); ferr != nil {
+					c.status = statusClientClosed
+					return result{committed: true, outcome: router.Outcome{Class: router.Cancelled}}
+				}
+				if k := len(out); k >= 2 {
+					tail = [2]byte{out[k-2], out[k-1]}
+				} else {
+					tail = [2]byte{tail[1], out[0]}
+				}
 			}
 		}
 		if err != nil {
 			break
 		}
 		n, err = resp.Body.Read(chunk)
+		if n == 0 && err != nil && strip != nil && len(strip.rest()) > 0 {
+			// The stream ended inside a line: nothing more will end it.
+			n = copy(chunk, strip.rest())
+			strip = nil
+		}
 		if n > 0 {
 			a.d.Progress()
 		}

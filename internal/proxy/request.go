@@ -48,6 +48,11 @@ type request struct {
 
 	model  string
 	stream bool
+	// askUsage says the client streams without asking for usage: the
+	// upstream is asked for it (stream_options.include_usage), so token
+	// counts and spend are exact, and its usage chunk is kept from the
+	// client.
+	askUsage bool
 
 	// Gateway-only fields. Timeout is zero when not given; the others are
 	// kept raw for the retry and fallback logic.
@@ -88,6 +93,7 @@ func (q *request) release() {
 	}
 	q.raw, q.json, q.root, q.body, q.held, q.holding = nil, "", gjson.Result{}, upstreamBody{}, 0, nil
 	q.model, q.fallbacks, q.fbGroups, q.fbOverrides, q.metadata = "", gjson.Result{}, nil, nil, gjson.Result{}
+	q.stream, q.askUsage = false, false
 }
 
 // requestFallbacks returns the request's own "fallbacks": the model groups
@@ -307,6 +313,7 @@ func (q *request) parse() *openai.Error {
 	if !hasModel || q.model == "" {
 		return badRequest("Request body is missing \"model\": name one of the models listed by GET /v1/models.")
 	}
+	q.askUsage = q.stream && q.root.Get("stream_options.include_usage").Type != gjson.True
 	q.body = q.rewrite(gjson.Result{})
 	return nil
 }
@@ -366,12 +373,18 @@ func (q *request) rewrite(overrides gjson.Result) upstreamBody {
 		b.add(":")
 		b.add(value)
 	}
-	modelDone := false
+	modelDone, optionsDone := false, false
 	q.root.ForEach(func(key, value gjson.Result) bool {
 		name := key.Str
 		switch {
 		case gatewayFields[name]:
 			flush()
+		case name == "stream_options" && q.askUsage:
+			flush()
+			if !optionsDone {
+				field(key.Raw, withUsage(value))
+				optionsDone = true
+			}
 		case name == "model":
 			// A repeated "model" key (the last one routes, as in most JSON
 			// parsers) is written once.
@@ -394,6 +407,9 @@ func (q *request) rewrite(overrides gjson.Result) upstreamBody {
 		return true
 	})
 	flush()
+	if q.askUsage && !optionsDone {
+		field(`"stream_options"`, `{"include_usage":true}`)
+	}
 	overrides.ForEach(func(key, value gjson.Result) bool {
 		name := key.Str
 		if name != "model" && name != "stream" && !gatewayFields[name] && !q.root.Get(gjson.Escape(name)).Exists() {
