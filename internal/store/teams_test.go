@@ -469,7 +469,7 @@ func TestTeamsSurviveReopen(t *testing.T) {
 	}
 }
 
-// TestTeamWritesNotify: every kind of team write reaches another replica's
+// TestTeamWritesNotify: every kind of team write but spend reaches another replica's
 // Watch, so it reloads its teams and keys.
 func TestTeamWritesNotify(t *testing.T) {
 	t.Parallel()
