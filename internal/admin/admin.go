@@ -70,6 +70,10 @@ type Options struct {
 	// Identify tells the virtual key of a request; without it the /key/*
 	// and /team/* endpoints are not served.
 	Identify Identifier
+	// Usage serves the daily activity endpoints (nil: not served); Spend
+	// the live spend /key/* and /team/* show (nil: the stored spend).
+	Usage UsageStore
+	Spend Spend
 	// BodyReadTimeout is the server's bound on reading a request body,
 	// named in the 408 a client too slow to send one gets.
 	BodyReadTimeout time.Duration
@@ -120,6 +124,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	write := func(h http.HandlerFunc) http.Handler { return guard(csrf.Handler(h)) }
 	a.registerKeys(mux, read, write)
 	a.registerTeams(mux, read, write)
+	a.registerActivity(mux, read)
 	mux.Handle("POST /model/new", write(a.newModel))
 	mux.Handle("POST /model/update", write(a.updateModel))
 	mux.Handle("PATCH /model/{id}/update", write(a.patchModel))

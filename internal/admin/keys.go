@@ -585,7 +585,7 @@ func (a *API) keyInfo(w http.ResponseWriter, r *http.Request) {
 	if q == "" {
 		q = keys.TokenHex(token)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"key": q, "info": keyJSON(k)})
+	writeJSON(w, http.StatusOK, map[string]any{"key": q, "info": a.liveKey(keyJSON(k), k)})
 }
 
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
@@ -611,7 +611,7 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 	list := make([]any, len(ks))
 	for i, k := range ks {
 		if full {
-			list[i] = keyRow(k)
+			list[i] = a.liveKey(keyRow(k), k)
 		} else {
 			list[i] = keys.TokenHex(k.Token)
 		}

@@ -248,9 +248,9 @@ func (a *API) teamInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	teamKeys := []any{}
 	for _, k := range a.o.Control.Keys().TeamKeys(id) { // from memory: a tenant's request reads no table
-		teamKeys = append(teamKeys, keyJSON(k)) // without the token: it identifies the key
+		teamKeys = append(teamKeys, a.liveKey(keyJSON(k), k)) // without the token: it identifies the key
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"team_id": id, "team_info": teamJSON(t), "keys": teamKeys})
+	writeJSON(w, http.StatusOK, map[string]any{"team_id": id, "team_info": a.liveTeam(teamJSON(t), t), "keys": teamKeys})
 }
 
 func (a *API) listTeams(w http.ResponseWriter, r *http.Request) {
@@ -270,7 +270,7 @@ func (a *API) listTeams(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]any, len(ts))
 	for i, t := range ts {
-		out[i] = teamJSON(t)
+		out[i] = a.liveTeam(teamJSON(t), t)
 	}
 	writeJSON(w, http.StatusOK, out) // LiteLLM's /team/list answers a bare array
 }

@@ -10,7 +10,8 @@
 // stored nowhere, so keys are not encrypted (metadata is plain JSON).
 // Aliases are unique when set, by a unique index, so two writers racing for
 // one alias or token get ErrAliasTaken or ErrKeyExists as a later writer
-// would. Spend changes only by AddSpend, an increment, so an update made
+// would. Spend changes only by AddSpend or WriteUsage (a usage flush, which
+// also adds the daily_spend rows), increments that notify no replica, so an update made
 // from a stale copy of a key does not lose spend recorded meanwhile.
 // Errors name a key by the first 8 hex digits of its token, never all of it.
 //

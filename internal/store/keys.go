@@ -265,9 +265,9 @@ func (s *Store) DeleteKeys(ctx context.Context, tokens [][32]byte) (missing [][3
 // meanwhile) is skipped and its amount dropped. An amount that is not a
 // finite number fails the whole batch before anything is written.
 //
-// Like every write, it notifies the other replicas on PostgreSQL, and each
-// then reloads its keys: a flush interval shorter than a few seconds costs
-// every replica a reload that often.
+// Unlike the other writes, it does not notify the other replicas: spend
+// reaches them through Redis (internal/usage) or their next reload, and a
+// notification would make every replica reload every key at each flush.
 func (s *Store) AddSpend(ctx context.Context, spend map[[32]byte]float64) error {
 	tokens := make([][32]byte, 0, len(spend))
 	for t, amount := range spend {
@@ -284,7 +284,7 @@ func (s *Store) AddSpend(ctx context.Context, spend map[[32]byte]float64) error 
 	// One order for every writer: two replicas flushing the same keys at
 	// once then wait for each other's row locks instead of deadlocking.
 	slices.SortFunc(tokens, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeQuiet(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, s.rebind("UPDATE keys SET spend = spend + ? WHERE token = ?"))
 		if err != nil {
 			return fmt.Errorf("add spend: %w", err)

@@ -344,8 +344,20 @@ func (s *Store) rebind(query string) string {
 }
 
 // write runs fn in one transaction and commits it, so a failed write
-// leaves nothing behind. Its outcome is noted for Ready.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+// leaves nothing behind, and on PostgreSQL notifies the other replicas,
+// which reload. Its outcome is noted for Ready.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.commit(ctx, true, fn)
+}
+
+// writeQuiet is write without the notification: for spend and usage, which
+// reach the other replicas through Redis or their next reload, and which
+// would otherwise make every replica reload every key at each flush.
+func (s *Store) writeQuiet(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.commit(ctx, false, fn)
+}
+
+func (s *Store) commit(ctx context.Context, notify bool, fn func(tx *sql.Tx) error) (err error) {
 	defer func() { s.noteWrite(ctx, err) }()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -359,7 +371,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if s.dialect == dialectPostgres {
+	if notify && s.dialect == dialectPostgres {
 		// Delivered to every listening replica when, and only if, the
 		// transaction commits.
 		if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, '')", NotifyChannel); err != nil {

@@ -226,7 +226,7 @@ func deleteReturning(ctx context.Context, tx *sql.Tx, query string, args []strin
 // transaction: the batch a spend flush writes. An id no team has any
 // longer (deleted meanwhile) is skipped and its amount dropped. An amount
 // that is not a finite number fails the whole batch before anything is
-// written. Like AddSpend, it notifies the other replicas on PostgreSQL.
+// written. Like AddSpend, it does not notify the other replicas.
 func (s *Store) AddTeamSpend(ctx context.Context, spend map[string]float64) error {
 	ids := make([]string, 0, len(spend))
 	for id, amount := range spend {
@@ -243,7 +243,7 @@ func (s *Store) AddTeamSpend(ctx context.Context, spend map[string]float64) erro
 	// One order for every writer: two replicas flushing the same teams at
 	// once then wait for each other's row locks instead of deadlocking.
 	slices.Sort(ids)
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeQuiet(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, s.rebind("UPDATE teams SET spend = spend + ? WHERE team_id = ?"))
 		if err != nil {
 			return fmt.Errorf("add team spend: %w", err)
