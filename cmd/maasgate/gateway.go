@@ -25,12 +25,14 @@ import (
 	"github.com/maasgate/maasgate/internal/control"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/health"
+	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/limits"
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/proxy"
 	"github.com/maasgate/maasgate/internal/scrape"
 	"github.com/maasgate/maasgate/internal/store"
 	"github.com/maasgate/maasgate/internal/tracing"
+	spend "github.com/maasgate/maasgate/internal/usage"
 	"github.com/maasgate/maasgate/internal/webui"
 )
 
@@ -116,22 +118,6 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	closers = append(closers, transport.CloseIdleConnections)
 	tokenType, _ := limits.ParseTokenType(cfg.General.TokenRateLimitType)
 	lim := limits.New(limits.Options{TokenType: tokenType})
-	p := proxy.New(proxy.Options{
-		Router:               rt,
-		Transport:            transport,
-		MaxBodyBytes:         maxBody,
-		MaxBodyBytesInFlight: held,
-		BodyReadTimeout:      opts.bodyReadTimeout,
-		Version:              version,
-		Logger:               log,
-		Metrics:              mtr,
-		Tracer:               tracer,
-		Propagator:           tracing.Propagator(),
-
-		HideUpstreamDetails: cfg.General.HideUpstreamDetails,
-		Keys:                authn,
-		Limits:              lim,
-	})
 	redisCfg, err := redisSettings(rt.Settings())
 	if err != nil {
 		return nil, err
@@ -158,6 +144,35 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		rt.OnCooldown = cl.CooledDown
 		rt.Refill = cl.Refill
 	}
+	// Spend and usage: counted in memory, shared through the cluster's
+	// Redis, written to the store in batches.
+	ledgerOpts := spend.Options{Store: st, Keys: ctl.Keys, Logger: log}
+	if cl != nil {
+		ledgerOpts.Redis = cl.Redis()
+	}
+	ledger := spend.New(ledgerOpts)
+	var adminToken [32]byte
+	if cfg.General.MasterKey != "" {
+		adminToken = keys.Token(cfg.General.MasterKey)
+	}
+	p := proxy.New(proxy.Options{
+		Router:               rt,
+		Transport:            transport,
+		MaxBodyBytes:         maxBody,
+		MaxBodyBytesInFlight: held,
+		BodyReadTimeout:      opts.bodyReadTimeout,
+		Version:              version,
+		Logger:               log,
+		Metrics:              mtr,
+		Tracer:               tracer,
+		Propagator:           tracing.Propagator(),
+
+		HideUpstreamDetails: cfg.General.HideUpstreamDetails,
+		Keys:                authn,
+		Limits:              lim,
+		Usage:               ledger,
+		AdminToken:          adminToken,
+	})
 	prober = health.New(health.Options{
 		Client:      &http.Client{Transport: proxy.NewTransport()},
 		Timeout:     opts.healthTimeout,
@@ -180,6 +195,8 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Guard:           authn.Admin,
 		BodyReadTimeout: opts.bodyReadTimeout,
 		Identify:        authn,
+		Usage:           st,
+		Spend:           ledger,
 	})
 
 	mux := routes(cfg, p, adm, authn, mtr, st, cl)
@@ -204,6 +221,9 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		if cl != nil {
 			g.Go(func() error { return cl.Run(ctx) })
 		}
+		// Stopped after the server drained its requests: the ledger then
+		// writes what is left, so a SIGTERM loses no spend.
+		g.Go(func() error { return ledger.Run(ctx) })
 		if st.Dialect() == "postgres" {
 			// Other replicas' admin changes: at once through
 			// LISTEN/NOTIFY, and by a full reload every 30 s in case a

@@ -489,7 +489,6 @@ func (imp *importer) key(ctx context.Context, text string) error {
 		imp.aliases[k.Alias] = true
 	}
 	rep.imported++
-	rep.noteLimits(keyLimits(k))
 	return nil
 }
 
@@ -788,22 +787,8 @@ func isHex(s string) bool {
 	return true
 }
 
-// keyLimits names what is set on k that maasgate does not enforce yet:
-// budgets (rpm, tpm, parallel and per-model limits are).
-func keyLimits(k keys.Key) []string {
-	var names []string
-	add := func(set bool, name string) {
-		if set {
-			names = append(names, name)
-		}
-	}
-	add(k.MaxBudget != nil, "max_budget")
-	add(k.BudgetDuration != "", "budget_duration")
-	return names
-}
-
 // teamLimits names what is set on t that maasgate does not enforce yet:
-// budgets, and the per-model limits LiteLLM keeps in a team's metadata.
+// the per-model limits LiteLLM keeps in a team's metadata.
 func teamLimits(t keys.Team) []string {
 	var names []string
 	add := func(set bool, name string) {
@@ -811,8 +796,6 @@ func teamLimits(t keys.Team) []string {
 			names = append(names, name)
 		}
 	}
-	add(t.MaxBudget != nil, "max_budget")
-	add(t.BudgetDuration != "", "budget_duration")
 	for _, name := range []string{"model_rpm_limit", "model_tpm_limit"} {
 		_, ok := t.Metadata[name]
 		add(ok, name)

@@ -154,7 +154,7 @@ INSERT INTO "LiteLLM_TeamTable" (team_id, models, blocked) VALUES ('team-b', ARR
 INSERT INTO "LiteLLM_TeamTable" (team_id, models, members_with_roles) VALUES ('team-bad', ARRAY[]::TEXT[], '[{"role":"owner","user_id":"u3"}]');
 
 INSERT INTO "LiteLLM_VerificationToken" (token, key_name, models, metadata, spend, max_budget, budget_duration, budget_reset_at, rpm_limit, created_at, updated_at) VALUES
-  ('%[2]s', 'sk-...0001', ARRAY['imported-llama'], '{"owner":"ops","model_rpm_limit":{"imported-llama":5}}', 1.25, 10.5, '30d', '2025-02-01 00:00:00', 100, '2025-01-01 00:00:00', '2025-01-01 00:00:00');
+  ('%[2]s', 'sk-...0001', ARRAY['imported-llama'], '{"owner":"ops","model_rpm_limit":{"imported-llama":5}}', 1.25, 10.5, '30d', '2099-02-01 00:00:00', 100, '2025-01-01 00:00:00', '2025-01-01 00:00:00');
 INSERT INTO "LiteLLM_VerificationToken" (token, key_name, key_alias, user_id, models, created_at) VALUES
   ('%[3]s', 'sk-...0002', 'reporting-bot', 'u1', ARRAY['qwen3-14b'], '2025-01-01 00:00:01');
 INSERT INTO "LiteLLM_VerificationToken" (token, key_name, models, blocked) VALUES ('%[4]s', 'sk-...0003', ARRAY[]::TEXT[], true);
@@ -250,8 +250,7 @@ general_settings:
 		t.Fatalf("--dry-run exited %d:\n%s%s", code, dry, stderr)
 	}
 	for _, want := range []string{"Dry run: nothing is written", "teams: 2 to import, 0 skipped, 1 not imported",
-		"keys: 6 to import, 0 skipped, 5 not imported", "models: 1 to import, 0 skipped, 2 not imported",
-		"note: 1 key to import has limits or budgets from LiteLLM"} {
+		"keys: 6 to import, 0 skipped, 5 not imported", "models: 1 to import, 0 skipped, 2 not imported"} {
 		if !strings.Contains(dry, want) {
 			t.Errorf("--dry-run output lacks %q:\n%s", want, dry)
 		}
@@ -278,12 +277,15 @@ general_settings:
 		"models: 1 imported, 0 skipped, 2 not imported",
 		`not imported: model db-sealed (model_name "sealed"): litellm_params api_base, api_key, model look encrypted with LiteLLM's salt key`,
 		`not imported: model db-azure (model_name "azure-gpt"): litellm_params.model: provider "azure" is not supported`,
-		"note: 1 imported key has limits or budgets from LiteLLM (budget_duration, max_budget): stored, but not enforced",
-		"note: 1 imported team has limits or budgets from LiteLLM (max_budget)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("import output lacks %q:\n%s", want, out)
 		}
+	}
+	// The keys' limits and budgets (rpm_limit, model_rpm_limit, max_budget,
+	// budget_duration) and the team's max_budget are all enforced.
+	if strings.Contains(out, "not enforced") {
+		t.Errorf("import output says something is not enforced:\n%s", out)
 	}
 	for _, secret := range []string{secretModels, secretAlias, secretGhost, secretDupe, secretWild, secretBadTeam} {
 		if strings.Contains(out+stderr, litellmToken(secret)) {

@@ -106,7 +106,7 @@ func TestVirtualKeys(t *testing.T) {
 				{`{"key_alias":"team-a-bot"}`, "key_alias"},
 				{`{"models":["no-such-model"]}`, "models"},
 				{`{"rpm_limit":-1}`, "rpm_limit"},
-				{`{"max_budget":10}`, "max_budget"}, // not enforced yet: refused, not ignored
+				{`{"max_budget":-1}`, "max_budget"},
 				{`{"metadata":[1]}`, "metadata"},
 				{`{"duration":"30 days"}`, "duration"},
 				{`{"key":"my-own-key-000000"}`, "key"},

@@ -2,8 +2,12 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +30,6 @@ func generateKey(t *testing.T, url, body string) string {
 // tenant meets them: LiteLLM's headers while under, LiteLLM's 429 when
 // over, and nothing counted for another key.
 func TestKeyRateLimits(t *testing.T) {
-	t.Parallel()
 	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "llama"}})
 	g := startGateway(t, map[string]string{"LITELLM_MASTER_KEY": testKey}, "serve", "--config", twoModels(t, a, "{}"))
 	awayFromMinuteEnd(5 * time.Second)
@@ -142,4 +145,96 @@ func awayFromMinuteEnd(room time.Duration) {
 	if left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)); left < room {
 		time.Sleep(left)
 	}
+}
+
+// TestKeyBudgetAndSpend: a key's spend priced at the model's costs, exact
+// on streams, shown in LiteLLM's headers, refused with budget_exceeded
+// once spent, kept across a graceful stop, and in the daily activity.
+func TestKeyBudgetAndSpend(t *testing.T) {
+	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "llama"}})
+	cfg := twoModels(t, a, "{input_cost_per_token: 0.001, output_cost_per_token: 0.002}")
+	db := filepath.Join(t.TempDir(), "spend.db")
+	env := map[string]string{"LITELLM_MASTER_KEY": testKey}
+	g := startGateway(t, env, "serve", "--config", cfg, "--database-url", db)
+	secret := generateKey(t, g.url, `{"key_alias":"budgeted","max_budget":0.05,"budget_duration":"30d"}`)
+
+	resp, body := call(t, g.url+"/v1/chat/completions", secret, chatBody("llama", 10))
+	var u struct {
+		PromptTokens     int64 `json:"prompt_tokens"`
+		CompletionTokens int64 `json:"completion_tokens"`
+	}
+	if err := json.Unmarshal([]byte(gjsonUsage(body)), &u); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	wantCost := float64(u.PromptTokens)*0.001 + float64(u.CompletionTokens)*0.002
+	if got := resp.Header.Get("x-litellm-response-cost"); got == "" || resp.Header.Get("x-litellm-key-max-budget") != "0.05" || resp.Header.Get("x-litellm-key-spend") != "0.0" {
+		t.Fatalf("headers of the first request: %v (want cost %v)", resp.Header, wantCost)
+	}
+	// A stream whose client did not ask for usage is priced exactly too.
+	req, _ := http.NewRequest("POST", g.url+"/v1/chat/completions",
+		strings.NewReader(`{"model":"llama","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+secret)
+	sresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed, _ := io.ReadAll(sresp.Body)
+	sresp.Body.Close()
+	if strings.Contains(string(streamed), `"usage"`) {
+		t.Errorf("the client got a usage chunk it did not ask for:\n%s", streamed)
+	}
+	spendOf := func(g *runningGateway) float64 {
+		_, info := adminCall(t, "GET", g.url+"/key/info?key="+secret, "")
+		in, _ := info["info"].(map[string]any)
+		f, _ := in["spend"].(float64)
+		return f
+	}
+	// The stream's 5 completion tokens and the same prompt as before.
+	want := wantCost + float64(u.PromptTokens)*0.001 + 5*0.002
+	if got := spendOf(g); math.Abs(got-want) > 1e-9 {
+		t.Errorf("spend %v after a request and a stream, want %v", got, want)
+	}
+	// Spend until the budget is gone: refused before any upstream call.
+	before := a.Stats().Requests
+	var status int
+	var out map[string]any
+	for range 20 {
+		if status, out = callJSON(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("llama", 10)); status != 200 {
+			break
+		}
+		before = a.Stats().Requests
+	}
+	if status != 400 || errType(out) != "budget_exceeded" || !strings.HasPrefix(errMessage(out), "Budget has been exceeded! Current cost: ") ||
+		!strings.HasSuffix(errMessage(out), ", Max budget: 0.05") {
+		t.Fatalf("over budget: %d %v", status, out)
+	}
+	if a.Stats().Requests != before {
+		t.Errorf("a request over budget reached the backend")
+	}
+	spent := spendOf(g)
+
+	// A graceful stop (SIGTERM) writes what was not written yet.
+	g.stop(t)
+	g = startGateway(t, env, "serve", "--config", cfg, "--database-url", db)
+	if got := spendOf(g); math.Abs(got-spent) > 1e-9 {
+		t.Errorf("spend %v after a restart, was %v", got, spent)
+	}
+	if status, _ := callJSON(t, "POST", g.url+"/v1/chat/completions", secret, chatBody("llama", 1)); status != 400 {
+		t.Errorf("over budget after a restart: %d", status)
+	}
+	today := time.Now().UTC().Format("2006-01-02")
+	_, act := adminCall(t, "GET", g.url+"/user/daily/activity?start_date="+today+"&end_date="+today, "")
+	meta, _ := act["metadata"].(map[string]any)
+	if meta["total_api_requests"] == nil || meta["total_api_requests"].(float64) < 3 || math.Abs(meta["total_spend"].(float64)-spent) > 1e-9 {
+		t.Errorf("daily activity: %v (spent %v)", act, spent)
+	}
+}
+
+// gjsonUsage returns the usage object of a chat completion.
+func gjsonUsage(body string) string {
+	var v struct {
+		Usage json.RawMessage `json:"usage"`
+	}
+	_ = json.Unmarshal([]byte(body), &v)
+	return string(v.Usage)
 }

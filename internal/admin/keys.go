@@ -42,11 +42,6 @@ func (a *API) keyFields(raw map[string]json.RawMessage, k *keys.Key) (duration *
 	now := a.o.Now().UTC()
 	for _, name := range slices.Sorted(mapsKeys(raw)) {
 		v := raw[name]
-		if notEnforcedYet[name] && string(v) != "null" {
-			// Accepting a limit that nothing enforces would let an operator
-			// believe a tenant is bounded when it is not.
-			return nil, badRequest(name, "%s: limits and budgets of virtual keys are not enforced by this version of maasgate yet, so the field is refused rather than ignored", name)
-		}
 		null := string(v) == "null"
 		var err error
 		switch name {
@@ -119,11 +114,6 @@ func (a *API) keyFields(raw map[string]json.RawMessage, k *keys.Key) (duration *
 	return duration, nil
 }
 
-// notEnforcedYet are LiteLLM's key fields that are decoded and stored but
-// not yet enforced on requests (issue 14: budgets and spend); until they
-// are, a request setting one is refused.
-var notEnforcedYet = map[string]bool{"max_budget": true, "budget_duration": true}
-
 // budgetDuration decodes a budget_duration field: the duration as stored
 // and the first reset time ("" and zero for none).
 func budgetDuration(v json.RawMessage, now time.Time) (string, time.Time, error) {
@@ -138,7 +128,7 @@ func budgetDuration(v json.RawMessage, now time.Time) (string, time.Time, error)
 	if d.After(now).Year() > 9999 {
 		return "", time.Time{}, fmt.Errorf("%s from now is past the year 9999", d)
 	}
-	return d.String(), d.After(now), nil
+	return d.String(), d.NextReset(now), nil
 }
 
 // overTeam returns the first limit of key k above its team's, by field

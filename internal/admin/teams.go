@@ -37,9 +37,6 @@ func (a *API) teamFields(raw map[string]json.RawMessage, t *keys.Team) *openai.E
 	for _, name := range slices.Sorted(mapsKeys(raw)) {
 		v := raw[name]
 		null := string(v) == "null"
-		if notEnforcedYet[name] && !null {
-			return badRequest(name, "%s: budgets of teams are not enforced by this version of maasgate yet, so the field is refused rather than ignored", name)
-		}
 		var err error
 		switch name {
 		case "team_alias":

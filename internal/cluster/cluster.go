@@ -162,6 +162,10 @@ func replicaName() string {
 // Replica returns this replica's name.
 func (c *Cluster) Replica() string { return c.o.Replica }
 
+// Redis returns the cluster's client, for other state shared through it
+// (spend).
+func (c *Cluster) Redis() *redis.Client { return c.rdb }
+
 func (c *Cluster) isUp() bool { return c.down.Load() == nil }
 
 // Err returns why Redis is unreachable, or nil while it is connected.

@@ -19,6 +19,7 @@ import (
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/openai"
 	"github.com/maasgate/maasgate/internal/router"
+	"github.com/maasgate/maasgate/internal/usage"
 )
 
 // statusClientClosed is logged when the client went away (nginx's 499).
@@ -221,6 +222,11 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	p.copyUpstreamHeaders(h, resp.Header)
 	h["Content-Length"] = []string{strconv.Itoa(buf.Len())}
 	p.setResultHeaders(h, c, d)
+	if p.usage != nil && resp.StatusCode < 300 {
+		if v, ok := usage.ResponseCostHeader(cost(d, o.PromptTokens, o.CompletionTokens)); ok {
+			h[hdrResponseCost] = []string{v}
+		}
+	}
 	c.status, c.answered = resp.StatusCode, true
 	w.WriteHeader(resp.StatusCode)
 	if _, err := w.Write(buf.Bytes()); err != nil {

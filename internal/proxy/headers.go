@@ -25,6 +25,7 @@ const (
 	hdrResponseDuration   = "X-Litellm-Response-Duration-Ms"
 	hdrOverheadDuration   = "X-Litellm-Overhead-Duration-Ms"
 	hdrVersion            = "X-Litellm-Version"
+	hdrResponseCost       = "X-Litellm-Response-Cost"
 )
 
 // upstreamHeaderPrefix is how LiteLLM passes on the headers of the model

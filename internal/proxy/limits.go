@@ -10,6 +10,7 @@ import (
 	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/limits"
 	"github.com/maasgate/maasgate/internal/openai"
+	"github.com/maasgate/maasgate/internal/usage"
 )
 
 // Headers of a key's limits on every response to a virtual key, as
@@ -46,12 +47,12 @@ func setKeyHeaders(h http.Header, k *keys.Key, spend float64) {
 		h[hdrKeyRPMLimit] = []string{strconv.FormatInt(*k.RPMLimit, 10)}
 	}
 	if k.MaxBudget != nil {
-		h[hdrKeyMaxBudget] = []string{PythonFloat(*k.MaxBudget)}
+		h[hdrKeyMaxBudget] = []string{usage.FormatFloat(*k.MaxBudget)}
 	}
 	if spend == 0 {
 		h[hdrKeySpend] = zeroSpend
 	} else {
-		h[hdrKeySpend] = []string{PythonFloat(spend)}
+		h[hdrKeySpend] = []string{usage.FormatFloat(spend)}
 	}
 }
 
@@ -100,24 +101,4 @@ func describe(x *limits.Exceeded) string {
 		return hash + ":" + openai.Clip(model)
 	}
 	return hash
-}
-
-// PythonFloat formats f as Python's str(float) does, as LiteLLM's headers
-// show costs and budgets: the shortest repr, "10.0" for integral values,
-// an exponent below 1e-4 and from 1e16.
-func PythonFloat(f float64) string {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return strconv.FormatFloat(f, 'g', -1, 64)
-	}
-	abs := math.Abs(f)
-	if abs != 0 && (abs < 1e-4 || abs >= 1e16) {
-		s := strconv.FormatFloat(f, 'e', -1, 64)
-		// Go writes e-05 as Python does; Python drops nothing else.
-		return s
-	}
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if !strings.ContainsRune(s, '.') {
-		s += ".0"
-	}
-	return s
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/router"
+	"github.com/maasgate/maasgate/internal/usage"
 )
 
 // finish reports a call that has ended: its metrics and its log line.
@@ -30,6 +31,7 @@ func (p *Proxy) finish(ctx context.Context, c *call) {
 		c.class, c.errStatus, c.ownError = router.Cancelled, statusClientClosed, true
 	}
 	c.hold.End(c.usage.PromptTokens, c.usage.CompletionTokens)
+	p.record(c)
 	if p.metrics != nil {
 		p.metrics.Finish(&metrics.Call{
 			Route: c.route, Group: c.group, Status: c.status, Class: c.class, ErrorStatus: c.errStatus,
@@ -235,4 +237,35 @@ func (p *Proxy) traceHeaders(r *http.Request, c *call, h http.Header) {
 			h["Tracestate"] = v
 		}
 	}
+}
+
+// record counts the call's tokens and cost toward its key's and team's
+// spend and the daily usage: in memory, written in batches by the ledger.
+// Calls refused before routing (no group) are not counted.
+func (p *Proxy) record(c *call) {
+	if p.usage == nil || c.group == "" {
+		return
+	}
+	e := usage.Event{Key: c.key, Team: c.team, Model: c.group, Endpoint: c.route,
+		PromptTokens: c.usage.PromptTokens, CompletionTokens: c.usage.CompletionTokens,
+		Failed: c.status == 0 || c.status >= 400}
+	switch {
+	case c.key != nil:
+		e.Token = c.key.Token
+	case p.adminToken != [32]byte{}:
+		e.Token = p.adminToken
+	default:
+		return
+	}
+	if c.d != nil {
+		e.UpstreamModel, e.Provider = c.d.UpstreamModel, c.d.Model.Params.Provider
+		e.Cost = cost(c.d, e.PromptTokens, e.CompletionTokens)
+	}
+	p.usage.Record(e)
+}
+
+// cost prices tokens at the deployment's input_cost_per_token and
+// output_cost_per_token (zero when not set).
+func cost(d *deployment.Deployment, prompt, completion int64) float64 {
+	return usage.Cost(d.Model.Params.InputCostPerToken, d.Model.Params.OutputCostPerToken, prompt, completion)
 }

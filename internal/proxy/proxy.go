@@ -8,6 +8,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,6 +27,7 @@ import (
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/openai"
 	"github.com/maasgate/maasgate/internal/router"
+	"github.com/maasgate/maasgate/internal/usage"
 )
 
 // DefaultMaxBodyBytes is the request body limit when none is configured,
@@ -73,6 +75,11 @@ type Options struct {
 	// Limits holds the rate limits of virtual keys and teams; nil limits
 	// nothing.
 	Limits *limits.Limiter
+	// Usage counts spend and tokens and holds budgets; nil counts nothing.
+	// AdminToken is the master key's hash, under which the admin's own
+	// requests are counted (as LiteLLM does); zero counts them not.
+	Usage      *usage.Ledger
+	AdminToken [32]byte
 }
 
 // Keys tells the proxy which virtual key a request authenticated with:
@@ -100,6 +107,8 @@ type Proxy struct {
 	hideUpstream    bool
 	keys            Keys
 	limits          *limits.Limiter
+	usage           *usage.Ledger
+	adminToken      [32]byte
 
 	// ending is cancelled by EndStreams: every stream still open then
 	// ends with an in-band error event.
@@ -124,6 +133,8 @@ func New(o Options) *Proxy {
 		hideUpstream:    o.HideUpstreamDetails,
 		keys:            o.Keys,
 		limits:          o.Limits,
+		usage:           o.Usage,
+		adminToken:      o.AdminToken,
 	}
 	p.ending, p.endStream = context.WithCancel(context.Background())
 	if o.MaxBodyBytesInFlight > 0 {
@@ -308,7 +319,18 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 		return
 	}
 	if k != nil {
-		setKeyHeaders(h, k, k.Spend)
+		spend := k.Spend
+		if p.usage != nil {
+			if err := p.usage.CheckBudget(k, team, c.start); err != nil {
+				var be *usage.BudgetError
+				if errors.As(err, &be) {
+					p.fail(w, &c, be.OpenAI())
+					return
+				}
+			}
+			spend = p.usage.KeySpend(k)
+		}
+		setKeyHeaders(h, k, spend)
 		if p.limits != nil {
 			hold, x := p.limits.Acquire(r.Context(), k, team, c.req.model)
 			if x != nil {
