@@ -61,7 +61,8 @@ function summarize(results, days) {
     add(byDay.get(r.date), r.metrics);
     add(total, r.metrics);
     const b = r.breakdown || {};
-    for (const [model, v] of Object.entries(b.models || {})) add(into(byModel, model), v.metrics);
+    // Per model group (the name clients send), else per upstream model.
+    for (const [model, v] of Object.entries(b.model_groups || b.models || {})) add(into(byModel, model), v.metrics);
     for (const [hash, v] of Object.entries(b.api_keys || {})) {
       const meta = v.metadata || {};
       add(into(byKey, hash, meta), v.metrics);
@@ -192,7 +193,7 @@ export function usagePage(main) {
     const days = sum.days;
     const keyName = (r) => [r.meta.key_alias || h('code', {}, r.name.slice(0, 12) + '…'), r.meta.key_alias ? h('span', { class: 'detail' }, h('code', {}, r.name.slice(0, 12) + '…')) : null];
     body.replaceChildren(tiles,
-      h('div', { class: 'charts' },
+      h('div', { class: 'charts wide' },
         barChart('chart-spend', 'Spend per day', days, [{ name: 'spend', value: (d) => d.m.spend }], fmtMoney),
         barChart('chart-requests', 'Requests per day', days, [
           { name: 'succeeded', value: (d) => Math.max(0, d.m.api_requests - d.m.failed_requests) },
