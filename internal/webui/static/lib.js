@@ -104,13 +104,15 @@ export async function api(method, path, body, opts = {}) {
   throw new APIError(res.status, message, err.param);
 }
 
-// detailOf reads LiteLLM's other error shape, {"detail": {"error": "..."}}
-// or {"detail": "..."}, which some of its endpoints answer.
+// detailOf reads LiteLLM's other error shapes, which some of its
+// endpoints answer: {"detail": {"error": "..."}}, {"detail": "..."}, and
+// FastAPI's validation errors {"detail": [{"loc": [...], "msg": "..."}]}.
 function detailOf(data) {
   const d = data && data.detail;
   if (!d) return '';
   if (typeof d === 'string') return d;
   if (typeof d.error === 'string') return d.error;
+  if (Array.isArray(d)) return d.map((p) => `${(p.loc || []).filter((x) => x !== 'query' && x !== 'body').join('.')}: ${p.msg}`).join('; ');
   return JSON.stringify(d);
 }
 
