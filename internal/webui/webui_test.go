@@ -29,7 +29,10 @@ func TestServesEmbeddedUI(t *testing.T) {
 	}
 	for path, want := range map[string]string{
 		"/ui/":          `<script type="module" src="app.js">`,
-		"/ui/app.js":    "Authorization",
+		"/ui/app.js":    "from './lib.js'",
+		"/ui/lib.js":    "Authorization",
+		"/ui/keys.js":   "/key/generate",
+		"/ui/usage.js":  "/user/daily/activity",
 		"/ui/style.css": ":root",
 	} {
 		resp, err := client.Get(srv.URL + path)
@@ -87,7 +90,7 @@ func TestGuardWrapsEveryPage(t *testing.T) {
 	}
 }
 
-// TestNoRemoteCodeNoStoredKey: the UI is the project's own three files;
+// TestNoRemoteCodeNoStoredKey: the UI is the project's own files;
 // it loads nothing from another origin and never stores the key where
 // another page or a later visitor could read it.
 func TestNoRemoteCodeNoStoredKey(t *testing.T) {
@@ -112,7 +115,7 @@ func TestNoRemoteCodeNoStoredKey(t *testing.T) {
 			}
 		}
 	}
-	if got := strings.Join(names, " "); got != "app.js index.html style.css" {
+	if got := strings.Join(names, " "); got != "app.js index.html keys.js lib.js style.css usage.js" {
 		t.Errorf("embedded files: %s", got)
 	}
 }

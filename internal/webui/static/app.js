@@ -3,99 +3,13 @@
 // memory only: no cookie, no storage, so another site cannot make the
 // browser send it (no cross-site request forgery) and a reload logs out.
 
-const session = { key: null, authOff: false };
+import {
+  session, h, s, setStatus, fmtSeconds, fmtPct, fmtTime, fmtRate, APIError, api, poll, fieldId, readNumber, splitList,
+} from './lib.js';
+import { keysPage } from './keys.js';
+import { usagePage } from './usage.js';
+
 let stopPage = () => {};
-
-// ---------- small DOM helpers (text only: API data never becomes HTML)
-
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'class') el.className = v;
-    else if (k === 'dataset') Object.assign(el.dataset, v);
-    else if (v === true) el.setAttribute(k, '');
-    else el.setAttribute(k, String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-const svgNS = 'http://www.w3.org/2000/svg';
-function s(tag, attrs, ...children) {
-  const el = document.createElementNS(svgNS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
-  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return el;
-}
-
-function setStatus(el, kind, text) {
-  el.className = 'status' + (kind ? ' ' + kind : '');
-  el.textContent = text || '';
-}
-
-function fmtSeconds(sec) {
-  if (sec === null || sec === undefined) return '–';
-  if (sec < 0.001) return '< 1 ms';
-  if (sec < 1) return Math.round(sec * 1000) + ' ms';
-  if (sec < 100) return sec.toFixed(1) + ' s';
-  return Math.round(sec) + ' s';
-}
-function fmtPct(x) {
-  if (x === null || x === undefined) return '–';
-  if (x > 0 && x < 0.01) return '< 1%';
-  return Math.round(x * 100) + '%';
-}
-function fmtTime(iso) {
-  if (!iso) return '–';
-  const d = new Date(iso);
-  return d.toLocaleTimeString() + (Date.now() - d.getTime() > 86400e3 ? ' ' + d.toLocaleDateString() : '');
-}
-function fmtRate(x) {
-  if (!x) return '0';
-  return x < 10 ? x.toFixed(2) : x.toFixed(1);
-}
-
-// ---------- API
-
-class APIError extends Error {
-  constructor(status, message, param) {
-    super(message);
-    this.status = status;
-    this.param = param || '';
-  }
-}
-
-// api calls the admin API. It throws APIError with the gateway's own
-// message; a 401 ends the session. Statuses in opts.accept return their
-// body instead of throwing (GET /health answers 503 with results).
-async function api(method, path, body, opts = {}) {
-  const headers = {};
-  if (session.key) headers.Authorization = 'Bearer ' + session.key;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  let res;
-  try {
-    res = await fetch(path, {
-      method, headers, cache: 'no-store', credentials: 'omit',
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new APIError(0, 'The gateway cannot be reached. Check that it is running and try again.');
-  }
-  let data = null;
-  try { data = await res.json(); } catch { /* not JSON */ }
-  if (res.ok || (opts.accept || []).includes(res.status)) return data;
-  const err = (data && data.error) || {};
-  const message = err.message || `The gateway answered ${res.status} ${res.statusText}.`;
-  if (res.status === 401 && session.key !== null && !opts.login) {
-    logout('The gateway refused the key: log in again.');
-  }
-  throw new APIError(res.status, message, err.param);
-}
 
 // ---------- login and navigation
 
@@ -154,7 +68,7 @@ function enter() {
   else route();
 }
 
-const pages = { models: modelsPage, health: healthPage, settings: settingsPage, traffic: trafficPage };
+const pages = { models: modelsPage, health: healthPage, settings: settingsPage, traffic: trafficPage, keys: keysPage, usage: usagePage };
 
 function route() {
   if (session.key === null) { showLogin(); return; }
@@ -172,17 +86,6 @@ function route() {
   const stop = page(main);
   if (stop) stopPage = stop;
   document.title = document.querySelector('#nav a[aria-current]').textContent + ' · maasgate admin';
-}
-
-// poll runs fn now and every ms milliseconds until the returned function
-// is called; a run never overlaps the previous one.
-function poll(fn, ms) {
-  let stopped = false, timer = null;
-  const tick = async () => {
-    try { await fn(); } finally { if (!stopped) timer = setTimeout(tick, ms); }
-  };
-  tick();
-  return () => { stopped = true; clearTimeout(timer); };
 }
 
 // ---------- Models page
@@ -206,22 +109,6 @@ const modelFields = [
   { key: 'model_info.id', label: 'Deployment id', hint: 'Optional; a random id otherwise. Cannot be changed later.', addOnly: true },
 ];
 
-function fieldId(key) { return 'f-' + key.replace(/[^a-z0-9]+/gi, '-'); }
-
-// readNumber reads a number input: null when empty, else a number of 0
-// or more (whole when integer), or throws the problem in plain words. Text
-// the browser cannot read as a number is an error, not an empty field.
-function readNumber(input, integer) {
-  const problem = integer ? 'Enter a whole number of 0 or more' : 'Enter a number of 0 or more';
-  if (input.validity && input.validity.badInput) throw new Error(problem + '.');
-  const raw = input.value.trim();
-  if (raw === '') return null;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) throw new Error(problem + '.');
-  return n;
-}
-
-// problemsOf splits a validation error ("Invalid model: key: message;
 // key: message") into the fields it names.
 function problemsOf(e) {
   const out = [];
@@ -628,8 +515,6 @@ function editorFor(f, groups) {
   }
 }
 
-function splitList(text) { return text.split(',').map((x) => x.trim()).filter(Boolean); }
-
 // fallbackEditor edits [{group: [fallback, ...]}, ...] as rows of a model
 // group and its ordered fallback groups.
 function fallbackEditor(f, id, groups) {
@@ -855,6 +740,7 @@ function trafficPage(main) {
 // ---------- start
 
 document.getElementById('logout').addEventListener('click', () => logout());
+window.addEventListener('maasgate:refused', () => logout('The gateway refused the key: log in again.'));
 window.addEventListener('hashchange', () => { if (session.key !== null) route(); });
 
 (async () => {
