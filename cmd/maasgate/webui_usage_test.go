@@ -32,12 +32,6 @@ general_settings:
 	db := filepath.Join(t.TempDir(), "maasgate.db")
 	g := startGateway(t, env, "serve", "--config", cfg, "--database-url", db)
 	today := time.Now().UTC().Format(time.DateOnly)
-	// Until the gateway records usage and serves the activity endpoints
-	// (issue 14, item 6: the usage branch), there is nothing to show.
-	// TODO(issue 14): remove this once cmd/maasgate wires the usage ledger.
-	if code, _ := adminCall(t, "GET", g.url+"/user/daily/activity?start_date="+today+"&end_date="+today, ""); code == http.StatusNotFound {
-		t.Skip("this build does not serve GET /user/daily/activity yet (usage ledger not wired into the gateway)")
-	}
 
 	code, team := adminCall(t, "POST", g.url+"/team/new", `{"team_alias":"research"}`)
 	teamID, _ := team["team_id"].(string)
