@@ -51,8 +51,13 @@ func (s *usageStrip) filter(b []byte) []byte {
 	return s.out
 }
 
-// rest returns the unfinished line held at the end of the stream.
-func (s *usageStrip) rest() []byte { return s.held }
+// take returns the unfinished line held at the end of the stream, and
+// forgets it.
+func (s *usageStrip) take() []byte {
+	h := s.held
+	s.held = nil
+	return h
+}
 
 // keep adds a whole line (with its newline) to out unless it belongs to
 // the usage-only event.
@@ -64,7 +69,7 @@ func (s *usageStrip) keep(line []byte) {
 	}
 	s.dropBlank = false
 	if data, ok := bytes.CutPrefix(body, dataPrefix); ok && len(data) > 0 && data[0] == '{' && bytes.Contains(data, usageKey) {
-		if choices := gjson.GetBytes(data, "choices"); choices.IsArray() && len(choices.Array()) == 0 {
+		if choices := gjson.GetBytes(data, "choices"); choices.IsArray() && len(choices.Array()) == 0 && gjson.ValidBytes(data) {
 			s.dropBlank = true
 			return
 		}

@@ -379,11 +379,14 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	}
 	var tail [2]byte // the last bytes written, to end a partial event before an error
 	for {
-		if n > 0 {
+		if n > 0 || strip != nil && err != nil {
 			usage.scan(chunk[:n])
 			out := chunk[:n]
 			if strip != nil {
 				out = strip.filter(out)
+				if err != nil { // the last bytes: nothing more will end a line
+					out = append(out, strip.take()...)
+				}
 			}
 			if len(out) > 0 {
 				if _, werr := w.Write(out); werr != nil {
@@ -405,11 +408,6 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 			break
 		}
 		n, err = resp.Body.Read(chunk)
-		if n == 0 && err != nil && strip != nil && len(strip.rest()) > 0 {
-			// The stream ended inside a line: nothing more will end it.
-			n = copy(chunk, strip.rest())
-			strip = nil
-		}
 		if n > 0 {
 			a.d.Progress()
 		}

@@ -369,46 +369,87 @@ func FuzzRelay(f *testing.F) {
 	client := &http.Client{Transport: NewTransport(), Timeout: relayBound}
 	f.Cleanup(client.CloseIdleConnections)
 	f.Fuzz(func(t *testing.T, events, cuts []byte, broken bool) {
-		body, err := json.Marshal(relayRequest{Model: "g", Stream: true, Events: events, Cuts: cuts, Broken: broken})
-		if err != nil {
-			t.Fatal(err)
-		}
-		start := time.Now()
-		resp, err := client.Post(gw.url+"/v1/chat/completions", "application/json", bytes.NewReader(body))
-		if err != nil {
-			t.Fatalf("request: %v", err)
-		}
-		got, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatalf("reading the response after %v: %v", time.Since(start), err)
-		}
-		if p := gw.panicked(); p != "" {
-			t.Fatalf("the handler panicked: %s", p)
-		}
-
-		if len(events) == 0 {
-			var e envelope
-			if resp.StatusCode != http.StatusBadGateway || json.Unmarshal(got, &e) != nil || e.Error.Message == "" {
-				t.Fatalf("empty stream: got %d %.300q, want a 502 error envelope", resp.StatusCode, got)
-			}
-			return
-		}
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-			t.Fatalf("got %d %.300q, want 200 text/event-stream: %.300q", resp.StatusCode, resp.Header.Get("Content-Type"), got)
-		}
-		rest, ok := bytes.CutPrefix(got, events)
-		if !ok {
-			t.Fatalf("the client got other bytes than the upstream sent:\n got %.300q\nsent %.300q", got, events)
-		}
-		if !broken {
-			if len(rest) > 0 {
-				t.Fatalf("the client got %.300q after the upstream's stream", rest)
-			}
-			return
-		}
-		checkErrorEvent(t, events, rest)
+		// A client that asked for usage gets the upstream's bytes; one
+		// that did not gets them without the usage chunk the gateway
+		// asked for in its place.
+		relay(t, gw, client, relayRequest{Model: "g", Stream: true, Events: events, Cuts: cuts, Broken: broken,
+			StreamOptions: map[string]bool{"include_usage": true}}, events)
+		relay(t, gw, client, relayRequest{Model: "g", Stream: true, Events: events, Cuts: cuts, Broken: broken}, withoutUsage(events))
 	})
+}
+
+// relay sends req through the gateway and checks that the client gets
+// want, then, if the upstream broke off, one error event.
+func relay(t *testing.T, gw *fuzzGateway, client *http.Client, req relayRequest, want []byte) {
+	t.Helper()
+	body, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp, err := client.Post(gw.url+"/v1/chat/completions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("reading the response after %v: %v", time.Since(start), err)
+	}
+	if p := gw.panicked(); p != "" {
+		t.Fatalf("the handler panicked: %s", p)
+	}
+	if len(req.Events) == 0 {
+		var e envelope
+		if resp.StatusCode != http.StatusBadGateway || json.Unmarshal(got, &e) != nil || e.Error.Message == "" {
+			t.Fatalf("empty stream: got %d %.300q, want a 502 error envelope", resp.StatusCode, got)
+		}
+		return
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("got %d %.300q, want 200 text/event-stream: %.300q", resp.StatusCode, resp.Header.Get("Content-Type"), got)
+	}
+	rest, ok := bytes.CutPrefix(got, want)
+	if !ok {
+		t.Fatalf("stream_options %v: the client got other bytes than it should:\n got %.300q\nwant %.300q", req.StreamOptions, got, want)
+	}
+	if !req.Broken {
+		if len(rest) > 0 {
+			t.Fatalf("the client got %.300q after the upstream's stream", rest)
+		}
+		return
+	}
+	checkErrorEvent(t, want, rest)
+}
+
+// withoutUsage is what a client that did not ask for usage gets of
+// events: every line but a data line of an event with empty choices and
+// a usage (and the blank line after it), written independently of
+// usageStrip as the reference.
+func withoutUsage(events []byte) []byte {
+	var out []byte
+	lines := bytes.SplitAfter(events, []byte("\n"))
+	dropped := false
+	for _, line := range lines {
+		trimmed := bytes.TrimRight(line, "\r\n")
+		complete := bytes.HasSuffix(line, []byte("\n"))
+		if dropped && complete && len(trimmed) == 0 {
+			dropped = false
+			continue
+		}
+		dropped = false
+		var ev struct {
+			Choices *[]json.RawMessage `json:"choices"`
+			Usage   json.RawMessage    `json:"usage"`
+		}
+		if data, ok := bytes.CutPrefix(trimmed, []byte("data: ")); complete && ok && bytes.HasPrefix(data, []byte("{")) &&
+			json.Unmarshal(data, &ev) == nil && ev.Choices != nil && len(*ev.Choices) == 0 && bytes.Contains(data, []byte(`usage"`)) {
+			dropped = true
+			continue
+		}
+		out = append(out, line...)
+	}
+	return out
 }
 
 // checkErrorEvent checks that rest, written after sent, is one error event:
@@ -442,6 +483,8 @@ type relayRequest struct {
 	Events []byte `json:"x_events"`
 	Cuts   []byte `json:"x_cuts"`
 	Broken bool   `json:"x_broken"`
+	// StreamOptions is the client's stream_options (nil: none).
+	StreamOptions map[string]bool `json:"stream_options,omitempty"`
 }
 
 // relayUpstream writes the stream a relayRequest asks for, flushing each
