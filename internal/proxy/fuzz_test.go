@@ -8,6 +8,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -139,7 +140,7 @@ func checkRewrite(t *testing.T, body, got []byte, want []member) {
 	if want == nil {
 		return
 	}
-	if diff := cmp.Diff(want, out, cmp.AllowUnexported(member{})); diff != "" {
+	if diff := cmp.Diff(normalised(want), normalised(out), cmp.AllowUnexported(member{})); diff != "" {
 		t.Errorf("rewrite of %.300q\n got %.300q\n(-want +got):\n%s", body, got, diff)
 	}
 }
@@ -212,10 +213,22 @@ func lastString(t *testing.T, ms []member, key string) string {
 // modelJSON, and the overrides ov replacing or added to the client's
 // fields, except "model" and "stream". It returns nil when in or ov has a
 // repeated key, where which value an override applies to is not defined.
+//
+// A streaming request whose stream_options does not set include_usage to
+// true gets it set (the gateway asks for usage), its other options kept,
+// and then an override's stream_options does not apply.
 func rewritten(in, ov []member, modelJSON []byte) []member {
 	inKeys := map[string]bool{}
+	options := 0
 	for _, m := range in {
 		inKeys[m.key] = true
+		if m.key == "stream_options" {
+			options++
+		}
+	}
+	askUsage := last(in, "stream") == "true" && !includesUsage(last(in, "stream_options"))
+	if askUsage && options > 1 {
+		return nil // which one the gateway reads is not defined
 	}
 	override := map[string]string{}
 	for _, m := range ov {
@@ -234,15 +247,56 @@ func rewritten(in, ov []member, modelJSON []byte) []member {
 				out = append(out, member{key: "model", raw: string(modelJSON)})
 				model = true
 			}
+		case m.key == "stream_options" && askUsage:
+			out = append(out, member{key: m.key, raw: withIncludeUsage(m.raw)})
 		case ok && m.key != "stream":
 			out = append(out, member{key: m.key, raw: v})
 		default:
 			out = append(out, m)
 		}
 	}
+	if askUsage && options == 0 {
+		out = append(out, member{key: "stream_options", raw: `{"include_usage":true}`})
+	}
 	for _, m := range ov {
-		if m.key != "model" && m.key != "stream" && !gatewayFields[m.key] && !inKeys[m.key] {
+		if m.key != "model" && m.key != "stream" && !(m.key == "stream_options" && askUsage) && !gatewayFields[m.key] && !inKeys[m.key] {
 			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// includesUsage reports whether raw is an object whose include_usage is
+// true, as encoding/json reads it (the last of repeated keys).
+func includesUsage(raw string) bool {
+	var o map[string]json.RawMessage
+	return json.Unmarshal([]byte(raw), &o) == nil && string(o["include_usage"]) == "true"
+}
+
+// withIncludeUsage is raw, an object, with include_usage set to true, or
+// {"include_usage":true} when raw is not an object; normalised (see
+// normalised).
+func withIncludeUsage(raw string) string {
+	var o map[string]json.RawMessage
+	if json.Unmarshal([]byte(raw), &o) != nil || o == nil {
+		o = map[string]json.RawMessage{}
+	}
+	o["include_usage"] = json.RawMessage("true")
+	b, _ := json.Marshal(o)
+	return string(b)
+}
+
+// normalised returns ms with stream_options re-encoded with sorted keys,
+// to compare objects the rewrite edited by their content.
+func normalised(ms []member) []member {
+	out := slices.Clone(ms)
+	for i, m := range out {
+		if m.key == "stream_options" {
+			var o map[string]json.RawMessage
+			if json.Unmarshal([]byte(m.raw), &o) == nil && o != nil {
+				b, _ := json.Marshal(o)
+				out[i].raw = string(b)
+			}
 		}
 	}
 	return out

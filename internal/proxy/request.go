@@ -412,7 +412,7 @@ func (q *request) rewrite(overrides gjson.Result) upstreamBody {
 	}
 	overrides.ForEach(func(key, value gjson.Result) bool {
 		name := key.Str
-		if name != "model" && name != "stream" && !gatewayFields[name] && !q.root.Get(gjson.Escape(name)).Exists() {
+		if name != "model" && name != "stream" && !(name == "stream_options" && q.askUsage) && !gatewayFields[name] && !q.root.Get(gjson.Escape(name)).Exists() {
 			field(key.Raw, value.Raw)
 		}
 		return true

@@ -45,7 +45,7 @@ func TestParseRewritesBody(t *testing.T) {
 		{
 			name:       "gateway fields removed wherever they are",
 			body:       `{"fallbacks":["x"], "model" : "g", "num_retries":3,"stream":true,"timeout":1.5,"disable_fallbacks":true,"metadata":{"a":1},"n":2}`,
-			wantBody:   `{"model":"up/m","stream":true,"n":2}`,
+			wantBody:   `{"model":"up/m","stream":true,"n":2,"stream_options":{"include_usage":true}}`,
 			wantModel:  "g",
 			wantStream: true,
 			check: func(t *testing.T, q *request) {
