@@ -233,7 +233,8 @@ func BenchmarkServe(b *testing.B) {
 			}, config.DefaultRouterSettings(), nil)
 			var m *metrics.Metrics
 			if tc.metrics {
-				m = metrics.New(metrics.Options{Registry: prometheus.NewRegistry(), Deployments: rt.Deployments})
+				m = metrics.New(metrics.Options{Registry: prometheus.NewRegistry(), Deployments: rt.Deployments,
+					MaxKeys: metrics.DefaultMaxKeys})
 			}
 			o := Options{Router: rt, Transport: tc.transport, Version: "bench", Metrics: m, Tracer: tc.tracer}
 			var h http.Handler
