@@ -172,19 +172,19 @@ func keysLike(n int, p keyProfile) []*Key {
 	for i := range ks {
 		secret := fmt.Sprintf("sk-key-%012d", i)
 		k := &Key{Token: Token(secret), KeyName: Name(secret), Alias: fmt.Sprintf("team-%d-key-%d", i%500, i),
-			Models:  []string{fmt.Sprint("qwen3-14b"), fmt.Sprint("llama-70b")},
+			Models:  []string{strings.Clone("qwen3-14b"), strings.Clone("llama-70b")},
 			Expires: now.Add(30 * 24 * time.Hour), CreatedAt: now, UpdatedAt: now}
 		if p.limits {
 			rpm, tpm, parallel, budget := int64(60), int64(100_000), int64(8), 25.0
 			k.UserID, k.TeamID = fmt.Sprintf("user-%d", i%20_000), fmt.Sprintf("team-%d", i%500)
 			k.RPMLimit, k.TPMLimit, k.MaxParallelRequests = &rpm, &tpm, &parallel
-			k.MaxBudget, k.BudgetDuration, k.BudgetResetAt, k.Spend = &budget, fmt.Sprint("30d"), now.Add(30*24*time.Hour), 1.5
+			k.MaxBudget, k.BudgetDuration, k.BudgetResetAt, k.Spend = &budget, strings.Clone("30d"), now.Add(30*24*time.Hour), 1.5
 		}
 		if p.metadata {
-			k.Metadata = map[string]any{"env": fmt.Sprint("prod"), "owner": fmt.Sprintf("owner-%d@example.com", i)}
+			k.Metadata = map[string]any{"env": strings.Clone("prod"), "owner": fmt.Sprintf("owner-%d@example.com", i)}
 		}
 		if p.modelLimits {
-			k.ModelRPMLimit = map[string]int64{fmt.Sprint("qwen3-14b"): 30}
+			k.ModelRPMLimit = map[string]int64{strings.Clone("qwen3-14b"): 30}
 		}
 		ks[i] = k
 	}
