@@ -39,6 +39,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "interleaved slices per side per measurement")
 	fs.IntVar(&o.PromptLen, "prompt-bytes", o.PromptLen, "prompt size of the small requests")
 	fs.IntVar(&o.LargeLen, "large-prompt-bytes", o.LargeLen, "prompt size of the large chat scenario")
+	fs.IntVar(&o.Keys, "keys", 0, "virtual keys stored in the gateway's database before it starts; the load is then sent with one of them instead of the master key")
 	fs.IntVar(&o.Streams, "streams", o.Streams, "concurrent streams held open for the memory figure (0: skip)")
 	fs.DurationVar(&o.RoutingDuration, "routing-duration", o.RoutingDuration, "load per strategy of the routing benchmark")
 	only := fs.String("only", "pick,load,routing", "parts to run: pick, load, routing (comma-separated)")

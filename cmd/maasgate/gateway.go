@@ -96,7 +96,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	}
 
 	reg := prometheus.NewRegistry()
-	mtr := metrics.New(metrics.Options{Registry: reg, Deployments: rt.Deployments})
+	mtr := metrics.New(metrics.Options{Registry: reg, Deployments: rt.Deployments, Keys: ctl.Keys, MaxKeys: opts.metricsMaxKeys})
 	tracer, closeTracing, err := startTracing(ctx, log)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/health"
 	"github.com/maasgate/maasgate/internal/logbuf"
+	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/router"
 )
 
@@ -47,6 +48,7 @@ type serverOptions struct {
 	allowedHostList string
 	dbCheckInterval time.Duration
 	stallAfter      time.Duration
+	metricsMaxKeys  int
 }
 
 func (o *serverOptions) bind(fs *flagSet, defaultHost string) {
@@ -72,6 +74,8 @@ func (o *serverOptions) bind(fs *flagSet, defaultHost string) {
 	fs.bindEnv("db-check-interval", "MAASGATE_DB_CHECK_INTERVAL")
 	fs.DurationVar(&o.stallAfter, "stall-after", router.DefaultStallAfter, "take a deployment out of rotation when it sends nothing this long while requests wait on it and its peers answer; it returns when it answers again (0 turns this off)")
 	fs.bindEnv("stall-after", "MAASGATE_STALL_AFTER")
+	fs.IntVar(&o.metricsMaxKeys, "metrics-max-keys", metrics.DefaultMaxKeys, "how many virtual keys get Prometheus series labelled with their hash and alias; later keys' requests are labelled \"other\" (0: every key is \"other\")")
+	fs.bindEnv("metrics-max-keys", "MAASGATE_METRICS_MAX_KEYS")
 	fs.bindEnv("host", "MAASGATE_HOST")
 	fs.bindEnv("port", "MAASGATE_PORT", "PORT")
 	fs.bindEnv("max-request-size-mb", "MAASGATE_MAX_REQUEST_SIZE_MB")
@@ -107,6 +111,9 @@ func (o *serverOptions) validate() error {
 		if err := auth.CheckAllowedHost(h); err != nil {
 			return fmt.Errorf("--allowed-hosts: %w", err)
 		}
+	}
+	if o.metricsMaxKeys < 0 {
+		return fmt.Errorf("--metrics-max-keys: must be 0 (no key labels) or positive, got %d", o.metricsMaxKeys)
 	}
 	if o.dbCheckInterval < 0 {
 		return fmt.Errorf("--db-check-interval: must be 0 (off) or positive, got %v", o.dbCheckInterval)

@@ -115,7 +115,7 @@ func (o Options) summary() map[string]any {
 		"gateway": gateway, "backend": backend, "rate": o.Rate, "rates": o.Rates,
 		"duration_per_side": o.Duration.String(), "rounds": o.Rounds, "max_tokens": o.MaxTokens,
 		"prompt_bytes": o.PromptLen, "large_prompt_bytes": o.LargeLen, "streams": o.Streams,
-		"routing_duration": o.RoutingDuration.String(),
+		"routing_duration": o.RoutingDuration.String(), "keys": o.Keys,
 	}
 }
 

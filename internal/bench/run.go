@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/maasgate/maasgate/internal/mockllm"
@@ -46,6 +47,11 @@ type Options struct {
 	PromptLen int           // prompt bytes of the small bodies
 	LargeLen  int           // prompt bytes of the large bodies
 	Streams   int           // concurrent streams of the memory measurement
+
+	// Keys, if positive, is how many virtual keys the gateway holds: they
+	// are stored in its database before it starts, and the load is sent
+	// with one of them instead of the master key. It needs GatewayBin.
+	Keys int
 
 	// RoutingDuration is the load per strategy of the routing benchmark.
 	RoutingDuration time.Duration
@@ -136,6 +142,10 @@ func (o Options) validate() error {
 		return errors.New("no gateway: give the maasgate binary or a gateway URL")
 	case o.GatewayURL != "" && o.BackendURL == "" && o.BackendAddr == "127.0.0.1:0":
 		return errors.New("a gateway given by URL needs the backend it uses: give --backend-url, or --backend-addr for the simulated backend the gateway's config points at")
+	case o.Keys < 0:
+		return fmt.Errorf("keys %d: must be 0 or positive", o.Keys)
+	case o.Keys > 0 && o.GatewayURL != "":
+		return errors.New("virtual keys are added to the gateway the bench runs; they cannot be with a gateway given by URL")
 	case o.Routing && o.GatewayURL != "":
 		return errors.New("the routing benchmark runs maasgate's own strategies; it cannot use a gateway given by URL")
 	case o.Rate <= 0 || o.Duration <= 0 || o.Rounds <= 0 || o.Streams < 0 || o.RoutingDuration <= 0:
@@ -193,9 +203,18 @@ func startLoadSetup(ctx context.Context, o Options, name string, cfg mockllm.Con
 		}
 		s.backend, backendURL = srv, srv.URL()
 	}
-	gatewayURL := o.GatewayURL
+	gatewayURL, gatewayKey := o.GatewayURL, o.GatewayKey
 	switch {
 	case gatewayURL == "":
+		if o.Keys > 0 {
+			progress(o, "%s: adding %d virtual keys to the gateway's database", name, o.Keys)
+			secret, err := seedKeys(ctx, o, filepath.Join(o.Dir, name+".db"), o.Keys)
+			if err != nil {
+				s.close()
+				return nil, err
+			}
+			gatewayKey = secret
+		}
 		var extra []string
 		if o.ProfileDir != "" {
 			addr, err := freeAddr()
@@ -221,7 +240,7 @@ func startLoadSetup(ctx context.Context, o Options, name string, cfg mockllm.Con
 		s.stats = &st
 	}
 	s.direct = newEndpoint("direct", backendURL, o.BackendKey, o.BackendChatModel, o.BackendEmbedModel)
-	s.via = newEndpoint("gateway", gatewayURL, o.GatewayKey, o.ChatModel, o.EmbedModel)
+	s.via = newEndpoint("gateway", gatewayURL, gatewayKey, o.ChatModel, o.EmbedModel)
 	return s, nil
 }
 

@@ -11,12 +11,19 @@
 // Prometheus scrapes, and cost nothing between scrapes.
 //
 // Cardinality is bounded: labels take only values from the configuration
-// (model groups, deployment ids, api_base, provider), status codes and
-// error classes. LiteLLM's per-user and per-key labels (end_user,
-// hashed_api_key, team, ...) are kept for dashboard compatibility and set
-// to "None", as LiteLLM shows them for requests without a virtual key; a
-// requested model that does not exist is labelled "None" too. Series of
-// deployments that were removed are deleted at the next scrape.
+// (model groups, deployment ids, api_base, provider), status codes, error
+// classes and virtual keys within a cap. A virtual key's hash
+// (hashed_api_key, never the key), alias and team (team, team_alias) label
+// the series LiteLLM keeps per key: requests, failed requests, tokens and
+// spend. Only the first Options.MaxKeys keys get their own; later keys are
+// labelled "other" with their team (for as many teams), then "other"
+// throughout. The latency histograms, the deployment and fallback series
+// keep "None" for every key: a histogram is some twenty series per label
+// set. The master key's requests are "None" as LiteLLM shows requests
+// without a virtual key, as are end_user, user and the like, kept for
+// dashboard compatibility; a requested model that does not exist is
+// labelled "None" too. Series of deployments that were removed, and of
+// keys that were deleted or renamed, are deleted at the next scrape.
 package metrics
 
 import (
@@ -31,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/router"
 )
 
@@ -77,6 +85,14 @@ type Options struct {
 	// Now is the clock for cooldowns and backend-load freshness; nil
 	// means time.Now.
 	Now func() time.Time
+	// Keys returns the virtual keys, read at each scrape to drop the
+	// series of deleted keys; nil keeps them.
+	Keys func() *keys.Set
+	// MaxKeys is how many virtual keys get series labelled with their
+	// own hash and alias (DefaultMaxKeys is the gateway's default); the
+	// calls of later keys are labelled "other". 0 labels every key
+	// "other".
+	MaxKeys int
 }
 
 // Metrics records the gateway's metrics. Its methods are safe for
@@ -84,7 +100,9 @@ type Options struct {
 type Metrics struct {
 	reg         *prometheus.Registry
 	deployments func() []*deployment.Deployment
+	keys        func() *keys.Set
 	now         func() time.Time
+	maxKeys     int
 
 	inFlight prometheus.Gauge
 
@@ -121,6 +139,15 @@ type Metrics struct {
 	mu       sync.Mutex
 	tracked  map[depLabels]bool   // deployments that have series
 	probed   map[probeLabels]bool // deployments that have probe series
+
+	// The labels of virtual keys' calls (keys.go): by token for the
+	// first maxKeys keys (keyCount of them), by team for the later ones.
+	// retired are labels a key no longer has, whose series go at the
+	// next scrape. mu guards all but keyLabels.
+	keyLabels sync.Map // [32]byte -> *keyLabels
+	keyCount  int
+	overflow  map[teamKey]*keyLabels
+	retired   []*keyLabels
 }
 
 // probeLabels identify a deployment's probe series.
@@ -129,13 +156,16 @@ type probeLabels struct{ group, id, apiBase string }
 // New registers the gateway's collectors on o.Registry, along with the Go
 // runtime and process collectors.
 func New(o Options) *Metrics {
-	m := &Metrics{reg: o.Registry, deployments: o.Deployments, now: o.Now,
-		tracked: map[depLabels]bool{}, probed: map[probeLabels]bool{}}
+	m := &Metrics{reg: o.Registry, deployments: o.Deployments, keys: o.Keys, now: o.Now, maxKeys: max(o.MaxKeys, 0),
+		tracked: map[depLabels]bool{}, probed: map[probeLabels]bool{}, overflow: map[teamKey]*keyLabels{}}
 	if m.now == nil {
 		m.now = time.Now
 	}
 	if m.deployments == nil {
 		m.deployments = func() []*deployment.Deployment { return nil }
+	}
+	if m.keys == nil {
+		m.keys = func() *keys.Set { return nil }
 	}
 	m.traffic = newTraffic(m.now)
 	counter := func(name, help string, labels []string) *prometheus.CounterVec {
@@ -304,6 +334,11 @@ type Call struct {
 	// none was.
 	D      *deployment.Deployment
 	Stream bool
+	// Key is the virtual key the request came with and Team its team;
+	// nil for the master key (and for no team). Their hash, alias and
+	// team label the requests, tokens and spend, within Options.MaxKeys.
+	Key  *keys.Key
+	Team *keys.Team
 	// Total is the whole request; API the answering deployment's time from
 	// sending to the last byte; TTFT its time to the first chunk (streams);
 	// Overhead the gateway's own time before the response started.
@@ -318,6 +353,7 @@ type callKey struct {
 	status       int
 	stream       bool
 	d            *deployment.Deployment
+	key          *keyLabels
 }
 
 // callSeries are the children a successful call updates.
@@ -335,18 +371,19 @@ func (m *Metrics) callSeriesOf(k callKey) *callSeries {
 	l := labelsOf(k.d)
 	group := orNone(k.group)
 	status := strconv.Itoa(k.status)
+	key := k.key
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.tracked[l] = true
 	s := &callSeries{
-		total:        m.proxyTotal.WithLabelValues(none, none, none, group, none, none, none, status, none, k.route, none, none, l.id),
+		total:        m.proxyTotal.WithLabelValues(none, key.hash, key.alias, group, key.team, key.teamAlias, none, status, none, k.route, none, none, l.id),
 		totalLatency: m.totalLatency.WithLabelValues(none, none, none, group, none, none, none, l.upstream, l.id),
 		apiLatency:   m.apiLatency.WithLabelValues(l.upstream, none, none, none, none, group, none, none, l.id),
 		overhead:     m.overhead.WithLabelValues(l.group, l.provider, l.apiBase, l.upstream, none, none, l.id),
-		input:        m.inputTokens.WithLabelValues(none, none, none, l.upstream, none, none, none, none, group, l.id),
-		output:       m.outputTokens.WithLabelValues(none, none, none, l.upstream, none, none, none, none, group, l.id),
-		tokens:       m.totalTokens.WithLabelValues(none, none, none, l.upstream, none, none, none, none, group, l.id),
-		spend:        m.spend.WithLabelValues(none, none, none, l.upstream, none, none, none, none, none, none, l.id),
+		input:        m.inputTokens.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, none, group, l.id),
+		output:       m.outputTokens.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, none, group, l.id),
+		tokens:       m.totalTokens.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, none, group, l.id),
+		spend:        m.spend.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, none, none, none, l.id),
 		inputCost:    k.d.Model.Params.InputCostPerToken,
 		outputCost:   k.d.Model.Params.OutputCostPerToken,
 	}
@@ -370,10 +407,11 @@ func (m *Metrics) Finish(c *Call) {
 		return
 	}
 	m.inFlight.Dec()
+	key := m.keyLabelsOf(c.Key, c.Team)
 	ok := c.Status >= 200 && c.Status <= 299 && c.Class == router.Success
 	m.traffic.record(!ok && !clientSide(c.Class), c.Total)
 	if ok && c.D != nil {
-		s := m.callSeriesOf(callKey{route: c.Route, group: c.Group, status: c.Status, stream: c.Stream, d: c.D})
+		s := m.callSeriesOf(callKey{route: c.Route, group: c.Group, status: c.Status, stream: c.Stream, d: c.D, key: key})
 		s.total.Inc()
 		s.totalLatency.Observe(c.Total.Seconds())
 		s.apiLatency.Observe(c.API.Seconds())
@@ -394,7 +432,7 @@ func (m *Metrics) Finish(c *Call) {
 		errStatus = c.Status
 	}
 	s := m.failSeriesOf(failKey{route: c.Route, group: c.Group, status: c.Status, errStatus: errStatus,
-		class: c.Class, fromDeployment: c.FromDeployment, d: c.D})
+		class: c.Class, fromDeployment: c.FromDeployment, d: c.D, key: key})
 	s.total.Inc()
 	s.failed.Inc()
 }
@@ -407,6 +445,7 @@ type failKey struct {
 	class             router.Class
 	fromDeployment    bool
 	d                 *deployment.Deployment
+	key               *keyLabels
 }
 
 type failSeries struct{ total, failed prometheus.Counter }
@@ -415,7 +454,7 @@ func (m *Metrics) failSeriesOf(k failKey) *failSeries {
 	if s, ok := m.failures.Load(k); ok {
 		return s.(*failSeries)
 	}
-	group, id, provider := orNone(k.group), none, ""
+	group, id, provider, key := orNone(k.group), none, "", k.key
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if k.d != nil {
@@ -427,8 +466,9 @@ func (m *Metrics) failSeriesOf(k failKey) *failSeries {
 		}
 	}
 	s := &failSeries{
-		total: m.proxyTotal.WithLabelValues(none, none, none, group, none, none, none, strconv.Itoa(k.status), none, k.route, none, none, id),
-		failed: m.proxyFailed.WithLabelValues(none, none, none, group, none, none, none, none, strconv.Itoa(k.errStatus),
+		total: m.proxyTotal.WithLabelValues(none, key.hash, key.alias, group, key.team, key.teamAlias, none, strconv.Itoa(k.status),
+			none, k.route, none, none, id),
+		failed: m.proxyFailed.WithLabelValues(none, key.hash, key.alias, group, key.team, key.teamAlias, none, none, strconv.Itoa(k.errStatus),
 			exceptionClass(provider, k.class, k.errStatus), k.route, none, none, id),
 	}
 	actual, _ := m.failures.LoadOrStore(k, s)
@@ -480,6 +520,7 @@ func (m *Metrics) prune() {
 	type callLabels struct{ group, upstream, id string }
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.pruneKeys()
 	ds := m.deployments()
 	live := map[depLabels]bool{}
 	liveCall := map[callLabels]bool{}

@@ -222,6 +222,10 @@ func BenchmarkServe(b *testing.B) {
 		// What the gateway binary runs: metrics always, tracing when set.
 		{"in-process+metrics", canned, true, nil, ""},
 		{"in-process+metrics+tracing", canned, true, tp.Tracer("bench"), ""},
+		// Metrics labelled with the key: "None" for the master key, the
+		// virtual key's hash, alias and team for it.
+		{"in-process+metrics+master-key", canned, true, nil, "sk-bench-master-key"},
+		{"in-process+metrics+virtual-key", canned, true, nil, virtualKey},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			rt := router.New([]config.Model{
@@ -229,7 +233,8 @@ func BenchmarkServe(b *testing.B) {
 			}, config.DefaultRouterSettings(), nil)
 			var m *metrics.Metrics
 			if tc.metrics {
-				m = metrics.New(metrics.Options{Registry: prometheus.NewRegistry(), Deployments: rt.Deployments})
+				m = metrics.New(metrics.Options{Registry: prometheus.NewRegistry(), Deployments: rt.Deployments,
+					MaxKeys: metrics.DefaultMaxKeys})
 			}
 			o := Options{Router: rt, Transport: tc.transport, Version: "bench", Metrics: m, Tracer: tc.tracer}
 			var h http.Handler

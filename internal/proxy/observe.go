@@ -35,7 +35,7 @@ func (p *Proxy) finish(ctx context.Context, c *call) {
 	if p.metrics != nil {
 		p.metrics.Finish(&metrics.Call{
 			Route: c.route, Group: c.group, Status: c.status, Class: c.class, ErrorStatus: c.errStatus,
-			FromDeployment: !c.ownError, D: c.d, Stream: c.req.stream,
+			FromDeployment: !c.ownError, D: c.d, Stream: c.req.stream, Key: c.key, Team: c.team,
 			Total: total, API: c.apiLatency, TTFT: c.ttft, Overhead: c.overhead,
 			PromptTokens: c.usage.PromptTokens, CompletionTokens: c.usage.CompletionTokens, TotalTokens: c.usage.TotalTokens,
 		})
