@@ -64,7 +64,13 @@ func TestVirtualKeys(t *testing.T) {
 			if data, _ := out["data"].([]any); status != 200 || len(data) != 1 || !strings.Contains(fmt.Sprint(data), "qwen3-14b") {
 				t.Errorf("/v1/models for the key: %d %v", status, out)
 			}
-			for _, admin := range []struct{ method, path string }{{"GET", "/model/info"}, {"POST", "/key/generate"}, {"GET", "/router/settings"}} {
+			// /model/info: the key's model only, without where it runs.
+			status, out = callJSON(t, "GET", g.url+"/model/info", secret, "")
+			if data, _ := out["data"].([]any); status != 200 || len(data) != 1 || !strings.Contains(fmt.Sprint(data), "model_name:qwen3-14b") ||
+				strings.Contains(fmt.Sprint(out), a.URL()) || strings.Contains(fmt.Sprint(out), "cooling_down") {
+				t.Errorf("/model/info for the key: %d %v", status, out)
+			}
+			for _, admin := range []struct{ method, path string }{{"POST", "/model/new"}, {"POST", "/key/generate"}, {"GET", "/router/settings"}} {
 				if status, out := callJSON(t, admin.method, g.url+admin.path, secret, "{}"); status != 401 || !strings.Contains(errMessage(out), "Only proxy admin") {
 					t.Errorf("%s %s with a virtual key: %d %v", admin.method, admin.path, status, out)
 				}

@@ -14,6 +14,7 @@ import (
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/control"
 	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/openai"
 	"github.com/maasgate/maasgate/internal/store"
 )
@@ -214,13 +215,31 @@ func (a *API) deleteModel(w http.ResponseWriter, r *http.Request) {
 }
 
 // modelInfo serves GET /model/info: every deployment with its params (no
-// secrets) and live state.
+// secrets) and live state. A virtual key sees only the deployments of the
+// groups it may call, without their addresses or state.
 func (a *API) modelInfo(w http.ResponseWriter, r *http.Request) {
 	filter := r.URL.Query().Get("litellm_model_id")
 	now := a.o.Now()
+	var k *keys.Key
+	var callable map[string]bool
+	if a.o.Identify != nil {
+		var t *keys.Team
+		var e *openai.Error
+		if k, t, e = a.o.Identify.KeyOf(r); e != nil {
+			openai.WriteError(w, e)
+			return
+		}
+		if k != nil {
+			callable = a.callableGroups(k, t)
+		}
+	}
 	data := []map[string]any{}
 	for _, d := range a.router.Deployments() {
-		if filter != "" && d.ID != filter {
+		if filter != "" && d.ID != filter || k != nil && !callable[d.Group] {
+			continue
+		}
+		if k != nil {
+			data = append(data, tenantView(d))
 			continue
 		}
 		data = append(data, map[string]any{
@@ -334,4 +353,38 @@ func ParamsView(m config.Model) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// callableGroups returns the model groups key k (of team t) may call: by
+// a group's name, an alias of it or one of its access groups.
+func (a *API) callableGroups(k *keys.Key, t *keys.Team) map[string]bool {
+	out := map[string]bool{}
+	for _, n := range a.router.ModelNames() {
+		tg, ok := a.router.Resolve(n)
+		if !ok {
+			continue
+		}
+		names := append([]string{n, tg.Group.Name}, tg.Group.AccessGroups()...)
+		if ok, _ := keys.MayCall(k, t, names...); ok {
+			out[tg.Group.Name] = true
+		}
+	}
+	return out
+}
+
+// tenantView is what a virtual key sees of a deployment: its group, model
+// and kind, not where it runs nor its state.
+func tenantView(d *deployment.Deployment) map[string]any {
+	info := map[string]any{"id": d.ID}
+	if d.Model.Info.Mode != "" {
+		info["mode"] = d.Model.Info.Mode
+	}
+	if d.Model.Info.MaxInputTokens > 0 {
+		info["max_input_tokens"] = d.Model.Info.MaxInputTokens
+	}
+	return map[string]any{
+		"model_name":     d.Group,
+		"litellm_params": map[string]any{"model": d.Model.Params.Model},
+		"model_info":     info,
+	}
 }

@@ -232,7 +232,7 @@ func keyRoute(r *http.Request) bool {
 	switch r.URL.Path {
 	case "/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions", "/v1/embeddings", "/embeddings":
 		return r.Method == http.MethodPost
-	case "/v1/models", "/models", "/key/info", "/team/info":
+	case "/v1/models", "/models", "/key/info", "/team/info", "/model/info", "/v1/model/info":
 		return r.Method == http.MethodGet
 	}
 	return false
