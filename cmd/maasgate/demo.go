@@ -23,12 +23,13 @@ model_list:
     litellm_params:
       model: hosted_vllm/Qwen/Qwen3-14B
       api_base: %[1]s/v1
-    model_info: {id: gpu-a-qwen3-14b, mode: chat}
+    # Prices per token, for spend and budgets of virtual keys.
+    model_info: {id: gpu-a-qwen3-14b, mode: chat, input_cost_per_token: 0.0000002, output_cost_per_token: 0.0000008}
   - model_name: qwen3-14b
     litellm_params:
       model: hosted_vllm/Qwen/Qwen3-14B
       api_base: %[2]s/v1
-    model_info: {id: gpu-b-qwen3-14b, mode: chat}
+    model_info: {id: gpu-b-qwen3-14b, mode: chat, input_cost_per_token: 0.0000002, output_cost_per_token: 0.0000008}
   - model_name: qwen3-7b
     litellm_params:
       model: hosted_vllm/Qwen/Qwen3-7B
