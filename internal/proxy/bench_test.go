@@ -19,8 +19,10 @@ import (
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/keys"
+	"github.com/maasgate/maasgate/internal/limits"
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/router"
+	"github.com/maasgate/maasgate/internal/usage"
 )
 
 // discardWriter is a flushing ResponseWriter that keeps only the status and
@@ -241,7 +243,10 @@ func BenchmarkServe(b *testing.B) {
 			mux := http.NewServeMux()
 			h = mux
 			if tc.key != "" {
-				o.Keys = authn
+				// As the gateway runs: keys' limits and the spend ledger
+				// (in memory; its batched writes are off the request path).
+				o.Keys, o.Limits = authn, limits.New(limits.Options{})
+				o.Usage, o.AdminToken = usage.New(usage.Options{}), keys.Token("sk-bench-master-key")
 				h = authn.Wrap(mux)
 			}
 			New(o).Register(mux)
