@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,7 +35,11 @@ func buildBinary(t *testing.T) string {
 // listens.
 func startBinary(t *testing.T, bin string, args ...string) (*exec.Cmd, *testutil.Buffer, string) {
 	t.Helper()
-	cmd := exec.Command(bin, append(args, "--host", "127.0.0.1", "--port", "0", "--database-url", filepath.Join(t.TempDir(), "maasgate.db"))...)
+	args = append(args, "--host", "127.0.0.1", "--port", "0")
+	if !slices.Contains(args, "--database-url") {
+		args = append(args, "--database-url", filepath.Join(t.TempDir(), "maasgate.db"))
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "LITELLM_MASTER_KEY="+testKey)
 	var stderr testutil.Buffer
 	cmd.Stderr = &stderr
@@ -141,4 +148,74 @@ func tail(s string) string {
 		return s[len(s)-120:]
 	}
 	return s
+}
+
+// TestSIGTERMKeepsSpend: spend recorded in memory and not yet written (the
+// ledger writes every 10 s) survives a SIGTERM, the stream that was in
+// flight when it came included, as the next start reads it back.
+func TestSIGTERMKeepsSpend(t *testing.T) {
+	bin := buildBinary(t)
+	backend := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"m"}, TPOT: 10 * time.Millisecond})
+	cfg := writeConfig(t, fmt.Sprintf(`model_list:
+  - model_name: m
+    litellm_params: {model: openai/m, api_base: %s/v1, input_cost_per_token: 0.001, output_cost_per_token: 0.01}
+general_settings: {master_key: os.environ/LITELLM_MASTER_KEY}
+`, backend.URL()))
+	db := filepath.Join(t.TempDir(), "spend.db")
+	cmd, stderr, url := startBinary(t, bin, "serve", "--config", cfg, "--database-url", db)
+	_, gen := adminCall(t, "POST", url+"/key/generate", `{"key_alias":"sigterm"}`)
+	secret, _ := gen["key"].(string)
+
+	// A whole request, then a stream still running when SIGTERM comes.
+	resp, body := call(t, url+"/v1/chat/completions", secret, chatBody("m", 3))
+	var done struct {
+		Usage struct {
+			PromptTokens     int64 `json:"prompt_tokens"`
+			CompletionTokens int64 `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal([]byte(body), &done); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(
+		`{"model":"m","stream":true,"stream_options":{"include_usage":true},"max_tokens":30,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+secret)
+	sresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sresp.Body.Close()
+	br := bufio.NewReader(sresp.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	streamed, _ := io.ReadAll(br)
+	var su struct {
+		Usage struct {
+			PromptTokens     int64 `json:"prompt_tokens"`
+			CompletionTokens int64 `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	for _, line := range strings.Split(string(streamed), "\n") {
+		if data, ok := strings.CutPrefix(line, "data: "); ok && strings.Contains(data, `"usage":{`) {
+			_ = json.Unmarshal([]byte(data), &su)
+		}
+	}
+	if su.Usage.CompletionTokens != 30 {
+		t.Fatalf("the stream's usage: %+v in %q", su.Usage, tail(string(streamed)))
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, stderr.String())
+	}
+	want := float64(done.Usage.PromptTokens+su.Usage.PromptTokens)*0.001 + float64(done.Usage.CompletionTokens+su.Usage.CompletionTokens)*0.01
+
+	_, _, url = startBinary(t, bin, "serve", "--config", cfg, "--database-url", db)
+	_, info := adminCall(t, "GET", url+"/key/info?key="+secret, "")
+	in, _ := info["info"].(map[string]any)
+	if got, _ := in["spend"].(float64); math.Abs(got-want) > 1e-9 {
+		t.Errorf("spend after SIGTERM and a restart: %v, want %v (a request and the stream in flight)", got, want)
+	}
 }
