@@ -175,8 +175,18 @@ func TestTeams(t *testing.T) {
 	for name, dbURL := range databases(t) {
 		t.Run(name, func(t *testing.T) {
 			a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "llama"}})
-			cfg := twoModels(t, a, "{}")
+			cfg := twoModels(t, a, "{access_groups: [open-models]}")
 			g := startGateway(t, map[string]string{"LITELLM_MASTER_KEY": testKey}, "serve", "--config", cfg, "--database-url", dbURL(t))
+
+			// A team given an access group: its keys may name a model of
+			// the group, not one outside it.
+			adminCall(t, "POST", g.url+"/team/new", `{"team_id":"open","models":["open-models"]}`)
+			if status, out := adminCall(t, "POST", g.url+"/key/generate", `{"team_id":"open","models":["llama"]}`); status != 200 {
+				t.Errorf("a key for a model of its team's access group: %d %v", status, out)
+			}
+			if status, out := adminCall(t, "POST", g.url+"/key/generate", `{"team_id":"open","models":["qwen3-14b"]}`); status != 400 || !strings.Contains(errMessage(out), "not among the models of team open") {
+				t.Errorf("a key for a model outside its team's access group: %d %v", status, out)
+			}
 
 			status, team := adminCall(t, "POST", g.url+"/team/new",
 				`{"team_id":"ml","team_alias":"ML","models":["qwen3-14b"],"members_with_roles":[{"role":"admin","user_id":"ana"}]}`)

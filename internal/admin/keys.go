@@ -167,7 +167,7 @@ func (a *API) withinTeam(ctx context.Context, k *keys.Key) *openai.Error {
 		return a.storeError(ctx, "read the key's team", err)
 	}
 	for _, m := range k.Models {
-		if m != keys.AllTeamModels && !t.Allows(m) {
+		if m != keys.AllTeamModels && !a.teamCovers(t, m) {
 			return badRequest("models", "models: %q is not among the models of team %s (%s); a team's keys cannot exceed it",
 				openai.Clip(m), openai.Clip(t.ID), openai.Clip(strings.Join(t.Models, ", ")))
 		}
@@ -176,6 +176,43 @@ func (a *API) withinTeam(ctx context.Context, k *keys.Key) *openai.Error {
 		return badRequest(field, "%s: %v is above the %s of team %s (%v); a team's keys cannot exceed it", field, kv, field, openai.Clip(t.ID), tv)
 	}
 	return nil
+}
+
+// teamCovers reports whether team t may call everything the models entry
+// m names: m itself is in the team's models, or every group m names (as a
+// group, an alias or an access group) is one the team may call by any of
+// its names.
+func (a *API) teamCovers(t *keys.Team, m string) bool {
+	if t.Allows(m) {
+		return true
+	}
+	names := map[string][]string{} // group -> every name it is known by
+	named := map[string]bool{}      // the groups m names
+	for _, n := range a.router.ModelNames() {
+		tg, ok := a.router.Resolve(n)
+		if !ok {
+			continue
+		}
+		g := tg.Group.Name
+		if len(names[g]) == 0 {
+			names[g] = append([]string{g}, tg.Group.AccessGroups()...)
+		}
+		if n != g {
+			names[g] = append(names[g], n)
+		}
+		if n == m || g == m || slices.Contains(tg.Group.AccessGroups(), m) {
+			named[g] = true
+		}
+	}
+	if len(named) == 0 {
+		return false
+	}
+	for g := range named {
+		if !slices.ContainsFunc(names[g], t.Allows) {
+			return false
+		}
+	}
+	return true
 }
 
 // applyDuration sets k's expiry from a duration field: "" or "-1" is never.
