@@ -118,7 +118,7 @@ func TestSetCheck(t *testing.T) {
 	s := NewSet([]*Key{
 		{Token: Token(ok), Models: []string{"qwen3-14b", "team-a-models"}},
 		{Token: Token(blocked), Blocked: true},
-		{Token: Token(expired), Expires: now},
+		{Token: Token(expired), Expires: TimeOf(now)},
 	})
 	tests := []struct {
 		secret string
@@ -161,30 +161,31 @@ func TestCheckAllocatesNothing(t *testing.T) {
 type keyProfile struct {
 	limits      bool // a user, a team, rpm, tpm and parallel limits, a budget
 	metadata    bool // two metadata entries
-	modelLimits bool // an rpm limit on one model
+	modelLimits bool // an rpm and a tpm limit on one model
 }
 
 // keysLike returns n keys of profile p as the store hands them over: every
 // string, slice and map allocated on its own.
 func keysLike(n int, p keyProfile) []*Key {
 	ks := make([]*Key, n)
-	now := time.Now()
+	now := TimeOf(time.Now())
+	month := TimeOf(time.Now().Add(30 * 24 * time.Hour))
 	for i := range ks {
 		secret := fmt.Sprintf("sk-key-%012d", i)
 		k := &Key{Token: Token(secret), KeyName: Name(secret), Alias: fmt.Sprintf("team-%d-key-%d", i%500, i),
 			Models:  []string{strings.Clone("qwen3-14b"), strings.Clone("llama-70b")},
-			Expires: now.Add(30 * 24 * time.Hour), CreatedAt: now, UpdatedAt: now}
+			Expires: month, CreatedAt: now, UpdatedAt: now}
 		if p.limits {
 			rpm, tpm, parallel, budget := int64(60), int64(100_000), int64(8), 25.0
 			k.UserID, k.TeamID = fmt.Sprintf("user-%d", i%20_000), fmt.Sprintf("team-%d", i%500)
 			k.RPMLimit, k.TPMLimit, k.MaxParallelRequests = &rpm, &tpm, &parallel
-			k.MaxBudget, k.BudgetDuration, k.BudgetResetAt, k.Spend = &budget, strings.Clone("30d"), now.Add(30*24*time.Hour), 1.5
+			k.MaxBudget, k.BudgetDuration, k.BudgetResetAt, k.Spend = &budget, strings.Clone("30d"), month, 1.5
 		}
 		if p.metadata {
-			k.Metadata = map[string]any{"env": strings.Clone("prod"), "owner": fmt.Sprintf("owner-%d@example.com", i)}
+			k.Metadata, _ = MetadataOf(map[string]any{"env": "prod", "owner": fmt.Sprintf("owner-%d@example.com", i)})
 		}
 		if p.modelLimits {
-			k.ModelRPMLimit = map[string]int64{strings.Clone("qwen3-14b"): 30}
+			k.ModelLimits = ModelLimits{{strings.Clone("qwen3-14b"), 30, 50_000}}
 		}
 		ks[i] = k
 	}

@@ -122,7 +122,7 @@ func TestTeamSharedAndAllOrNothing(t *testing.T) {
 func TestModelPerKey(t *testing.T) {
 	t.Parallel()
 	l, _ := newLimiter(Output)
-	k := key(1, func(k *keys.Key) { k.ModelRPMLimit = map[string]int64{"small": 1} })
+	k := key(1, func(k *keys.Key) { k.ModelLimits = keys.ModelLimitsOf(map[string]int64{"small": 1}, nil) })
 	if _, x := l.Acquire(context.Background(), k, nil, "small"); x != nil {
 		t.Fatal(x)
 	}
