@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -560,5 +561,54 @@ func TestKeyWritesNotify(t *testing.T) {
 	}
 	if list, err := reader.Keys(t.Context()); err != nil || len(list) != 0 {
 		t.Errorf("the other replica reads %d keys, %v; want none", len(list), err)
+	}
+}
+
+// TestKeysShareWhatTheyRepeat: keys loaded together share one copy of the
+// model names and lists, team and user ids, budget durations and limits
+// they repeat (what keeps 100,000 keys within 50 MB, see keys.Key), and
+// each reads back whole.
+func TestKeysShareWhatTheyRepeat(t *testing.T) {
+	t.Parallel()
+	for _, tg := range stores(t) {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t, tg.url, testSecret)
+			a, b := fullKey("sk-share-a"), fullKey("sk-share-b")
+			a.Alias, b.Alias = "a", "b"
+			for _, k := range []keys.Key{a, b} {
+				if _, err := s.CreateKey(t.Context(), k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ks, err := s.Keys(t.Context())
+			if err != nil || len(ks) != 2 {
+				t.Fatalf("Keys: %d, %v", len(ks), err)
+			}
+			x, y := ks[0], ks[1]
+			same := func(s, u string) bool { return unsafe.StringData(s) == unsafe.StringData(u) }
+			for _, c := range []struct {
+				what string
+				ok   bool
+			}{
+				{"models", &x.Models[0] == &y.Models[0]},
+				{"team_id", same(x.TeamID, y.TeamID)},
+				{"user_id", same(x.UserID, y.UserID)},
+				{"budget_duration", same(x.BudgetDuration, y.BudgetDuration)},
+				{"a model of model_rpm_limit", same(x.ModelLimits[0].Model, y.ModelLimits[0].Model)},
+				{"rpm_limit", x.RPMLimit == y.RPMLimit},
+				{"max_budget", x.MaxBudget == y.MaxBudget},
+			} {
+				if !c.ok {
+					t.Errorf("the keys do not share their %s", c.what)
+				}
+			}
+			for _, k := range ks {
+				want := fullKey("sk-share-" + k.Alias)
+				if diff := cmp.Diff(want.ModelLimits, k.ModelLimits); diff != "" || *k.RPMLimit != 600 || k.TeamID != "team-a" {
+					t.Errorf("key %s reads back wrong (-want +got):\n%s", k.Alias, diff)
+				}
+			}
+		})
 	}
 }
