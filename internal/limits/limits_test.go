@@ -180,3 +180,19 @@ func BenchmarkAcquire(b *testing.B) {
 		h.End(1, 1)
 	}
 }
+
+// BenchmarkAcquireModelLimit is BenchmarkAcquire for a key with a limit on
+// the model called (model_rpm_limit): the lookup allocates nothing either.
+func BenchmarkAcquireModelLimit(b *testing.B) {
+	l := New(Options{})
+	k := key(1, func(k *keys.Key) {
+		k.RPMLimit = ptr(1 << 40)
+		k.ModelLimits = keys.ModelLimitsOf(map[string]int64{"a": 1 << 40, "m": 1 << 40, "z": 1}, nil)
+	})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		h, _ := l.Acquire(ctx, k, nil, "m")
+		h.End(1, 1)
+	}
+}
