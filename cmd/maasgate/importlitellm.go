@@ -585,13 +585,17 @@ func keyOf(r litellmKey) (keys.Key, error) {
 	if err != nil {
 		return keys.Key{}, err
 	}
+	text, err := keys.MetadataOf(metadata)
+	if err != nil {
+		return keys.Key{}, fmt.Errorf("metadata: %w", err)
+	}
 	k := keys.Key{
 		Token: token, KeyName: r.KeyName, Alias: r.KeyAlias, UserID: r.UserID, TeamID: r.TeamID,
-		Models: models, Metadata: metadata, Blocked: r.Blocked, Expires: r.Expires.Time,
-		CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time,
-		MaxBudget: r.MaxBudget, BudgetDuration: duration, BudgetResetAt: r.BudgetResetAt.Time, Spend: r.Spend,
+		Models: models, Metadata: text, Blocked: r.Blocked, Expires: keys.TimeOf(r.Expires.Time),
+		CreatedAt: keys.TimeOf(r.CreatedAt.Time), UpdatedAt: keys.TimeOf(r.UpdatedAt.Time),
+		MaxBudget: r.MaxBudget, BudgetDuration: duration, BudgetResetAt: keys.TimeOf(r.BudgetResetAt.Time), Spend: r.Spend,
 		TPMLimit: r.TPMLimit, RPMLimit: r.RPMLimit, MaxParallelRequests: r.MaxParallelRequests,
-		ModelRPMLimit: perModel[0], ModelTPMLimit: perModel[1],
+		ModelLimits: keys.ModelLimitsOf(perModel[0], perModel[1]),
 	}
 	if err := storable(r.Spend, r.MaxBudget, r.Expires, r.BudgetResetAt, r.CreatedAt, r.UpdatedAt); err != nil {
 		return keys.Key{}, err

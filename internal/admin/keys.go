@@ -60,9 +60,12 @@ func (a *API) keyFields(raw map[string]json.RawMessage, k *keys.Key) (duration *
 				}
 			}
 		case "metadata":
-			k.Metadata = nil
+			k.Metadata = ""
 			if !null {
-				err = json.Unmarshal(v, &k.Metadata)
+				var m map[string]any
+				if err = json.Unmarshal(v, &m); err == nil {
+					k.Metadata, err = keys.MetadataOf(m)
+				}
 			}
 		case "blocked":
 			k.Blocked = false
@@ -83,11 +86,19 @@ func (a *API) keyFields(raw map[string]json.RawMessage, k *keys.Key) (duration *
 		case "max_parallel_requests":
 			k.MaxParallelRequests, err = optCount(v)
 		case "model_rpm_limit":
-			k.ModelRPMLimit, err = a.modelCounts(v)
+			var m map[string]int64
+			if m, err = a.modelCounts(v); err == nil {
+				k.ModelLimits = keys.ModelLimitsOf(m, k.ModelLimits.TPM())
+			}
 		case "model_tpm_limit":
-			k.ModelTPMLimit, err = a.modelCounts(v)
+			var m map[string]int64
+			if m, err = a.modelCounts(v); err == nil {
+				k.ModelLimits = keys.ModelLimitsOf(k.ModelLimits.RPM(), m)
+			}
 		case "budget_duration":
-			k.BudgetDuration, k.BudgetResetAt, err = budgetDuration(v, now)
+			var at time.Time
+			k.BudgetDuration, at, err = budgetDuration(v, now)
+			k.BudgetResetAt = keys.TimeOf(at)
 		case "duration":
 			var s string
 			if s, err = optString(v); err == nil {
@@ -220,9 +231,9 @@ func applyDuration(k *keys.Key, duration *string, now time.Time) {
 	if duration == nil {
 		return
 	}
-	k.Expires = time.Time{}
+	k.Expires = 0
 	if d, err := keys.ParseDuration(*duration); err == nil {
-		k.Expires = d.After(now)
+		k.Expires = keys.TimeOf(d.After(now))
 	}
 }
 
@@ -345,7 +356,7 @@ func (a *API) generateKey(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, e)
 		return
 	}
-	k := keys.Key{Token: keys.Token(secret), KeyName: keys.Name(secret), CreatedAt: now, UpdatedAt: now}
+	k := keys.Key{Token: keys.Token(secret), KeyName: keys.Name(secret), CreatedAt: keys.TimeOf(now), UpdatedAt: keys.TimeOf(now)}
 	duration, e := a.keyFields(raw, &k)
 	if e != nil {
 		openai.WriteError(w, e)
@@ -439,7 +450,7 @@ func (a *API) changeKey(w http.ResponseWriter, r *http.Request,
 	}
 	var next keys.Key
 	stored, err := a.o.Control.UpdateKey(r.Context(), token, func(k *keys.Key) error {
-		k.UpdatedAt = a.o.Now().UTC()
+		k.UpdatedAt = keys.TimeOf(a.o.Now())
 		if e := change(raw, k); e != nil {
 			return e
 		}
@@ -462,7 +473,7 @@ func (a *API) updateKey(w http.ResponseWriter, r *http.Request) {
 		}
 		duration, e := a.keyFields(raw, k)
 		if e == nil {
-			applyDuration(k, duration, k.UpdatedAt)
+			applyDuration(k, duration, k.UpdatedAt.Time())
 		}
 		return e
 	})
@@ -651,27 +662,21 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 // keyJSON renders a key as LiteLLM's responses show it: every field, none
 // of them the secret.
 func keyJSON(k *keys.Key) map[string]any {
-	orEmpty := func(m map[string]int64) map[string]int64 {
-		if m == nil {
-			return map[string]int64{}
-		}
-		return m
-	}
 	models := k.Models
 	if models == nil {
 		models = []string{}
 	}
-	metadata := k.Metadata
-	if metadata == nil {
-		metadata = map[string]any{}
+	metadata := json.RawMessage(k.Metadata)
+	if len(metadata) == 0 {
+		metadata = json.RawMessage("{}")
 	}
 	return map[string]any{
 		"key_name": k.KeyName, "key_alias": nullString(k.Alias), "user_id": nullString(k.UserID), "team_id": nullString(k.TeamID),
-		"models": models, "metadata": metadata, "blocked": k.Blocked, "expires": nullTime(k.Expires),
+		"models": models, "metadata": metadata, "blocked": k.Blocked, "expires": nullTime(k.Expires.Time()),
 		"spend": k.Spend, "max_budget": k.MaxBudget, "budget_duration": nullString(k.BudgetDuration),
-		"budget_reset_at": nullTime(k.BudgetResetAt), "tpm_limit": k.TPMLimit, "rpm_limit": k.RPMLimit,
-		"max_parallel_requests": k.MaxParallelRequests, "model_rpm_limit": orEmpty(k.ModelRPMLimit),
-		"model_tpm_limit": orEmpty(k.ModelTPMLimit), "created_at": nullTime(k.CreatedAt), "updated_at": nullTime(k.UpdatedAt),
+		"budget_reset_at": nullTime(k.BudgetResetAt.Time()), "tpm_limit": k.TPMLimit, "rpm_limit": k.RPMLimit,
+		"max_parallel_requests": k.MaxParallelRequests, "model_rpm_limit": k.ModelLimits.RPM(),
+		"model_tpm_limit": k.ModelLimits.TPM(), "created_at": nullTime(k.CreatedAt.Time()), "updated_at": nullTime(k.UpdatedAt.Time()),
 	}
 }
 

@@ -189,7 +189,7 @@ func (a *Authenticator) virtualKey(secret string, token [32]byte) (*keys.Key, *k
 	case keys.ErrExpired:
 		e := openai.NewError(http.StatusUnauthorized, "expired_key", fmt.Sprintf(
 			"Authentication Error - Expired Key. Key Expiry time %s and current time %s",
-			k.Expires.UTC().Format(pythonTime), a.Now().UTC().Format(pythonTime)))
+			k.Expires.Time().Format(pythonTime), a.Now().UTC().Format(pythonTime)))
 		e.Param = keys.Name(secret)
 		return nil, nil, e
 	}

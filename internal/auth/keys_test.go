@@ -20,7 +20,7 @@ func TestVirtualKeys(t *testing.T) {
 	a := New("sk-master-0000000000", fixedKeys{keys.NewSet([]*keys.Key{
 		{Token: keys.Token(good)},
 		{Token: keys.Token(blocked), Blocked: true},
-		{Token: keys.Token(expired), Expires: now.Add(-time.Second)},
+		{Token: keys.Token(expired), Expires: keys.TimeOf(now.Add(-time.Second))},
 	})})
 	a.Now = func() time.Time { return now }
 	h := a.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -30,7 +30,7 @@ func TestSeedKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, _, err := keys.NewSet(ks).Check(secret, ks[0].CreatedAt)
+	k, _, err := keys.NewSet(ks).Check(secret, ks[0].CreatedAt.Time())
 	if len(ks) != 5 || err != nil || !k.Allows(o.ChatModel) || !k.Allows(o.EmbedModel) || !slices.Contains(k.Models, o.ChatModel) {
 		t.Errorf("%d keys stored; the bench's key: %+v, %v", len(ks), k, err)
 	}

@@ -118,7 +118,7 @@ func TestSetCheck(t *testing.T) {
 	s := NewSet([]*Key{
 		{Token: Token(ok), Models: []string{"qwen3-14b", "team-a-models"}},
 		{Token: Token(blocked), Blocked: true},
-		{Token: Token(expired), Expires: now},
+		{Token: Token(expired), Expires: TimeOf(now)},
 	})
 	tests := []struct {
 		secret string
@@ -161,30 +161,40 @@ func TestCheckAllocatesNothing(t *testing.T) {
 type keyProfile struct {
 	limits      bool // a user, a team, rpm, tpm and parallel limits, a budget
 	metadata    bool // two metadata entries
-	modelLimits bool // an rpm limit on one model
+	modelLimits bool // an rpm and a tpm limit on one model
 }
 
-// keysLike returns n keys of profile p as the store hands them over: every
-// string, slice and map allocated on its own.
+// keysLike returns n keys of profile p as the store hands them over when
+// it loads them all: what keys repeat (model names and lists, user and
+// team ids, budget durations, limits) shared, the rest allocated for each
+// key.
 func keysLike(n int, p keyProfile) []*Key {
 	ks := make([]*Key, n)
-	now := time.Now()
+	now := TimeOf(time.Now())
+	month := TimeOf(time.Now().Add(30 * 24 * time.Hour))
+	models := []string{strings.Clone("qwen3-14b"), strings.Clone("llama-70b")}
+	users, teams := map[int]string{}, map[int]string{}
+	rpm, tpm, parallel, budget := int64(60), int64(100_000), int64(8), 25.0
 	for i := range ks {
 		secret := fmt.Sprintf("sk-key-%012d", i)
 		k := &Key{Token: Token(secret), KeyName: Name(secret), Alias: fmt.Sprintf("team-%d-key-%d", i%500, i),
-			Models:  []string{strings.Clone("qwen3-14b"), strings.Clone("llama-70b")},
-			Expires: now.Add(30 * 24 * time.Hour), CreatedAt: now, UpdatedAt: now}
+			Models: models, Expires: month, CreatedAt: now, UpdatedAt: now}
 		if p.limits {
-			rpm, tpm, parallel, budget := int64(60), int64(100_000), int64(8), 25.0
-			k.UserID, k.TeamID = fmt.Sprintf("user-%d", i%20_000), fmt.Sprintf("team-%d", i%500)
+			if _, ok := users[i%20_000]; !ok {
+				users[i%20_000] = fmt.Sprintf("user-%d", i%20_000)
+			}
+			if _, ok := teams[i%500]; !ok {
+				teams[i%500] = fmt.Sprintf("team-%d", i%500)
+			}
+			k.UserID, k.TeamID = users[i%20_000], teams[i%500]
 			k.RPMLimit, k.TPMLimit, k.MaxParallelRequests = &rpm, &tpm, &parallel
-			k.MaxBudget, k.BudgetDuration, k.BudgetResetAt, k.Spend = &budget, strings.Clone("30d"), now.Add(30*24*time.Hour), 1.5
+			k.MaxBudget, k.BudgetDuration, k.BudgetResetAt, k.Spend = &budget, "30d", month, 1.5
 		}
 		if p.metadata {
-			k.Metadata = map[string]any{"env": strings.Clone("prod"), "owner": fmt.Sprintf("owner-%d@example.com", i)}
+			k.Metadata, _ = MetadataOf(map[string]any{"env": "prod", "owner": fmt.Sprintf("owner-%d@example.com", i)})
 		}
 		if p.modelLimits {
-			k.ModelRPMLimit = map[string]int64{strings.Clone("qwen3-14b"): 30}
+			k.ModelLimits = ModelLimits{{models[0], 30, 50_000}}
 		}
 		ks[i] = k
 	}
@@ -203,12 +213,13 @@ func setBytes(n int, p keyProfile) (uint64, *Set) {
 	return after.HeapAlloc - before.HeapAlloc, s
 }
 
-// TestSetMemory: 100,000 keys with an alias, two models and an expiry fit
-// in 50 MB. Keys with limits, a budget and metadata do not yet (the Key
-// struct alone is 320 bytes, a metadata map some 400):
-// BenchmarkSetMemory measures them.
+// TestSetMemory: 100,000 keys with everything a key may hold (an alias,
+// two models, an expiry, a user, a team, rpm, tpm and parallel limits, a
+// budget, two metadata entries, an rpm and a tpm limit on one model) fit
+// in 50 MB, the Set's index included. BenchmarkSetMemory measures lighter
+// keys too.
 func TestSetMemory(t *testing.T) {
-	used, s := setBytes(100_000, keyProfile{})
+	used, s := setBytes(100_000, keyProfile{limits: true, metadata: true, modelLimits: true})
 	t.Logf("%d keys: %.1f MB", s.Len(), float64(used)/1e6)
 	if used > 50e6 {
 		t.Errorf("100,000 keys take %.1f MB", float64(used)/1e6)
@@ -335,4 +346,43 @@ func TestWith(t *testing.T) {
 	if old.Len() != 3 || len(old.TeamKeys("t1")) != 2 {
 		t.Error("the old snapshot changed")
 	}
+}
+
+// TestTokenPrefixClash: keys whose tokens share the first 8 bytes (the
+// Set's index) are each found by their own token, through additions,
+// replacements and removals.
+func TestTokenPrefixClash(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	tok := func(last byte) (t [32]byte) {
+		copy(t[:], "same8byt")
+		t[31] = last
+		return t
+	}
+	a, b, c := &Key{Token: tok(1), TeamID: "t"}, &Key{Token: tok(2), TeamID: "t"}, &Key{Token: tok(3)}
+	check := func(s *Set, want ...*Key) {
+		t.Helper()
+		if s.Len() != len(want) || len(s.Keys()) != len(want) {
+			t.Errorf("Len %d, Keys %d; want %d", s.Len(), len(s.Keys()), len(want))
+		}
+		for _, k := range want {
+			if got, _, err := s.CheckToken(k.Token, now); got != k || err != nil && !errors.Is(err, ErrTeamMissing) {
+				t.Errorf("CheckToken(%x) = %p, %v; want %p", k.Token[31], got, err, k)
+			}
+		}
+	}
+	s := NewSet([]*Key{a, b, c})
+	check(s, a, b, c)
+	if _, _, err := s.CheckToken(tok(4), now); !errors.Is(err, ErrUnknown) {
+		t.Errorf("a token of the same prefix that no key has: %v", err)
+	}
+	s2 := s.With(nil, [][32]byte{a.Token}, nil, nil) // the indexed one goes; a clash takes its place
+	check(s2, b, c)
+	if got := s2.TeamKeys("t"); len(got) != 1 || got[0] != b {
+		t.Errorf("team keys after a removal: %v", got)
+	}
+	b2 := &Key{Token: b.Token, Alias: "replaced"}
+	s3 := s2.With([]*Key{b2, a}, [][32]byte{c.Token}, nil, nil)
+	check(s3, a, b2)
+	check(s, a, b, c) // the old snapshot is unchanged
 }

@@ -97,12 +97,7 @@ func TeamSpec(t *keys.Team) Spec {
 // model_tpm_limit name models as the client asks for them).
 func ModelSpec(k *keys.Key, model string) Spec {
 	s := None
-	if v, ok := k.ModelRPMLimit[model]; ok {
-		s.RPM = v
-	}
-	if v, ok := k.ModelTPMLimit[model]; ok {
-		s.TPM = v
-	}
+	s.RPM, s.TPM = k.ModelLimits.Of(model)
 	return s
 }
 
@@ -410,7 +405,7 @@ func (l *Limiter) Acquire(ctx context.Context, k *keys.Key, t *keys.Team, model 
 			h.n++
 		}
 	}
-	if len(k.ModelRPMLimit) > 0 || len(k.ModelTPMLimit) > 0 {
+	if len(k.ModelLimits) > 0 {
 		if s := ModelSpec(k, model); s.any() {
 			h.entries[h.n] = entry{c: l.keyModelCounter(k.Token, model), spec: s}
 			h.n++

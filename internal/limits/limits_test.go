@@ -122,7 +122,7 @@ func TestTeamSharedAndAllOrNothing(t *testing.T) {
 func TestModelPerKey(t *testing.T) {
 	t.Parallel()
 	l, _ := newLimiter(Output)
-	k := key(1, func(k *keys.Key) { k.ModelRPMLimit = map[string]int64{"small": 1} })
+	k := key(1, func(k *keys.Key) { k.ModelLimits = keys.ModelLimitsOf(map[string]int64{"small": 1}, nil) })
 	if _, x := l.Acquire(context.Background(), k, nil, "small"); x != nil {
 		t.Fatal(x)
 	}
@@ -173,6 +173,22 @@ func TestQuotaFromCluster(t *testing.T) {
 func BenchmarkAcquire(b *testing.B) {
 	l := New(Options{})
 	k := key(1, func(k *keys.Key) { k.RPMLimit = ptr(1 << 40); k.MaxParallelRequests = ptr(1 << 20) })
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		h, _ := l.Acquire(ctx, k, nil, "m")
+		h.End(1, 1)
+	}
+}
+
+// BenchmarkAcquireModelLimit is BenchmarkAcquire for a key with a limit on
+// the model called (model_rpm_limit): the lookup allocates nothing either.
+func BenchmarkAcquireModelLimit(b *testing.B) {
+	l := New(Options{})
+	k := key(1, func(k *keys.Key) {
+		k.RPMLimit = ptr(1 << 40)
+		k.ModelLimits = keys.ModelLimitsOf(map[string]int64{"a": 1 << 40, "m": 1 << 40, "z": 1}, nil)
+	})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

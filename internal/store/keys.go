@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -42,11 +41,12 @@ var keyColumns = strings.Join(keyColumnList, ", ")
 // Keys returns every stored key, oldest first (by created_at, then token),
 // for the snapshot the request path checks keys against.
 //
-// A key reads back as it was written except: times are UTC at microsecond
-// precision; empty models, metadata and per-model limits are nil; numbers
-// in metadata are json.Number.
+// A key reads back as it was written except: times are at microsecond
+// precision; empty models, metadata and per-model limits are nil; metadata
+// is as keys.MetadataOf renders it. The keys share the strings, model
+// lists and limits they repeat.
 func (s *Store) Keys(ctx context.Context) ([]*keys.Key, error) {
-	return queryAll(ctx, s, "keys", "SELECT "+keyColumns+" FROM keys ORDER BY created_at, token", scanKey)
+	return queryAll(ctx, s, "keys", "SELECT "+keyColumns+" FROM keys ORDER BY created_at, token", newInterner().scanKey)
 }
 
 // KeysPage returns at most limit keys, skipping the first offset, in the
@@ -111,10 +111,10 @@ func (s *Store) Key(ctx context.Context, token [32]byte) (*keys.Key, error) {
 func (s *Store) CreateKey(ctx context.Context, k keys.Key) (*keys.Key, error) {
 	at := now()
 	if k.CreatedAt.IsZero() {
-		k.CreatedAt = at
+		k.CreatedAt = keys.TimeOf(at)
 	}
 	if k.UpdatedAt.IsZero() {
-		k.UpdatedAt = at
+		k.UpdatedAt = keys.TimeOf(at)
 	}
 	cols, out, err := s.encodeKey(k)
 	if err != nil {
@@ -139,7 +139,7 @@ func (s *Store) CreateKey(ctx context.Context, k keys.Key) (*keys.Key, error) {
 // caller's read and its update is not lost. An unknown token is
 // ErrNotFound; an Alias another key has is ErrAliasTaken.
 func (s *Store) UpdateKey(ctx context.Context, k keys.Key) (*keys.Key, error) {
-	k.UpdatedAt = now()
+	k.UpdatedAt = keys.TimeOf(now())
 	cols, out, err := s.encodeKey(k)
 	if err != nil {
 		return nil, err
@@ -159,7 +159,9 @@ func (s *Store) UpdateKey(ctx context.Context, k keys.Key) (*keys.Key, error) {
 	args = append(args, cols[0])
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		row := tx.QueryRowContext(ctx, s.rebind("UPDATE keys SET "+strings.Join(set, ", ")+" WHERE token = ? RETURNING created_at, spend"), args...)
-		err := row.Scan(timeValue{&out.CreatedAt}, &out.Spend)
+		var created time.Time
+		err := row.Scan(timeValue{&created}, &out.Spend)
+		out.CreatedAt = keys.TimeOf(created)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("key %s: %w", shortToken(k.Token), ErrNotFound)
 		}
@@ -352,15 +354,21 @@ func (s *Store) encodeKey(k keys.Key) (cols []any, out *keys.Key, err error) {
 	if err != nil {
 		return fail("encode models", err)
 	}
-	metadata, err := encodeObject(k.Metadata)
+	// Metadata is stored as json.Marshal renders the object, as before keys
+	// kept it as JSON text.
+	m, err := decodeObject([]byte(k.Metadata))
+	if err != nil {
+		return fail("metadata", err)
+	}
+	metadata, err := encodeObject(m)
 	if err != nil {
 		return fail("encode metadata", err)
 	}
-	rpm, err := json.Marshal(nonNilMap(k.ModelRPMLimit))
+	rpm, err := json.Marshal(k.ModelLimits.RPM())
 	if err != nil {
 		return fail("encode model_rpm_limit", err)
 	}
-	tpm, err := json.Marshal(nonNilMap(k.ModelTPMLimit))
+	tpm, err := json.Marshal(k.ModelLimits.TPM())
 	if err != nil {
 		return fail("encode model_tpm_limit", err)
 	}
@@ -370,53 +378,47 @@ func (s *Store) encodeKey(k keys.Key) (cols []any, out *keys.Key, err error) {
 	if len(out.Models) == 0 {
 		out.Models = nil
 	}
-	if out.Metadata, err = decodeObject(metadata); err != nil {
+	if out.Metadata, err = keys.MetadataOf(m); err != nil {
 		return fail("metadata", err)
 	}
-	out.ModelRPMLimit, out.ModelTPMLimit = maps.Clone(k.ModelRPMLimit), maps.Clone(k.ModelTPMLimit)
-	if len(out.ModelRPMLimit) == 0 {
-		out.ModelRPMLimit = nil
-	}
-	if len(out.ModelTPMLimit) == 0 {
-		out.ModelTPMLimit = nil
-	}
+	out.ModelLimits = keys.ModelLimitsOf(k.ModelLimits.RPM(), k.ModelLimits.TPM())
 	out.MaxBudget = clonePtr(k.MaxBudget)
 	out.TPMLimit, out.RPMLimit, out.MaxParallelRequests = clonePtr(k.TPMLimit), clonePtr(k.RPMLimit), clonePtr(k.MaxParallelRequests)
 	for _, f := range []struct {
 		name string
-		t    *time.Time
-	}{{"expires", &out.Expires}, {"budget_reset_at", &out.BudgetResetAt}, {"created_at", &out.CreatedAt}, {"updated_at", &out.UpdatedAt}} {
-		if f.t.IsZero() {
-			continue
-		}
-		*f.t = f.t.UTC().Truncate(time.Microsecond)
-		if y := f.t.Year(); y < 1 || y > 9999 {
+		t    keys.Time
+	}{{"expires", out.Expires}, {"budget_reset_at", out.BudgetResetAt}, {"created_at", out.CreatedAt}, {"updated_at", out.UpdatedAt}} {
+		if y := f.t.Time().Year(); !f.t.IsZero() && (y < 1 || y > 9999) {
 			return fail(f.name, fmt.Errorf("year %d is outside 1 to 9999", y))
 		}
 	}
 	cols = []any{
 		keys.TokenHex(k.Token), k.KeyName, nullString(k.Alias), nullString(k.UserID), nullString(k.TeamID),
-		models, metadata, k.Blocked, s.nullTime(out.Expires),
-		nullPtr(k.MaxBudget), nullString(k.BudgetDuration), s.nullTime(out.BudgetResetAt), k.Spend,
+		models, metadata, k.Blocked, s.nullTime(out.Expires.Time()),
+		nullPtr(k.MaxBudget), nullString(k.BudgetDuration), s.nullTime(out.BudgetResetAt.Time()), k.Spend,
 		nullPtr(k.TPMLimit), nullPtr(k.RPMLimit), nullPtr(k.MaxParallelRequests),
-		rpm, tpm, s.timeArg(out.CreatedAt), s.timeArg(out.UpdatedAt),
+		rpm, tpm, s.timeArg(out.CreatedAt.Time()), s.timeArg(out.UpdatedAt.Time()),
 	}
 	return cols, out, nil
 }
 
 // scanKey reads one row of keyColumns.
-func scanKey(row scanner) (*keys.Key, error) {
+func scanKey(row scanner) (*keys.Key, error) { return (*interner)(nil).scanKey(row) }
+
+// scanKey reads one row of keyColumns, sharing what in has seen before.
+func (in *interner) scanKey(row scanner) (*keys.Key, error) {
 	var (
-		k                               keys.Key
-		token                           string
-		alias, user, team, duration     sql.NullString
-		models, metadata, rpm, tpm      []byte
-		maxBudget                       sql.NullFloat64
-		tpmLimit, rpmLimit, maxParallel sql.NullInt64
+		k                                        keys.Key
+		token                                    string
+		alias, user, team, duration              sql.NullString
+		models, metadata, rpm, tpm               []byte
+		maxBudget                                sql.NullFloat64
+		tpmLimit, rpmLimit, maxParallel          sql.NullInt64
+		expires, budgetResetAt, created, updated time.Time
 	)
-	err := row.Scan(&token, &k.KeyName, &alias, &user, &team, &models, &metadata, &k.Blocked, nullTimeValue{&k.Expires},
-		&maxBudget, &duration, nullTimeValue{&k.BudgetResetAt}, &k.Spend, &tpmLimit, &rpmLimit, &maxParallel,
-		&rpm, &tpm, timeValue{&k.CreatedAt}, timeValue{&k.UpdatedAt})
+	err := row.Scan(&token, &k.KeyName, &alias, &user, &team, &models, &metadata, &k.Blocked, nullTimeValue{&expires},
+		&maxBudget, &duration, nullTimeValue{&budgetResetAt}, &k.Spend, &tpmLimit, &rpmLimit, &maxParallel,
+		&rpm, &tpm, timeValue{&created}, timeValue{&updated})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
@@ -429,46 +431,122 @@ func scanKey(row scanner) (*keys.Key, error) {
 	fail := func(field string, err error) (*keys.Key, error) {
 		return nil, fmt.Errorf("key %s: decode %s: %w", shortToken(k.Token), field, err)
 	}
-	k.Alias, k.UserID, k.TeamID, k.BudgetDuration = alias.String, user.String, team.String, duration.String
-	if !isEmptyJSON(models) {
-		if err := json.Unmarshal(models, &k.Models); err != nil {
-			return fail("models", err)
-		}
+	k.Expires, k.BudgetResetAt, k.CreatedAt, k.UpdatedAt = keys.TimeOf(expires), keys.TimeOf(budgetResetAt), keys.TimeOf(created), keys.TimeOf(updated)
+	k.Alias, k.UserID, k.TeamID, k.BudgetDuration = alias.String, in.str(user.String), in.str(team.String), in.str(duration.String)
+	if k.Models, err = in.list(models); err != nil {
+		return fail("models", err)
 	}
-	if k.Metadata, err = decodeObject(metadata); err != nil {
+	m, err := decodeObject(metadata)
+	if err != nil {
 		return fail("metadata", err)
 	}
-	if !isEmptyJSON(rpm) {
-		if err := json.Unmarshal(rpm, &k.ModelRPMLimit); err != nil {
-			return fail("model_rpm_limit", err)
+	if k.Metadata, err = keys.MetadataOf(m); err != nil {
+		return fail("metadata", err)
+	}
+	var perModel [2]map[string]int64
+	for i, b := range [][]byte{rpm, tpm} {
+		if isEmptyJSON(b) {
+			continue
+		}
+		if err := json.Unmarshal(b, &perModel[i]); err != nil {
+			return fail([]string{"model_rpm_limit", "model_tpm_limit"}[i], err)
 		}
 	}
-	if !isEmptyJSON(tpm) {
-		if err := json.Unmarshal(tpm, &k.ModelTPMLimit); err != nil {
-			return fail("model_tpm_limit", err)
-		}
-	}
-	if len(k.Models) == 0 {
-		k.Models = nil
-	}
-	if len(k.ModelRPMLimit) == 0 {
-		k.ModelRPMLimit = nil
-	}
-	if len(k.ModelTPMLimit) == 0 {
-		k.ModelTPMLimit = nil
+	k.ModelLimits = keys.ModelLimitsOf(perModel[0], perModel[1])
+	for i := range k.ModelLimits {
+		k.ModelLimits[i].Model = in.str(k.ModelLimits[i].Model)
 	}
 	if maxBudget.Valid {
-		k.MaxBudget = &maxBudget.Float64
+		k.MaxBudget = in.float(maxBudget.Float64)
 	}
-	for _, l := range []struct {
-		v sql.NullInt64
-		p **int64
-	}{{tpmLimit, &k.TPMLimit}, {rpmLimit, &k.RPMLimit}, {maxParallel, &k.MaxParallelRequests}} {
-		if l.v.Valid {
-			*l.p = &l.v.Int64
+	k.TPMLimit, k.RPMLimit, k.MaxParallelRequests = in.int(tpmLimit), in.int(rpmLimit), in.int(maxParallel)
+	return &k, nil
+}
+
+// interner hands out one copy of what many keys repeat (model names and
+// lists, team and user ids, budget durations, limits) when every key is
+// loaded, so that 100,000 keys fit in 50 MB (see keys.Key: a key in a Set
+// is never modified, so keys may share them). A nil interner shares
+// nothing.
+type interner struct {
+	strs   map[string]string
+	lists  map[string][]string // by the JSON text of the models column
+	ints   map[int64]*int64
+	floats map[float64]*float64
+}
+
+func newInterner() *interner {
+	return &interner{strs: map[string]string{}, lists: map[string][]string{}, ints: map[int64]*int64{}, floats: map[float64]*float64{}}
+}
+
+// str returns s, or the copy of it seen before.
+func (in *interner) str(s string) string {
+	if in == nil || s == "" {
+		return s
+	}
+	if c, ok := in.strs[s]; ok {
+		return c
+	}
+	in.strs[s] = s
+	return s
+}
+
+// list decodes a models column: nil for none.
+func (in *interner) list(b []byte) ([]string, error) {
+	if isEmptyJSON(b) {
+		return nil, nil
+	}
+	if in != nil {
+		if l, ok := in.lists[string(b)]; ok {
+			return l, nil
 		}
 	}
-	return &k, nil
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, err
+	}
+	if len(l) == 0 {
+		return nil, nil
+	}
+	l = slices.Clip(l)
+	if in != nil {
+		for i := range l {
+			l[i] = in.str(l[i])
+		}
+		in.lists[string(b)] = l
+	}
+	return l, nil
+}
+
+// int returns a pointer to v's value, nil for NULL.
+func (in *interner) int(v sql.NullInt64) *int64 {
+	switch {
+	case !v.Valid:
+		return nil
+	}
+	x := v.Int64
+	if in == nil {
+		return &x
+	}
+	p, ok := in.ints[x]
+	if !ok {
+		p = &x
+		in.ints[x] = p
+	}
+	return p
+}
+
+// float returns a pointer to v.
+func (in *interner) float(v float64) *float64 {
+	if in == nil {
+		return &v
+	}
+	p, ok := in.floats[v]
+	if !ok {
+		p = &v
+		in.floats[v] = p
+	}
+	return p
 }
 
 // isEmptyJSON reports whether b is an empty JSON array or object, most
@@ -538,11 +616,4 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
-}
-
-func nonNilMap[K comparable, V any](m map[K]V) map[K]V {
-	if m == nil {
-		return map[K]V{}
-	}
-	return m
 }

@@ -2,12 +2,12 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -31,18 +31,17 @@ func fullKey(secret string) keys.Key {
 	k.UserID = "alice"
 	k.TeamID = "team-a"
 	k.Models = []string{"qwen3-14b", "gpt-4o"}
-	k.Metadata = map[string]any{"owner": "alice", "cost_center": 42, "tags": []any{"a", "b"}, "nested": map[string]any{"x": 1.5}}
+	k.Metadata = `{"owner": "alice", "cost_center": 42, "tags": ["a", "b"], "nested": {"x": 1.5}, "note": "a<b & c"}`
 	k.Blocked = true
-	k.Expires = time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.FixedZone("CET", 3600))
+	k.Expires = keys.TimeOf(time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.FixedZone("CET", 3600)))
 	k.MaxBudget = ptr(0.0)
 	k.BudgetDuration = "1mo"
-	k.BudgetResetAt = time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC)
+	k.BudgetResetAt = keys.TimeOf(time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC))
 	k.Spend = 12.25
 	k.TPMLimit = ptr(int64(0))
 	k.RPMLimit = ptr(int64(600))
 	k.MaxParallelRequests = ptr(int64(8))
-	k.ModelRPMLimit = map[string]int64{"qwen3-14b": 60}
-	k.ModelTPMLimit = map[string]int64{"qwen3-14b": 100_000, "gpt-4o": 0}
+	k.ModelLimits = keys.ModelLimitsOf(map[string]int64{"qwen3-14b": 60}, map[string]int64{"qwen3-14b": 100_000, "gpt-4o": 0})
 	return k
 }
 
@@ -61,24 +60,24 @@ func checkQuiet(t *testing.T, err error, tokens ...[32]byte) {
 func TestKeyRoundTrip(t *testing.T) {
 	t.Parallel()
 	imported := newKey("sk-imported-from-litellm")
-	imported.CreatedAt = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
-	imported.UpdatedAt = time.Date(2024, 6, 6, 7, 8, 9, 0, time.UTC)
+	imported.CreatedAt = keys.TimeOf(time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC))
+	imported.UpdatedAt = keys.TimeOf(time.Date(2024, 6, 6, 7, 8, 9, 0, time.UTC))
 
 	full := fullKey("sk-full")
 	wantFull := fullKey("sk-full")
-	wantFull.Metadata = map[string]any{"owner": "alice", "cost_center": json.Number("42"), "tags": []any{"a", "b"},
-		"nested": map[string]any{"x": json.Number("1.5")}}
-	wantFull.Expires = time.Date(2030, 1, 2, 2, 4, 5, 123456000, time.UTC)
+	// Metadata reads back as the admin API shows it: keys sorted, compact,
+	// numbers as written, < and & as they are.
+	wantFull.Metadata = `{"cost_center":42,"nested":{"x":1.5},"note":"a<b & c","owner":"alice","tags":["a","b"]}`
+	wantFull.Expires = keys.TimeOf(time.Date(2030, 1, 2, 2, 4, 5, 123456000, time.UTC))
 
 	emptyNotNil := newKey("sk-empty-not-nil")
-	emptyNotNil.Models, emptyNotNil.Metadata = []string{}, map[string]any{}
-	emptyNotNil.ModelRPMLimit, emptyNotNil.ModelTPMLimit = map[string]int64{}, map[string]int64{}
+	emptyNotNil.Models, emptyNotNil.Metadata, emptyNotNil.ModelLimits = []string{}, "{}", keys.ModelLimits{}
 
 	cases := []struct {
 		name    string
 		in      keys.Key
 		want    keys.Key // times checked apart
-		created time.Time
+		created keys.Time
 	}{
 		{name: "bare: no limits, every model, never expires", in: newKey("sk-bare"), want: newKey("sk-bare")},
 		{name: "every field set, zero limits kept", in: full, want: wantFull},
@@ -102,10 +101,10 @@ func TestKeyRoundTrip(t *testing.T) {
 						t.Errorf("CreateKey returned (-want +got):\n%s", diff)
 					}
 					if c.created.IsZero() {
-						if got.CreatedAt.Before(before) || !got.UpdatedAt.Equal(got.CreatedAt) {
+						if got.CreatedAt.Time().Before(before.Truncate(time.Microsecond)) || got.UpdatedAt != got.CreatedAt {
 							t.Errorf("times: created %v, updated %v; want now, and equal", got.CreatedAt, got.UpdatedAt)
 						}
-					} else if !got.CreatedAt.Equal(c.in.CreatedAt) || !got.UpdatedAt.Equal(c.in.UpdatedAt) {
+					} else if got.CreatedAt != c.in.CreatedAt || got.UpdatedAt != c.in.UpdatedAt {
 						t.Errorf("times: created %v, updated %v; want the key's own", got.CreatedAt, got.UpdatedAt)
 					}
 					read, err := s.Key(ctx, c.in.Token)
@@ -237,7 +236,7 @@ func TestUpdateKey(t *testing.T) {
 			if diff := cmp.Diff(want, *got, cmpopts.IgnoreFields(keys.Key{}, "UpdatedAt")); diff != "" {
 				t.Errorf("UpdateKey returned (-want +got):\n%s", diff)
 			}
-			if got.UpdatedAt.Before(stale.UpdatedAt) {
+			if got.UpdatedAt < stale.UpdatedAt {
 				t.Errorf("UpdatedAt went back: %v then %v", stale.UpdatedAt, got.UpdatedAt)
 			}
 			if read, err := s.Key(ctx, change.Token); err != nil || !cmp.Equal(got, read) {
@@ -414,7 +413,7 @@ func TestKeysPage(t *testing.T) {
 	var in []keys.Key
 	for i, secret := range []string{"sk-0", "sk-1", "sk-2", "sk-3", "sk-4", "sk-5", "sk-6"} {
 		k := newKey(secret)
-		k.CreatedAt = base.Add(time.Duration(i/2) * time.Minute) // pairs share a time
+		k.CreatedAt = keys.TimeOf(base.Add(time.Duration(i/2) * time.Minute)) // pairs share a time
 		in = append(in, k)
 	}
 	for _, tg := range stores(t) {
@@ -433,7 +432,7 @@ func TestKeysPage(t *testing.T) {
 			}
 			for i := 1; i < len(all); i++ {
 				p, q := all[i-1], all[i]
-				if p.CreatedAt.After(q.CreatedAt) || p.CreatedAt.Equal(q.CreatedAt) && keys.TokenHex(p.Token) > keys.TokenHex(q.Token) {
+				if p.CreatedAt > q.CreatedAt || p.CreatedAt == q.CreatedAt && keys.TokenHex(p.Token) > keys.TokenHex(q.Token) {
 					t.Fatalf("Keys is not in created_at, token order at %d", i)
 				}
 			}
@@ -562,5 +561,54 @@ func TestKeyWritesNotify(t *testing.T) {
 	}
 	if list, err := reader.Keys(t.Context()); err != nil || len(list) != 0 {
 		t.Errorf("the other replica reads %d keys, %v; want none", len(list), err)
+	}
+}
+
+// TestKeysShareWhatTheyRepeat: keys loaded together share one copy of the
+// model names and lists, team and user ids, budget durations and limits
+// they repeat (what keeps 100,000 keys within 50 MB, see keys.Key), and
+// each reads back whole.
+func TestKeysShareWhatTheyRepeat(t *testing.T) {
+	t.Parallel()
+	for _, tg := range stores(t) {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t, tg.url, testSecret)
+			a, b := fullKey("sk-share-a"), fullKey("sk-share-b")
+			a.Alias, b.Alias = "a", "b"
+			for _, k := range []keys.Key{a, b} {
+				if _, err := s.CreateKey(t.Context(), k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ks, err := s.Keys(t.Context())
+			if err != nil || len(ks) != 2 {
+				t.Fatalf("Keys: %d, %v", len(ks), err)
+			}
+			x, y := ks[0], ks[1]
+			same := func(s, u string) bool { return unsafe.StringData(s) == unsafe.StringData(u) }
+			for _, c := range []struct {
+				what string
+				ok   bool
+			}{
+				{"models", &x.Models[0] == &y.Models[0]},
+				{"team_id", same(x.TeamID, y.TeamID)},
+				{"user_id", same(x.UserID, y.UserID)},
+				{"budget_duration", same(x.BudgetDuration, y.BudgetDuration)},
+				{"a model of model_rpm_limit", same(x.ModelLimits[0].Model, y.ModelLimits[0].Model)},
+				{"rpm_limit", x.RPMLimit == y.RPMLimit},
+				{"max_budget", x.MaxBudget == y.MaxBudget},
+			} {
+				if !c.ok {
+					t.Errorf("the keys do not share their %s", c.what)
+				}
+			}
+			for _, k := range ks {
+				want := fullKey("sk-share-" + k.Alias)
+				if diff := cmp.Diff(want.ModelLimits, k.ModelLimits); diff != "" || *k.RPMLimit != 600 || k.TeamID != "team-a" {
+					t.Errorf("key %s reads back wrong (-want +got):\n%s", k.Alias, diff)
+				}
+			}
+		})
 	}
 }

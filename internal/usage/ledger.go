@@ -186,7 +186,7 @@ func (l *Ledger) keyAccount(k *keys.Key, now time.Time) *account {
 		a = &account{}
 		l.keys[k.Token] = a
 	}
-	a.observe(k, k.Spend, k.BudgetDuration, k.BudgetResetAt)
+	a.observe(k, k.Spend, k.BudgetDuration, k.BudgetResetAt.Time())
 	a.roll(now)
 	return a
 }
@@ -281,7 +281,7 @@ func (l *Ledger) KeySpend(k *keys.Key) float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.keys[k.Token] == nil {
-		return snapshotSpend(k.Spend, k.BudgetResetAt, now)
+		return snapshotSpend(k.Spend, k.BudgetResetAt.Time(), now)
 	}
 	return l.keyAccount(k, now).live()
 }
@@ -490,7 +490,7 @@ func (l *Ledger) Flush(ctx context.Context) error {
 // reset reaches the store even when nobody uses it. The caller holds l.mu.
 func (l *Ledger) sweep(set *keys.Set, now time.Time) {
 	for _, k := range set.Keys() {
-		if _, ok := l.keys[k.Token]; !ok && k.BudgetDuration != "" && !k.BudgetResetAt.IsZero() && !now.Before(k.BudgetResetAt) {
+		if _, ok := l.keys[k.Token]; !ok && k.BudgetDuration != "" && !k.BudgetResetAt.IsZero() && !now.Before(k.BudgetResetAt.Time()) {
 			l.keyAccount(k, now).used = now
 		}
 	}

@@ -176,7 +176,7 @@ func TestBudgetReset(t *testing.T) {
 			c := &clock{t: time.Date(2025, 6, 4, 22, 0, 0, 0, time.UTC)}
 			reset := time.Date(2025, 6, 5, 0, 0, 0, 0, time.UTC)
 			k := newKey("sk-c")
-			k.MaxBudget, k.BudgetDuration, k.BudgetResetAt = ptr(1.0), "1d", reset
+			k.MaxBudget, k.BudgetDuration, k.BudgetResetAt = ptr(1.0), "1d", keys.TimeOf(reset)
 			key, team := seed(t, s, k, keys.Team{ID: "t", MaxBudget: ptr(10.0), BudgetDuration: "1d", BudgetResetAt: reset})
 			l := New(Options{Store: s, Now: c.Now})
 			ev := Event{Token: key.Token, Key: key, Team: team, Model: "m", Cost: 0.5}
@@ -208,7 +208,7 @@ func TestBudgetReset(t *testing.T) {
 			}
 			stored, _ := s.Key(t.Context(), key.Token)
 			next := time.Date(2025, 6, 6, 0, 0, 0, 0, time.UTC)
-			if stored.Spend != 0.5 || !stored.BudgetResetAt.Equal(next) {
+			if stored.Spend != 0.5 || !stored.BudgetResetAt.Time().Equal(next) {
 				t.Errorf("stored after the reset: spend %v, budget_reset_at %v; want 0.5 and %v", stored.Spend, stored.BudgetResetAt, next)
 			}
 			st, _ := s.Team(t.Context(), team.ID)
@@ -227,7 +227,7 @@ func TestIdleReset(t *testing.T) {
 	t.Parallel()
 	s := openStore(t, "sqlite://"+filepath.Join(t.TempDir(), "m.db"))
 	k := newKey("sk-idle")
-	k.Spend, k.MaxBudget, k.BudgetDuration, k.BudgetResetAt = 3, ptr(5.0), "1h", time.Date(2025, 6, 4, 10, 0, 0, 0, time.UTC)
+	k.Spend, k.MaxBudget, k.BudgetDuration, k.BudgetResetAt = 3, ptr(5.0), "1h", keys.TimeOf(time.Date(2025, 6, 4, 10, 0, 0, 0, time.UTC))
 	key, team := seed(t, s, k, keys.Team{ID: "t"})
 	set := keys.NewSet([]*keys.Key{key}, team)
 	l := New(Options{Store: s, Keys: func() *keys.Set { return set }, Now: func() time.Time { return time.Date(2025, 6, 4, 10, 30, 0, 0, time.UTC) }})
@@ -235,7 +235,7 @@ func TestIdleReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	stored, _ := s.Key(t.Context(), key.Token)
-	if stored.Spend != 0 || !stored.BudgetResetAt.Equal(time.Date(2025, 6, 4, 11, 0, 0, 0, time.UTC)) {
+	if stored.Spend != 0 || !stored.BudgetResetAt.Time().Equal(time.Date(2025, 6, 4, 11, 0, 0, 0, time.UTC)) {
 		t.Errorf("stored: spend %v, budget_reset_at %v; want 0 and 11:00", stored.Spend, stored.BudgetResetAt)
 	}
 }
