@@ -198,7 +198,7 @@ func (a *API) teamCovers(t *keys.Team, m string) bool {
 		return true
 	}
 	names := map[string][]string{} // group -> every name it is known by
-	named := map[string]bool{}      // the groups m names
+	named := map[string]bool{}     // the groups m names
 	for _, n := range a.router.ModelNames() {
 		tg, ok := a.router.Resolve(n)
 		if !ok {
