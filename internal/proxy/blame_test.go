@@ -186,10 +186,12 @@ func TestStalledBackendLeavesRotation(t *testing.T) {
 		fmt.Fprint(w, `{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
 	}))
 	t.Cleanup(stuck.Close)
-	release := sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(release) // before stuck.Close, which waits for its requests
 	good := backend(t, "good", mockllm.Faults{})
 	url, rt, clk := reliableGateway(t, roundRobin, dep("g", "stuck", stuck.URL+"/v1"), mdep("g", "good", good))
+	// Cleanups run last registered first: the gate opens before the
+	// gateway's and the backend's Close wait for the requests it holds.
+	release := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release)
 	ticks := make(chan time.Time)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -216,8 +218,20 @@ func TestStalledBackendLeavesRotation(t *testing.T) {
 	if d.Stalled() {
 		t.Fatal("stalled after 1 s of silence")
 	}
-	look(2 * time.Second)
-	testutil.Eventually(t, "the silent backend to be marked stalled", d.Stalled)
+	// Stalled after max(3 s, 4× its peer's usual wait for a first answer):
+	// the peer's wait is real time, long on a loaded machine, so the looks
+	// go on a second at a time until the watch decides.
+	silence := time.Second
+	for silence < 30*time.Second {
+		look(time.Second)
+		silence += time.Second
+		if waitFor(time.Second, d.Stalled) {
+			break
+		}
+	}
+	if !d.Stalled() || silence < router.DefaultStallAfter {
+		t.Fatalf("stalled %v after %v of silence, want stalled after at least %v", d.Stalled(), silence, router.DefaultStallAfter)
+	}
 
 	before := stuckRequests.Load()
 	for i := range 10 {
@@ -360,4 +374,16 @@ func TestHangOnAFallbackIsCharged(t *testing.T) {
 	if got := cooling(rt, clk, "hung"); got == 0 {
 		t.Error("the fallback that hung through most of its time was not charged")
 	}
+}
+
+// waitFor polls cond for up to limit; it reports whether cond held.
+func waitFor(limit time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
 }
