@@ -643,7 +643,9 @@ func TestRun(t *testing.T) {
 	calls := 0
 	listed := make(chan int, 1)
 
-	s := scrape.New(scrape.Options{Client: &http.Client{}, Interval: 10 * time.Millisecond})
+	// Rounds every half second: a scrape may take up to half the interval,
+	// time enough for a loaded machine.
+	s := scrape.New(scrape.Options{Client: &http.Client{}, Interval: 500 * time.Millisecond})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)
