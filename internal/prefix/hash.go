@@ -50,11 +50,11 @@ type Prompt struct {
 	Blocks []uint64
 
 	kind    kind
-	dialect dialect // how the client writes JSON strings, for Continue
-	body    []byte  // the body read, until Continue or Release
+	dialect dialect          // how the client writes JSON strings, for Continue
+	body    []byte           // the body read, until Continue or Release
 	prev    uint64           // the chain so far: Blocks' last value, or 0
-	buf  [BlockBytes]byte // the partial block after the last full one
-	n    int              // bytes in buf
+	buf     [BlockBytes]byte // the partial block after the last full one
+	n       int              // bytes in buf
 }
 
 // maxPooledBlocks bounds the Blocks slice kept by a released Prompt (64 MiB
