@@ -6,10 +6,11 @@
 // A prompt is hashed once per request into chained block hashes (Hash): the
 // prompt as the server will see it, approximated without a tokenizer — for a
 // chat request the messages in order (role, then the text of the content),
-// for a completion the prompt — cut into blocks of BlockBytes bytes, each
-// hash covering its block and every block before it, so two prompts share
-// their first k hashes exactly when they share their first k blocks. Only
-// full blocks are hashed, as vLLM caches only full blocks.
+// for a completion the prompt, as the client wrote them in JSON — cut into
+// blocks of BlockBytes bytes, each hash covering its block and every block
+// before it, so two prompts share their first k hashes exactly when they
+// share their first k blocks. Only full blocks are hashed, as vLLM caches
+// only full blocks. docs/prefix-index.md gives the choices and the figures.
 //
 // An Index per deployment is an LRU set of block hashes with a capacity in
 // blocks sized from the server's KV cache (CapacityBlocks). Insert records a

@@ -207,3 +207,20 @@ func BenchmarkScrapeRound(b *testing.B) {
 		s.Scrape(b.Context(), ds)
 	}
 }
+
+// TestExpositionLines checks the lines a scrape reads: comments, blank
+// lines and other metrics skipped, the last line without a newline read.
+func TestExpositionLines(t *testing.T) {
+	t.Parallel()
+	body := "# a comment\n\n#TYPE vllm:num_requests_waiting gauge\n" +
+		"# HELP vllm:num_requests_running Running.\n# TYPE vllm:num_requests_running gauge\n" +
+		"vllm:num_requests_running_other 99\n" +
+		"vllm:num_requests_running{model_name=\"Qwen/Qwen3-14B\"} 2\n" +
+		"vllm:num_requests_waiting 3"
+	_, srv := startBackend(t, body)
+	d := dep{}.build(srv.URL + "/v1")
+	newScraper(newClock(), nil).Scrape(t.Context(), []*deployment.Deployment{d})
+	if diff := cmp.Diff(fresh(3, 2, -1), loaded(t, d)); diff != "" {
+		t.Errorf("backend load (-want +got):\n%s", diff)
+	}
+}

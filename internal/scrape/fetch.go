@@ -189,6 +189,9 @@ func keepWanted(dst *bytes.Buffer, text []byte) (badLine int) {
 		}
 		if keep[string(name)] {
 			dst.Write(line)
+			if line[len(line)-1] != '\n' { // the parser wants the last line ended
+				dst.WriteByte('\n')
+			}
 		}
 	}
 	return 0
