@@ -13,11 +13,11 @@
 // only full blocks. docs/prefix-index.md gives the choices and the figures.
 //
 // An Index per deployment is an LRU set of block hashes with a capacity in
-// blocks sized from the server's KV cache (CapacityBlocks). Insert records a
-// prompt at dispatch; Continue then Insert records the completed turn, the
-// reply appended the way the next turn of the chat will send it, so that a
-// conversation's next turn matches its whole history. Match returns how many
-// leading blocks of a prompt the index holds.
+// blocks sized from the server's KV cache (CapacityBlocks). Insert records
+// a prompt at dispatch; Continuation then Insert records the completed
+// turn, the reply appended the way the next turn of the chat will send it,
+// so that a conversation's next turn matches its whole history. Match
+// returns how many leading blocks of a prompt the index holds.
 //
 // The estimate is approximate by design: a block is BlockBytes of text, not
 // tokens; the chat template, tools and tool calls are not part of the hashed

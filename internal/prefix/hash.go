@@ -42,19 +42,17 @@ const (
 
 // Prompt is a request's prompt as chained block hashes. It comes from Hash
 // or Continuation and goes back with Release; it is not safe for
-// concurrent use.
+// concurrent use, and its Blocks must not be used after Release.
 type Prompt struct {
 	// Blocks are the chained hashes of the prompt's full blocks, in order:
 	// Blocks[i] covers blocks 0 to i. Nil or empty when the body has no
 	// prompt the scanner can read.
 	Blocks []uint64
 
-	kind    kind
-	dialect dialect          // how the client writes JSON strings, for Continue
-	body    []byte           // the body read, until Continue or Release
-	prev    uint64           // the chain so far: Blocks' last value, or 0
-	buf     [BlockBytes]byte // the partial block after the last full one
-	n       int              // bytes in buf
+	kind kind
+	prev uint64           // the chain so far: Blocks' last value, or 0
+	buf  [BlockBytes]byte // the partial block after the last full one
+	n    int              // bytes in buf
 }
 
 // maxPooledBlocks bounds the Blocks slice kept by a released Prompt (64 MiB
@@ -65,9 +63,8 @@ var pool = sync.Pool{New: func() any { return new(Prompt) }}
 
 // Hash returns the prompt of the JSON request body: the messages of a chat
 // completion or the prompt of a completion. It reads body in place, without
-// copying the prompt, and keeps a reference to it for Continue until that
-// or Release: body must not change meanwhile. It takes its Prompt from a
-// pool: call Release when done, and it allocates nothing in steady state.
+// copying the prompt or keeping body. It takes its Prompt from a pool: call
+// Release when done, and it allocates nothing in steady state.
 //
 // A chat message contributes its role then the text of its content (a
 // string, or the text parts of an array; other parts count as their JSON
@@ -83,37 +80,30 @@ func Hash(body []byte) *Prompt {
 }
 
 // Continuation returns the prompt of body followed by the assistant's reply
-// as the next turn of the conversation will send it: Hash(body) then
-// Continue(reply). Call Release when done.
+// the way the next request of the conversation will resend it: for a chat,
+// as a message of role assistant after the others; for a completion, as
+// text following the prompt. Inserting its Blocks into a deployment's
+// Index when the reply completes lets the conversation's next turn match
+// its whole history. The reply is written as the client writes JSON
+// strings, told from the escapes in body. A body without a readable prompt
+// yields no blocks. Call Release when done.
+//
+// It hashes body again rather than extend the Prompt hashed at the pick, so
+// that nothing holds on to the body in between; it runs once per request,
+// off the pick.
 func Continuation(body []byte, reply string) *Prompt {
 	p := Hash(body)
-	p.Continue(reply)
-	return p
-}
-
-// Continue appends the assistant's reply to the prompt the way the next
-// request of the conversation will resend it: for a chat, as a message of
-// role assistant after the others; for a completion, as text following
-// the prompt. Inserting the result into a deployment's Index after the
-// reply completes lets the conversation's next turn match its whole
-// history. The reply is written the way the client writes JSON strings,
-// told from the body Hash read, which must not have changed since. A
-// Prompt without a readable prompt is left as it is; Continue is called
-// once at most.
-func (p *Prompt) Continue(reply string) {
-	if p.kind != unknown {
-		p.dialect = dialectOf(p.body)
+	if p.kind == unknown {
+		return p
 	}
-	p.body = nil
-	switch p.kind {
-	case chat:
+	d := dialectOf(body)
+	if p.kind == chat {
 		p.writeByte(beforeRole)
 		p.write(assistant)
 		p.writeByte(beforeContent)
-		writeText(p, reply, p.dialect)
-	case completion:
-		writeText(p, reply, p.dialect)
 	}
+	writeText(p, reply, d)
+	return p
 }
 
 // Release returns p to the pool. p must not be used afterwards.
@@ -128,7 +118,6 @@ func (p *Prompt) Release() {
 func (p *Prompt) reset() {
 	p.Blocks = p.Blocks[:0]
 	p.kind, p.prev, p.n = unknown, 0, 0
-	p.body = nil
 }
 
 var assistant = []byte("assistant")
@@ -136,7 +125,6 @@ var assistant = []byte("assistant")
 // read hashes the prompt of body.
 func (p *Prompt) read(body []byte) {
 	p.reset()
-	p.body = body
 	s := scanner{b: body}
 	if !s.enter('{') {
 		return

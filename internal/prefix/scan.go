@@ -2,6 +2,7 @@ package prefix
 
 import (
 	"bytes"
+	"encoding/binary"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -216,7 +217,14 @@ func dialectOf(body []byte) dialect {
 	return d
 }
 
+// hasNonASCII reports whether b holds a byte from 0x80 up, eight bytes at
+// a time.
 func hasNonASCII(b []byte) bool {
+	for ; len(b) >= 8; b = b[8:] {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return true
+		}
+	}
 	for _, c := range b {
 		if c >= 0x80 {
 			return true
