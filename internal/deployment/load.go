@@ -18,7 +18,25 @@ type BackendLoad struct {
 	// (vllm:kv_cache_usage_perc, or vllm:gpu_cache_usage_perc on older
 	// vLLM); negative when the server does not report it.
 	KVCacheUsage float64
-	Scraped      time.Time // when the values were read
+	// KVBlocks and KVBlockSize are the size of the server's KV cache:
+	// KVBlocks blocks (summed over its data-parallel engines) of
+	// KVBlockSize tokens, the num_gpu_blocks and block_size labels of
+	// vllm:cache_config_info. Zero when the server does not report them.
+	KVBlocks    int
+	KVBlockSize int
+	// PrefixQueries and PrefixHits are the server's prefix cache counters
+	// since it started, in tokens (vllm:prefix_cache_queries_total and
+	// vllm:prefix_cache_hits_total, or their gpu_ names on older vLLM);
+	// negative when it does not report them.
+	PrefixQueries float64
+	PrefixHits    float64
+	// PrefixHitRate is the share of queried prompt tokens found in the
+	// prefix cache, 0 to 1, between the last two scrapes that saw
+	// queries: the counters' deltas, a counter reset counting from zero.
+	// Negative until two scrapes have seen the counters and queries
+	// between them.
+	PrefixHitRate float64
+	Scraped       time.Time // when the values were read
 	// ValidUntil is when the values stop being trusted if no newer scrape
 	// replaces them.
 	ValidUntil time.Time

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -61,6 +62,8 @@ type Scraper struct {
 	// failing tells, for each server scraped in the latest round, whether
 	// its scrape failed, so only changes are logged. Guarded by busy.
 	failing map[target]bool
+	// buffers holds *bytes.Buffer for the answers, reused across rounds.
+	buffers sync.Pool
 }
 
 // New returns a Scraper for o with defaults applied. It panics when o.Client
@@ -219,10 +222,13 @@ func (s *Scraper) apply(g *group, r result) {
 	case r.noMetrics:
 		for _, d := range g.ds {
 			d.SetBackendLoad(deployment.BackendLoad{
-				Supported:    false,
-				KVCacheUsage: -1,
-				Scraped:      r.at,
-				Error:        r.err,
+				Supported:     false,
+				KVCacheUsage:  -1,
+				PrefixQueries: -1,
+				PrefixHits:    -1,
+				PrefixHitRate: -1,
+				Scraped:       r.at,
+				Error:         r.err,
 			})
 		}
 		delete(s.failing, g.target)
@@ -241,13 +247,19 @@ func (s *Scraper) apply(g *group, r result) {
 		until := r.at.Add(validIntervals * s.interval)
 		for _, d := range g.ds {
 			w, run, kv := r.metrics.load(d.UpstreamModel)
+			q, h := r.metrics.prefixCounters(d.UpstreamModel)
 			d.SetBackendLoad(deployment.BackendLoad{
-				Supported:    true,
-				Waiting:      w,
-				Running:      run,
-				KVCacheUsage: kv,
-				Scraped:      r.at,
-				ValidUntil:   until,
+				Supported:     true,
+				Waiting:       w,
+				Running:       run,
+				KVCacheUsage:  kv,
+				KVBlocks:      r.cache.blocks,
+				KVBlockSize:   r.cache.blockSize,
+				PrefixQueries: q,
+				PrefixHits:    h,
+				PrefixHitRate: hitRate(d.BackendLoad(), q, h),
+				Scraped:       r.at,
+				ValidUntil:    until,
 			})
 		}
 		if s.failing[g.target] {
@@ -257,10 +269,29 @@ func (s *Scraper) apply(g *group, r result) {
 	}
 }
 
+// hitRate returns the prefix cache hit rate between prev, the deployment's
+// previous scrape, and counters queries and hits read now: hits over
+// queries of the deltas, the counters themselves after a reset (a counter
+// that went down: the server restarted). Without queries in between, the
+// previous rate stands; without counters on either side it is unknown, -1.
+func hitRate(prev *deployment.BackendLoad, queries, hits float64) float64 {
+	if prev == nil || queries < 0 || prev.PrefixQueries < 0 {
+		return -1
+	}
+	dq, dh := queries-prev.PrefixQueries, hits-prev.PrefixHits
+	if dq < 0 || dh < 0 {
+		dq, dh = queries, hits
+	}
+	if dq <= 0 {
+		return prev.PrefixHitRate
+	}
+	return min(1, max(0, dh/dq))
+}
+
 // fail records a failed scrape of d: the values of the last successful
 // scrape are kept, with msg as the Error that makes them stale.
 func fail(d *deployment.Deployment, msg string) {
-	l := deployment.BackendLoad{KVCacheUsage: -1}
+	l := deployment.BackendLoad{KVCacheUsage: -1, PrefixQueries: -1, PrefixHits: -1, PrefixHitRate: -1}
 	if prev := d.BackendLoad(); prev != nil {
 		l = *prev
 	}

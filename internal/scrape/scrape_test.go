@@ -123,7 +123,7 @@ func (b *backend) requests() []seen {
 }
 
 // startBackend serves a backend answering body with 200.
-func startBackend(t *testing.T, body string) (*backend, *httptest.Server) {
+func startBackend(t testing.TB, body string) (*backend, *httptest.Server) {
 	t.Helper()
 	b := &backend{body: body}
 	srv := httptest.NewServer(b)
@@ -177,12 +177,15 @@ func loaded(t *testing.T, d *deployment.Deployment) deployment.BackendLoad {
 // fresh is a successful scrape at t0.
 func fresh(waiting, running, kv float64) deployment.BackendLoad {
 	return deployment.BackendLoad{
-		Supported:    true,
-		Waiting:      waiting,
-		Running:      running,
-		KVCacheUsage: kv,
-		Scraped:      t0,
-		ValidUntil:   t0.Add(3 * interval),
+		Supported:     true,
+		Waiting:       waiting,
+		Running:       running,
+		KVCacheUsage:  kv,
+		PrefixQueries: -1,
+		PrefixHits:    -1,
+		PrefixHitRate: -1,
+		Scraped:       t0,
+		ValidUntil:    t0.Add(3 * interval),
 	}
 }
 
@@ -417,7 +420,7 @@ func TestNotFound(t *testing.T) {
 		t.Errorf("%d requests in 3 rounds; want 1", n)
 	}
 	l := loaded(t, d)
-	want := deployment.BackendLoad{Supported: false, KVCacheUsage: -1, Scraped: t0, Error: "GET /metrics: 404 Not Found"}
+	want := deployment.BackendLoad{Supported: false, KVCacheUsage: -1, PrefixQueries: -1, PrefixHits: -1, PrefixHitRate: -1, Scraped: t0, Error: "GET /metrics: 404 Not Found"}
 	if diff := cmp.Diff(want, l); diff != "" {
 		t.Errorf("backend load (-want +got):\n%s", diff)
 	}
