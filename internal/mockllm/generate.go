@@ -40,10 +40,10 @@ type generationRequest struct {
 type generation struct {
 	kind   kind
 	m      *modelState
-	prompt int    // prompt tokens
+	prompt int      // prompt tokens
 	ids    []uint64 // the prompt's token ids (engine model only)
-	n      int    // output tokens to produce
-	reason string // finish_reason: "length" if max_tokens was set, else "stop"
+	n      int      // output tokens to produce
+	reason string   // finish_reason: "length" if max_tokens was set, else "stop"
 	stream bool
 	usage  bool // stream_options.include_usage
 }
