@@ -108,6 +108,12 @@ func (e *engine) wall(d time.Duration) time.Time {
 	return e.wall0.Add(time.Duration(float64(d) / e.speedUp))
 }
 
+// lagTolerance is how far, in simulated time, the engine may run behind
+// the wall clock before it gives the lag up as idle time: 5 ms of wall time.
+func (e *engine) lagTolerance() time.Duration {
+	return time.Duration(float64(5*time.Millisecond) * e.speedUp)
+}
+
 // blocksFor is the number of blocks n tokens occupy.
 func (e *engine) blocksFor(n int) int {
 	return (n + e.cfg.BlockSize - 1) / e.cfg.BlockSize
@@ -192,10 +198,12 @@ func (e *engine) run() {
 
 		e.mu.Lock()
 		e.simNow = end
-		if lag := e.sim(e.now()) - end; lag > d {
+		if lag := e.sim(e.now()) - end; lag > d+e.lagTolerance() {
 			// The machine could not keep up with the speed-up: count the
 			// lost time as idle GPU time rather than let the simulated
-			// clock fall ever further behind the arrivals.
+			// clock fall ever further behind the arrivals. Smaller lags
+			// (a timer's overshoot) are caught up by the deadlines of the
+			// next steps.
 			e.simNow += lag
 		}
 		e.apply()
