@@ -3,9 +3,11 @@ package mockllm
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -38,6 +40,18 @@ type Config struct {
 	APIKey           string        // "" = no auth; else /v1/* requires "Authorization: Bearer <APIKey>"
 	Faults           Faults        // faults in force from the start
 	Seed             int64         // seeds Rand when Rand is nil (mixed with Name, so backends differ)
+
+	// Engine, when set, replaces the simple model (MaxConcurrent slots,
+	// TTFT, TPOT) by the engine model: continuous batching, chunked
+	// prefill, a paged KV cache with prefix caching, preemption, and a
+	// step time from the profile's constants. MaxConcurrent, TTFT and TPOT
+	// are then unused. See EngineConfig.
+	Engine *EngineConfig
+	// SpeedUp makes simulated time run that many times faster than wall
+	// time (default 1): every delay of the mock is divided by it, and the
+	// engine's metrics (vllm:time_to_first_token_seconds) are in simulated
+	// seconds. Fleet benchmarks on a small machine use 10 to 20.
+	SpeedUp float64
 
 	// Sleep waits for d or until ctx ends, whichever is first, and returns
 	// ctx.Err() in the latter case. Every delay of the mock goes through it.
@@ -87,6 +101,13 @@ func (c Config) withDefaults() Config {
 	if c.EmbeddingDim <= 0 {
 		c.EmbeddingDim = DefaultEmbeddingDim
 	}
+	if c.SpeedUp <= 0 {
+		c.SpeedUp = 1
+	}
+	if c.Engine != nil {
+		e := *c.Engine // never share the caller's struct
+		c.Engine = &e
+	}
 	if c.Sleep == nil {
 		c.Sleep = timerSleep
 	}
@@ -100,6 +121,23 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
+}
+
+// Validate reports a configuration New cannot serve: faults out of range or
+// an unknown engine profile.
+func (c Config) Validate() error {
+	if err := c.Faults.Validate(); err != nil {
+		return fmt.Errorf("mockllm faults: %w", err)
+	}
+	if c.Engine != nil {
+		if _, err := c.Engine.resolve(); err != nil {
+			return fmt.Errorf("mockllm engine: %w", err)
+		}
+	}
+	if c.SpeedUp < 0 {
+		return fmt.Errorf("mockllm: speed-up %v: want a positive factor", c.SpeedUp)
+	}
+	return nil
 }
 
 // timerSleep is the default Config.Sleep.
@@ -158,6 +196,49 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 		"fault: /health answers 503, as vLLM does when its engine is dead")
 	fs.Int64Var(&c.Seed, "seed", c.Seed,
 		"seed of the random choices (which requests fail under --error-rate), for repeatable runs")
+	fs.Float64Var(&c.SpeedUp, "speed-up", c.SpeedUp,
+		"simulated time runs this many times faster than wall time; metrics are in simulated seconds")
+
+	// The engine flags switch the engine model on; each overrides one
+	// field of the profile, whatever the order of the flags.
+	engine := func() *EngineConfig {
+		if c.Engine == nil {
+			c.Engine = &EngineConfig{}
+		}
+		return c.Engine
+	}
+	fs.Func("profile", "engine model `profile` ("+strings.Join(Profiles(), ", ")+
+		"): continuous batching, chunked prefill, a paged KV cache with prefix caching, as vLLM; replaces --max-concurrent, --ttft and --tpot",
+		func(v string) error {
+			if _, err := Profile(v); err != nil {
+				return err
+			}
+			engine().Profile = v
+			return nil
+		})
+	engineInt := func(name, usage string, field func(*EngineConfig) *int) {
+		fs.Func(name, usage+" (engine model; default from --profile)", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("want a positive integer, got %q", v)
+			}
+			*field(engine()) = n
+			return nil
+		})
+	}
+	engineInt("num-gpu-blocks", "KV-cache capacity in blocks, as vLLM's --num-gpu-blocks-override",
+		func(e *EngineConfig) *int { return &e.NumGPUBlocks })
+	engineInt("block-size", "tokens per KV-cache block",
+		func(e *EngineConfig) *int { return &e.BlockSize })
+	engineInt("max-num-seqs", "sequences running at once at most",
+		func(e *EngineConfig) *int { return &e.MaxNumSeqs })
+	engineInt("max-num-batched-tokens", "tokens computed per engine step at most (prefill chunks and decodes)",
+		func(e *EngineConfig) *int { return &e.MaxNumBatchedTokens })
+	fs.BoolFunc("no-enable-prefix-caching", "turn the engine model's prefix caching off", func(v string) error {
+		off, err := strconv.ParseBool(v)
+		engine().DisablePrefixCaching = off
+		return err
+	})
 }
 
 // modelsFlag is a repeatable, comma-splitting flag whose first use replaces

@@ -21,6 +21,13 @@
 // The control endpoints need no API key and are never subject to faults, but
 // a refusing server cannot be reached at all, hence refuse_for.
 //
+// With Config.Engine (the --profile flag) the simple model gives way to an
+// engine model of vLLM V1: continuous batching, chunked prefill, a paged KV
+// cache with automatic prefix caching and preemption, and a step time from
+// a profile's constants (ProfileH100Llama8B); Config.SpeedUp runs simulated
+// time faster than wall time. docs/routing.md ("Engine model") describes it,
+// its token model and its metrics.
+//
 // The mock is not a model: it never looks at what a prompt says, only at how
 // many words it has (one word counts as one prompt token). It serves one
 // choice per request (n and batched prompts are ignored) and takes the fault

@@ -57,13 +57,26 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		prompt += in.tokens
 	}
 	g := generation{m: m, prompt: prompt, reason: "stop"}
-	if !s.start(r, &g) {
-		return
-	}
-	defer s.release(m)
-	if err := s.sleep(r.Context(), s.firstTokenDelay(f)); err != nil {
-		s.end(&g, 0, &s.stats.cancelled)
-		return
+	if s.engine != nil {
+		// A prefill-only request: done once its tokens are computed.
+		g.ids, _ = promptTokenIDs(req.Input) // parseEmbedding accepted the input
+		if !s.engine.fits(len(g.ids)) {
+			s.stats.rejected.Add(1)
+			writeError(w, badRequest(fmt.Sprintf("input: %d tokens do not fit the KV cache", len(g.ids)), "input"))
+			return
+		}
+		if !s.generateOnEngine(r.Context(), &g, f) {
+			return
+		}
+	} else {
+		if !s.start(r, &g) {
+			return
+		}
+		defer s.release(m)
+		if err := s.sleep(r.Context(), s.firstTokenDelay(f)); err != nil {
+			s.end(&g, 0, &s.stats.cancelled)
+			return
+		}
 	}
 	resp := embeddingResponse{
 		ID: newID("embd-"), Object: "list", Created: s.cfg.Now().Unix(),

@@ -40,9 +40,10 @@ type generationRequest struct {
 type generation struct {
 	kind   kind
 	m      *modelState
-	prompt int    // prompt tokens
-	n      int    // output tokens to produce
-	reason string // finish_reason: "length" if max_tokens was set, else "stop"
+	prompt int      // prompt tokens
+	ids    []uint64 // the prompt's token ids (engine model only)
+	n      int      // output tokens to produce
+	reason string   // finish_reason: "length" if max_tokens was set, else "stop"
 	stream bool
 	usage  bool // stream_options.include_usage
 }
@@ -90,9 +91,16 @@ func (s *Server) parseGeneration(body []byte, k kind) (generation, *apiError) {
 	}
 	g := generation{kind: k, m: m, n: s.cfg.DefaultMaxTokens, reason: "stop", stream: req.Stream}
 	g.usage = req.Stream && req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	if k == chatKind {
+	switch {
+	case s.engine != nil && k == chatKind:
+		g.ids, e = chatTokenIDs(req.Messages)
+		g.prompt = len(g.ids)
+	case s.engine != nil:
+		g.ids, e = promptTokenIDs(req.Prompt)
+		g.prompt = len(g.ids)
+	case k == chatKind:
 		g.prompt, e = messageTokens(req.Messages)
-	} else {
+	default:
 		g.prompt, e = promptTokens(req.Prompt)
 	}
 	if e != nil {
@@ -112,6 +120,11 @@ func (s *Server) parseGeneration(body []byte, k kind) (generation, *apiError) {
 	if g.prompt+g.n > s.cfg.MaxModelLen {
 		e := badRequest(fmt.Sprintf("This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the messages, %d in the completion). Please reduce the length of the messages or completion.",
 			s.cfg.MaxModelLen, g.prompt+g.n, g.prompt, g.n), param)
+		return generation{}, &e
+	}
+	if s.engine != nil && !s.engine.fits(g.prompt+g.n) {
+		e := badRequest(fmt.Sprintf("This request needs %d tokens of KV cache (%d in the messages, %d in the completion) but the cache holds %d.",
+			g.prompt+g.n, g.prompt, g.n, s.engine.cfg.NumGPUBlocks*s.engine.cfg.BlockSize), param)
 		return generation{}, &e
 	}
 	return g, nil
@@ -192,14 +205,20 @@ type completionChoice struct {
 
 // complete answers a non-streaming request once all its tokens are made.
 func (s *Server) complete(w http.ResponseWriter, r *http.Request, g *generation, f *Faults) {
-	if !s.start(r, g) {
-		return
-	}
-	defer s.release(g.m)
-	d := s.firstTokenDelay(f) + time.Duration(g.n-1)*s.tokenDelay(f)
-	if err := s.sleep(r.Context(), d); err != nil {
-		s.end(g, 0, &s.stats.cancelled)
-		return
+	if s.engine != nil {
+		if !s.generateOnEngine(r.Context(), g, f) {
+			return
+		}
+	} else {
+		if !s.start(r, g) {
+			return
+		}
+		defer s.release(g.m)
+		d := s.firstTokenDelay(f) + time.Duration(g.n-1)*s.tokenDelay(f)
+		if err := s.sleep(r.Context(), d); err != nil {
+			s.end(g, 0, &s.stats.cancelled)
+			return
+		}
 	}
 	u := usage{PromptTokens: g.prompt, TotalTokens: g.prompt + g.n, CompletionTokens: g.n}
 	created := s.cfg.Now().Unix()
@@ -244,6 +263,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, g *generation, f
 	}
 	if err := flush(); err != nil {
 		s.stats.cancelled.Add(1)
+		return
+	}
+	if s.engine != nil {
+		s.streamOnEngine(w, r, g, f, flush)
 		return
 	}
 	if !s.start(r, g) {
@@ -347,27 +370,37 @@ func appendUsageChunk(b, head []byte, g *generation) []byte {
 }
 
 // tokenText is the generated text: "Hello", " from", " <name>", "." and
-// again " Hello", … one word per token, so the text says which backend
-// wrote it.
+// again " Hello", … so the text says which backend wrote it. The engine
+// model cuts the same text into one token per word ("Hello", " from",
+// " <name>.", " Hello", …; see tokens.go).
 type tokenText struct {
 	words [5]string
 	json  [5][]byte
+	cycle int // tokens before the text repeats
 }
 
 func newTokenText(name string) tokenText {
-	t := tokenText{words: [5]string{"Hello", " from", " " + name, ".", " Hello"}}
-	for i, w := range t.words {
-		t.json[i] = jsonString(w)
+	return makeTokenText(4, "Hello", " from", " "+name, ".", " Hello")
+}
+
+func newEngineTokenText(name string) tokenText {
+	return makeTokenText(3, "Hello", " from", " "+name+".", " Hello", "")
+}
+
+func makeTokenText(cycle int, words ...string) tokenText {
+	t := tokenText{cycle: cycle}
+	for i, w := range words {
+		t.words[i], t.json[i] = w, jsonString(w)
 	}
 	return t
 }
 
 // index returns the word of token i.
 func (t *tokenText) index(i int) int {
-	if j := i % 4; j != 0 || i == 0 {
+	if j := i % t.cycle; j != 0 || i == 0 {
 		return j
 	}
-	return 4
+	return t.cycle
 }
 
 // join returns the text of the first n tokens.

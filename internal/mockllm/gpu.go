@@ -32,11 +32,15 @@ func (s *Server) release(m *modelState) {
 	s.slots.Release(1)
 }
 
-// sleep waits d through cfg.Sleep; a non-positive d does not wait but still
-// reports a context that has ended.
+// sleep waits the simulated time d (d/cfg.SpeedUp of wall time) through
+// cfg.Sleep; a non-positive d does not wait but still reports a context
+// that has ended.
 func (s *Server) sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
+	}
+	if s.cfg.SpeedUp != 1 {
+		d = time.Duration(float64(d) / s.cfg.SpeedUp)
 	}
 	return s.cfg.Sleep(ctx, d)
 }

@@ -39,6 +39,8 @@ type Server struct {
 	last     atomic.Pointer[RecordedRequest]
 	faults   atomic.Pointer[Faults]
 	registry *prometheus.Registry
+	engine   *engine                  // nil: the simple model
+	ttft     *prometheus.HistogramVec // vllm:time_to_first_token_seconds by model_name
 
 	randMu sync.Mutex
 	rand   *rand.Rand
@@ -60,9 +62,19 @@ type Server struct {
 }
 
 // New returns a server for cfg with defaults applied. It does not listen:
-// serve it with httptest.NewServer(s) or an http.Server, or use Start.
+// serve it with httptest.NewServer(s) or an http.Server, or use Start. It
+// panics on a configuration Config.Validate rejects (an unknown engine
+// profile), which Start reports as an error instead.
 func New(cfg Config) *Server {
 	cfg = cfg.withDefaults()
+	var ec EngineConfig
+	if cfg.Engine != nil {
+		var err error
+		if ec, err = cfg.Engine.resolve(); err != nil {
+			panic("mockllm.New: " + err.Error())
+		}
+		*cfg.Engine = ec
+	}
 	s := &Server{
 		cfg:      cfg,
 		mux:      http.NewServeMux(),
@@ -80,7 +92,16 @@ func New(cfg Config) *Server {
 	f := cfg.Faults
 	s.faults.Store(&f)
 	s.life, s.stop = context.WithCancel(context.Background())
-	s.registry.MustRegister(collector{s})
+	s.ttft = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "vllm:time_to_first_token_seconds",
+		Help:    "Histogram of time to first token in seconds.",
+		Buckets: ttftBuckets,
+	}, []string{"model_name"})
+	s.registry.MustRegister(collector{s}, s.ttft)
+	if cfg.Engine != nil {
+		s.text = newEngineTokenText(cfg.Name)
+		s.engine = newEngine(s, ec)
+	}
 
 	s.mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
 	s.mux.HandleFunc("POST /v1/completions", s.completions)
@@ -99,8 +120,8 @@ func New(cfg Config) *Server {
 // in the background until ctx ends or Close is called. Only a started server
 // can refuse connections (Faults.Refuse), since that closes its listener.
 func Start(ctx context.Context, addr string, cfg Config) (*Server, error) {
-	if err := cfg.Faults.Validate(); err != nil {
-		return nil, fmt.Errorf("mockllm faults: %w", err)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	s := New(cfg)
 	ln, err := net.Listen("tcp", addr)

@@ -68,6 +68,9 @@ type modelState struct {
 	running, waiting               atomic.Int64
 	successStop, successLength     atomic.Int64
 	promptTokens, generationTokens atomic.Int64
+
+	// The engine model's counters, in tokens as vLLM counts them.
+	prefixQueries, prefixHits, preemptions atomic.Int64
 }
 
 func (s *Server) record(r *http.Request, body []byte) {
