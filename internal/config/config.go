@@ -169,6 +169,7 @@ func RoutingStrategies() []string {
 		"usage-based-routing-v2",
 		"latency-based-routing",
 		"cost-based-routing",
+		"cache-aware",
 	}
 }
 

@@ -90,7 +90,8 @@ type Deployment struct {
 	latency        latencyWindow
 	probeState
 	loadState
-	shared sharedState
+	shared   sharedState
+	prefixes prefixState
 }
 
 // New builds a deployment from a validated config entry.

@@ -34,6 +34,10 @@ func (d *Deployment) Inherit(prev *Deployment) {
 	if q := prev.shared.quota.Load(); q != nil && prev.RPM == d.RPM {
 		d.shared.quota.Store(q)
 	}
+	// The server is the same: what it has cached stays.
+	if x := prev.prefixes.index.Load(); x != nil {
+		d.prefixes.index.Store(x)
+	}
 }
 
 // SetQuota makes the deployment's rpm shared (q non-nil) or local (nil).

@@ -186,6 +186,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 		// has produced anything: its first chunk is, in relayStream).
 		d.FirstProgress(p.now().Sub(a.sent))
 		a.gotFirst() // not a stream: read it whole
+		c.prefilled(d)
 	}
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -217,6 +218,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	}
 	o := router.Outcome{Class: router.Success, Status: resp.StatusCode, Latency: latency}
 	o.PromptTokens, o.CompletionTokens, o.TotalTokens = usageOf(gjson.GetBytes(buf.Bytes(), "usage"))
+	c.keepReply(buf.Bytes())
 
 	h := w.Header()
 	p.copyUpstreamHeaders(h, resp.Header)
@@ -359,6 +361,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	}
 	a.d.FirstProgress(ttft)
 	c.ttft = ttft
+	c.prefilled(a.d)
 
 	h := w.Header()
 	p.copyUpstreamHeaders(h, resp.Header)
@@ -373,6 +376,9 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	defer stop()
 	o := router.Outcome{Class: router.Success, Status: resp.StatusCode, Stream: true, Latency: ttft}
 	var usage streamUsage
+	if c.hint != nil {
+		usage.keep = c
+	}
 	var strip *usageStrip
 	if c.req.askUsage {
 		strip = &usageStrip{}
@@ -460,6 +466,9 @@ type streamUsage struct {
 	// the next read completes it.
 	partial   []byte
 	truncated bool
+	// keep, when set, takes each whole event's text (the cache-aware
+	// strategy's reply).
+	keep *call
 }
 
 // maxPartialLine bounds the part of a line carried from one read to the
@@ -523,6 +532,9 @@ func (u *streamUsage) line(line []byte, whole bool) {
 		return
 	}
 	u.events++
+	if whole && u.keep != nil {
+		u.keep.keepDelta(data)
+	}
 	if !whole || !bytes.Contains(data, usageKey) {
 		return
 	}

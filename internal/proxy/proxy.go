@@ -26,6 +26,7 @@ import (
 	"github.com/maasgate/maasgate/internal/limits"
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/openai"
+	"github.com/maasgate/maasgate/internal/prefix"
 	"github.com/maasgate/maasgate/internal/router"
 	"github.com/maasgate/maasgate/internal/usage"
 )
@@ -265,10 +266,18 @@ type call struct {
 	class           router.Class // of the failure the client got
 	// key and team: the virtual key the request came with, nil for the
 	// admin's; fallbacks it may not call are skipped.
-	key       *keys.Key
-	team      *keys.Team
-	hold      limits.Hold // on the key's and team's rate limits
-	errStatus int         // its status (a stream broken mid-way was sent as 200)
+	key  *keys.Key
+	team *keys.Team
+	hold limits.Hold // on the key's and team's rate limits
+	// hint is what the cache-aware strategy knows of the request (nil
+	// under other strategies); pending the prompt tokens the current
+	// attempt's deployment is expected to prefill, until it answers; reply
+	// the answer's text, for the prefix index of the deployment that gave
+	// it.
+	hint      *router.Hint
+	pending   int64
+	reply     []byte
+	errStatus int // its status (a stream broken mid-way was sent as 200)
 	// ownError says the gateway raised the failure (no deployment
 	// available, a bad request, the client gone), not a deployment.
 	ownError bool
@@ -343,6 +352,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 	}
 	c.group = tg.Group.Name
 	c.body = c.req.body
+	if p.router.Strategy() == router.CacheAware && (c.ep == deployment.Chat || c.ep == deployment.Completion) {
+		c.hint = &router.Hint{Prompt: prefix.Hash(c.req.raw.Bytes()), Session: sessionOf(r, &c.req)}
+		defer c.hint.Prompt.Release()
+	}
 	c.timeout, c.fromRequest = p.callTimeout(c.req.timeout)
 	c.deadline = c.start.Add(c.timeout)
 	p.route(w, r, &c, tg)
@@ -501,7 +514,7 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call, tg rou
 	var last result
 	var avoid *deployment.Deployment
 	for n := 0; ; n++ {
-		d, err := p.router.PickWait(r.Context(), tg, avoid)
+		d, err := p.router.PickWaitHint(r.Context(), tg, avoid, c.hint)
 		if err != nil {
 			if last.err != nil {
 				return last
@@ -511,7 +524,9 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call, tg rou
 		c.d = d
 		c.attempts++
 		p.startAttempt(r, c, d)
+		c.dispatched(d)
 		res := p.try(w, r, c, d)
+		c.prefilled(d)
 		d.Release()
 		cooled := p.router.Record(d, res.outcome)
 		p.metrics.Attempt(d, res.outcome, cooled)
@@ -519,6 +534,7 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call, tg rou
 		if res.committed {
 			if res.outcome.Class == router.Success {
 				c.usage = res.outcome
+				c.completed(d)
 			}
 			return res
 		}

@@ -36,6 +36,9 @@ const (
 	CostBased     = "cost-based-routing"
 )
 
+// timeOf converts unix nanoseconds to a time.
+func timeOf(ns int64) time.Time { return time.Unix(0, ns) }
+
 // ErrNoDeployments is returned by Pick when every deployment of the group is
 // cooling down or at its in-flight cap.
 var ErrNoDeployments = errors.New("no deployments available")
@@ -301,10 +304,14 @@ func (e *NoDeploymentsError) Unwrap() error { return ErrNoDeployments }
 // does no I/O, takes no lock and allocates nothing unless it fails (or a
 // lowest-score strategy picks from a tier of more than 32 deployments).
 func (r *Router) Pick(tg Target, avoid *deployment.Deployment) (*deployment.Deployment, error) {
+	return r.pick(tg, avoid, nil)
+}
+
+func (r *Router) pick(tg Target, avoid *deployment.Deployment, h *Hint) (*deployment.Deployment, error) {
 	tb := r.table.Load()
 	a := pickArgs{
 		now: r.Now().UnixNano(), avoid: avoid, defaultCap: tb.defaultCap,
-		uint64n: r.Uint64N, strategy: tb.strategy, args: tb.args,
+		uint64n: r.Uint64N, strategy: tb.strategy, args: tb.args, hint: h,
 	}
 	if d := tg.Pinned; d != nil {
 		// A deployment the request names is tried even if stalled: the
@@ -358,7 +365,11 @@ func (r *Router) Pick(tg Target, avoid *deployment.Deployment) (*deployment.Depl
 // fetches more (one round trip, rare: grants come in batches and are
 // topped up in the background) and picks again.
 func (r *Router) PickWait(ctx context.Context, tg Target, avoid *deployment.Deployment) (*deployment.Deployment, error) {
-	d, err := r.Pick(tg, avoid)
+	return r.pickWait(ctx, tg, avoid, nil)
+}
+
+func (r *Router) pickWait(ctx context.Context, tg Target, avoid *deployment.Deployment, h *Hint) (*deployment.Deployment, error) {
+	d, err := r.pick(tg, avoid, h)
 	if err == nil || r.Refill == nil {
 		return d, err
 	}
@@ -382,7 +393,7 @@ func (r *Router) PickWait(ctx context.Context, tg Target, avoid *deployment.Depl
 	if !got {
 		return nil, err
 	}
-	return r.Pick(tg, avoid)
+	return r.pick(tg, avoid, h)
 }
 
 func (r *Router) noDeployments(model string, ds []*deployment.Deployment, now int64) error {

@@ -141,6 +141,7 @@ type pickArgs struct {
 	uint64n    func(uint64) uint64
 	strategy   string
 	args       *strategyArgs
+	hint       *Hint // what the cache-aware strategy knows of the request; may be nil
 }
 
 // pick returns a usable deployment of the tier, or nil.
@@ -156,6 +157,8 @@ func (t *tier) pick(a *pickArgs) *deployment.Deployment {
 		return t.pickUsage(a)
 	case CostBased:
 		return t.pickCost(a)
+	case CacheAware:
+		return t.pickCacheAware(a)
 	default:
 		return t.pickShuffle(a)
 	}

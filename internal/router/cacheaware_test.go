@@ -1,0 +1,147 @@
+package router
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/prefix"
+)
+
+// chatBody is a chat request whose prompt is a system prompt of about n
+// tokens (4 bytes each) and a question.
+func chatBody(system string, n int, question string) []byte {
+	return fmt.Appendf(nil, `{"model":"g","messages":[{"role":"system","content":%q},{"role":"user","content":%q}]}`,
+		strings.Repeat(system+" ", n/(len(system)/4+1)+1), question)
+}
+
+func cacheAwareRouter(t testing.TB) (*Router, Target, []*deployment.Deployment) {
+	r := newTestRouter(t, CacheAware, model("g", "a"), model("g", "b"), model("g", "c"), model("g", "d"))
+	tg := resolve(t, r, "g")
+	ds := make([]*deployment.Deployment, 4)
+	for i, id := range []string{"a", "b", "c", "d"} {
+		ds[i], _ = r.Deployment(id)
+	}
+	return r, tg, ds
+}
+
+func pickWith(t *testing.T, r *Router, tg Target, h *Hint) *deployment.Deployment {
+	t.Helper()
+	d, err := r.pick(tg, nil, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Release()
+	return d
+}
+
+// TestCacheAwarePrefersTheCache: a long prompt goes where its prefix is
+// cached, unless that deployment is a hot spot, cooling down, or its
+// server's fresh metrics say it is swamped.
+func TestCacheAwarePrefersTheCache(t *testing.T) {
+	t.Parallel()
+	r, tg, ds := cacheAwareRouter(t)
+	p := prefix.Hash(chatBody("You are a careful assistant for the billing team.", 4000, "What is my balance?"))
+	defer p.Release()
+	ds[2].PrefixIndex().Insert(p.Blocks)
+	h := &Hint{Prompt: p}
+	for range 20 {
+		if d := pickWith(t, r, tg, h); d != ds[2] {
+			t.Fatalf("picked %s, want c, which holds the prompt's %d blocks", d.ID, len(p.Blocks))
+		}
+	}
+
+	t.Run("hot spot bounded", func(t *testing.T) {
+		for range 8 {
+			ds[2].TryAcquire(0)
+		}
+		defer func() {
+			for range 8 {
+				ds[2].Release()
+			}
+		}()
+		if d := pickWith(t, r, tg, h); d == ds[2] {
+			t.Errorf("picked c with 8 requests in flight while the others have none")
+		}
+	})
+
+	t.Run("fresh server metrics count, stale ones do not", func(t *testing.T) {
+		now := r.Now()
+		ds[2].SetBackendLoad(deployment.BackendLoad{Supported: true, Waiting: 40, Running: 3, KVCacheUsage: 0.5,
+			Scraped: now, ValidUntil: now.Add(time.Second)})
+		if d := pickWith(t, r, tg, h); d == ds[2] {
+			t.Errorf("picked c whose server reports 40 requests waiting")
+		}
+		ds[2].SetBackendLoad(deployment.BackendLoad{Supported: true, Waiting: 40, Running: 3, KVCacheUsage: 0.5,
+			Scraped: now.Add(-time.Minute), ValidUntil: now.Add(-time.Second)})
+		if d := pickWith(t, r, tg, h); d != ds[2] {
+			t.Errorf("picked %s: stale metrics of c were trusted", d.ID)
+		}
+	})
+
+	t.Run("cooling down skipped", func(t *testing.T) {
+		now := r.Now()
+		ds[2].CoolDown(now, now.Add(time.Minute))
+		defer ds[2].CoolDown(now, now) // ends it
+		for range 10 {
+			if d := pickWith(t, r, tg, h); d == ds[2] {
+				t.Fatalf("picked c while it cools down")
+			}
+		}
+	})
+}
+
+// TestCacheAwareSpreadsWithoutCache: with nothing cached, two random
+// choices spread requests over the group; a session keeps its deployment.
+func TestCacheAwareSpreadsWithoutCache(t *testing.T) {
+	t.Parallel()
+	r, tg, _ := cacheAwareRouter(t)
+	seen := map[string]int{}
+	for i := range 200 {
+		p := prefix.Hash(chatBody(fmt.Sprint("prompt ", i), 64, "q"))
+		seen[pickWith(t, r, tg, &Hint{Prompt: p}).ID]++
+		p.Release()
+	}
+	if len(seen) != 4 {
+		t.Errorf("200 unrelated prompts went to %v, want all four deployments", seen)
+	}
+	home := pickWith(t, r, tg, &Hint{Session: "user-42"})
+	for range 20 {
+		if d := pickWith(t, r, tg, &Hint{Session: "user-42"}); d != home {
+			t.Fatalf("session user-42 moved from %s to %s with equal loads", home.ID, d.ID)
+		}
+	}
+}
+
+// BenchmarkPickCacheAware is a pick for an 8K-token prompt over 16
+// deployments, the hashing of the prompt included.
+func BenchmarkPickCacheAware(b *testing.B) {
+	var cfg []string
+	for i := range 16 {
+		cfg = append(cfg, fmt.Sprint("d", i))
+	}
+	ms := make([]config.Model, len(cfg))
+	for i, id := range cfg {
+		ms[i] = model("g", id)
+	}
+	rr := newTestRouter(b, CacheAware, ms...)
+	tg := resolve(b, rr, "g")
+	body := chatBody("You are a careful assistant for the billing team.", 8000, "What is my balance?")
+	d0, _ := rr.Deployment("d3")
+	p := prefix.Hash(body)
+	d0.PrefixIndex().Insert(p.Blocks)
+	p.Release()
+	b.ReportAllocs()
+	for b.Loop() {
+		p := prefix.Hash(body)
+		d, err := rr.pick(tg, nil, &Hint{Prompt: p})
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.Release()
+		p.Release()
+	}
+}
