@@ -224,6 +224,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		// Stopped after the server drained its requests: the ledger then
 		// writes what is left, so a SIGTERM loses no spend.
 		g.Go(func() error { return ledger.Run(ctx) })
+		g.Go(func() error { return lim.Run(ctx) })
 		if st.Dialect() == "postgres" {
 			// Other replicas' admin changes: at once through
 			// LISTEN/NOTIFY, and by a full reload every 30 s in case a

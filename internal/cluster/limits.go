@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -137,7 +138,26 @@ func othersInFlight(fields map[string]string, self string, now time.Time) int64 
 func (c *Cluster) topUpLimits(ctx context.Context, counters []*limits.Counter) {
 	at := c.o.Now().UnixNano()
 	minute := limits.Minute(at)
-	nextSoon := (minute+1)*int64(time.Minute)-at < int64(2*time.Second)
+	next := (minute + 1) * int64(time.Minute)
+	nextSoon := next-at < int64(2*time.Second)
+	// One pipeline for every grant due: a round of thousands of limited
+	// keys costs one round trip, not one each.
+	type grant struct {
+		ctr   *limits.Counter
+		q     *limits.Quota
+		fresh bool
+		at    int64
+		cmd   *redis.Cmd
+	}
+	var gs []grant
+	pipe := c.rdb.Pipeline()
+	ask := func(ctr *limits.Counter, q *limits.Quota, fresh bool, rpm, m, when int64) {
+		n := limits.Batch(rpm)
+		if q.Remaining(when) < n && !q.IsSpent(when) {
+			cmd := reserveScript.Eval(ctx, pipe, []string{limitKey("rpm", ctr, m)}, rpm, n, (2 * time.Minute).Milliseconds())
+			gs = append(gs, grant{ctr, q, fresh, when, cmd})
+		}
+	}
 	for _, ctr := range counters {
 		rpm := ctr.Local(at).Spec.RPM
 		if rpm < 0 {
@@ -147,18 +167,36 @@ func (c *Cluster) topUpLimits(ctx context.Context, counters []*limits.Counter) {
 		if q == nil {
 			q, fresh = &limits.Quota{Want: c.wantRefill}, true
 		}
-		n := limits.Batch(rpm)
-		if q.Remaining(at) < n && !q.IsSpent(at) && !c.reserve(ctx, q, limitKey("rpm", ctr, minute), rpm, at, n) {
-			return // reserve marked Redis down
-		}
+		ask(ctr, q, fresh, rpm, minute, at)
 		if nextSoon {
-			next := (minute + 1) * int64(time.Minute)
-			if q.Remaining(next) < n && !q.IsSpent(next) && !c.reserve(ctx, q, limitKey("rpm", ctr, minute+1), rpm, next, n) {
-				return
-			}
+			ask(ctr, q, fresh, rpm, minute+1, next)
 		}
-		if fresh {
-			ctr.SetQuota(q)
+		if fresh && len(gs) == 0 || fresh && gs[len(gs)-1].ctr != ctr {
+			ctr.SetQuota(q) // nothing to ask: shared from now on
+		}
+	}
+	if len(gs) == 0 {
+		return
+	}
+	if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
+		var refused redis.Error
+		if !errors.As(err, &refused) {
+			c.fail("reserve key limits", err)
+			return
+		}
+	}
+	for _, g := range gs {
+		got, err := g.cmd.Int64()
+		if err != nil {
+			continue // not granted: asked again next round, or on demand
+		}
+		if got > 0 {
+			g.q.Grant(g.at, got)
+		} else {
+			g.q.Spent(g.at)
+		}
+		if g.fresh {
+			g.ctr.SetQuota(g.q) // shared from now on, with a first grant in hand
 		}
 	}
 }

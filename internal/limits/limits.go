@@ -387,10 +387,13 @@ type Exceeded struct {
 	ResetAt    time.Time
 }
 
-// Acquire admits a request of key k (team t, nil for none) for model
-// against every limit that applies, or refuses it with the limit it
-// exceeds and counts nothing. A nil key (the admin's) is never limited.
-func (l *Limiter) Acquire(ctx context.Context, k *keys.Key, t *keys.Team, model string) (Hold, *Exceeded) {
+// Acquire admits a request of key k (team t, nil for none) for the model
+// group group against every limit that applies, or refuses it with the
+// limit it exceeds and counts nothing. A nil key (the admin's) is never
+// limited. A key's per-model limit may name the group or any other name
+// of it (names: its aliases); it is counted per group, whatever name the
+// request used, so no name of the group escapes it.
+func (l *Limiter) Acquire(ctx context.Context, k *keys.Key, t *keys.Team, group string, names ...string) (Hold, *Exceeded) {
 	h := Hold{l: l}
 	if k == nil {
 		return h, nil
@@ -406,8 +409,12 @@ func (l *Limiter) Acquire(ctx context.Context, k *keys.Key, t *keys.Team, model 
 		}
 	}
 	if len(k.ModelLimits) > 0 {
-		if s := ModelSpec(k, model); s.any() {
-			h.entries[h.n] = entry{c: l.keyModelCounter(k.Token, model), spec: s}
+		s := ModelSpec(k, group)
+		for i := 0; i < len(names) && !s.any(); i++ {
+			s = ModelSpec(k, names[i])
+		}
+		if s.any() {
+			h.entries[h.n] = entry{c: l.keyModelCounter(k.Token, group), spec: s}
 			h.n++
 		}
 	}
@@ -580,4 +587,21 @@ func (l *Limiter) Active() []*Counter {
 		}
 	}
 	return out
+}
+
+// Run forgets the counters of keys, teams and models unused for two
+// minutes, once a minute, until ctx ends (the cluster does it at every
+// exchange when Redis is configured; Run holds memory to the keys in use
+// without it).
+func (l *Limiter) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			l.Active()
+		}
+	}
 }

@@ -132,6 +132,19 @@ func TestModelPerKey(t *testing.T) {
 	if _, x := l.Acquire(context.Background(), k, nil, "big"); x != nil {
 		t.Errorf("another model refused: %+v", x)
 	}
+	// A limit set on an alias of a group (or on the group) holds for the
+	// group whatever name a request uses: the caller passes the group
+	// and its aliases, and one counter counts them all.
+	for _, limit := range []string{"fast", "group"} {
+		k := key(2, func(k *keys.Key) { k.ModelLimits = keys.ModelLimitsOf(map[string]int64{limit: 1}, nil) })
+		l, _ := newLimiter(Output)
+		if _, x := l.Acquire(context.Background(), k, nil, "group", "fast"); x != nil {
+			t.Fatalf("limit on %s, first request: %+v", limit, x)
+		}
+		if _, x := l.Acquire(context.Background(), k, nil, "group", "fast"); x == nil {
+			t.Errorf("limit on %s: a second request escaped it", limit)
+		}
+	}
 }
 
 func TestQuotaFromCluster(t *testing.T) {
@@ -196,3 +209,25 @@ func BenchmarkAcquireModelLimit(b *testing.B) {
 		h.End(1, 1)
 	}
 }
+
+// TestIdleCountersForgotten: a key's counters go once it has been idle for
+// two minutes with nothing in flight, and not before.
+func TestIdleCountersForgotten(t *testing.T) {
+	t.Parallel()
+	l, clk := newLimiter(Output)
+	k := key(1, func(k *keys.Key) { k.RPMLimit = ptr(10) })
+	busy := key(2, func(k *keys.Key) { k.RPMLimit = ptr(10) })
+	h, _ := l.Acquire(context.Background(), k, nil, "m")
+	h.End(0, 0)
+	held, _ := l.Acquire(context.Background(), busy, nil, "m") // still in flight
+	if n := len(l.Active()); n != 2 {
+		t.Fatalf("%d active counters, want 2", n)
+	}
+	clk.Advance(3 * time.Minute)
+	if got := l.Active(); len(got) != 1 || got[0].ID() != keyHex(busy) {
+		t.Errorf("after 3 idle minutes: %d counters, want only the one with a request in flight", len(got))
+	}
+	held.End(0, 0)
+}
+
+func keyHex(k *keys.Key) string { return keys.TokenHex(k.Token) }

@@ -26,6 +26,7 @@ func withUsage(options gjson.Result) string {
 // cut by the end of a read is held until the next read completes it.
 type usageStrip struct {
 	held      []byte // the start of an unfinished line
+	passing   bool   // the unfinished line is too long to be a usage chunk: passed on as it comes
 	dropBlank bool   // the event's data line was dropped: drop its end too
 	out       []byte // scratch for what is written
 }
@@ -36,11 +37,25 @@ func (s *usageStrip) filter(b []byte) []byte {
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
-			s.held = append(s.held, b...)
+			switch {
+			case s.passing:
+				s.out = append(s.out, b...)
+			case len(s.held)+len(b) >= maxHeldLine:
+				// Not a usage chunk: passed on rather than held.
+				s.out = append(append(s.out, s.held...), b...)
+				s.held, s.passing = s.held[:0], true
+			default:
+				s.held = append(s.held, b...)
+			}
 			break
 		}
 		line := b[:i+1]
 		b = b[i+1:]
+		if s.passing {
+			s.out = append(s.out, line...)
+			s.passing, s.dropBlank = false, false
+			continue
+		}
 		if len(s.held) > 0 {
 			s.held = append(s.held, line...)
 			line = s.held
@@ -59,6 +74,15 @@ func (s *usageStrip) take() []byte {
 	return h
 }
 
+// maxHeldLine bounds the unfinished line held back: a usage chunk is a
+// few hundred bytes, so a longer line is passed on as it comes.
+const maxHeldLine = 64 << 10
+
+var (
+	dataField = []byte("data:")
+	space     = []byte(" ")
+)
+
 // keep adds a whole line (with its newline) to out unless it belongs to
 // the usage-only event.
 func (s *usageStrip) keep(line []byte) {
@@ -68,7 +92,9 @@ func (s *usageStrip) keep(line []byte) {
 		return
 	}
 	s.dropBlank = false
-	if data, ok := bytes.CutPrefix(body, dataPrefix); ok && len(data) > 0 && data[0] == '{' && bytes.Contains(data, usageKey) {
+	data, ok := bytes.CutPrefix(body, dataField)
+	data = bytes.TrimPrefix(data, space) // SSE allows "data:" with or without the space
+	if ok && len(data) > 0 && data[0] == '{' && bytes.Contains(data, usageKey) {
 		if choices := gjson.GetBytes(data, "choices"); choices.IsArray() && len(choices.Array()) == 0 && gjson.ValidBytes(data) {
 			s.dropBlank = true
 			return

@@ -77,3 +77,27 @@ func TestStreamUsageAskedAndKept(t *testing.T) {
 		t.Errorf("upstream got stream_options %q, want %q", options, wantOptions)
 	}
 }
+
+// TestUsageStripEdges: the usage chunk is recognised with or without the
+// space after "data:", and a line too long to be one is passed on whole,
+// as it comes, not held until it ends.
+func TestUsageStripEdges(t *testing.T) {
+	t.Parallel()
+	var s usageStrip
+	got := string(s.filter([]byte("data:{\"choices\":[],\"usage\":{\"total_tokens\":3}}\n\ndata: [DONE]\n\n")))
+	if got != "data: [DONE]\n\n" {
+		t.Errorf("got %q, want the usage chunk without its space dropped", got)
+	}
+	long := "data: {\"choices\":[{\"delta\":{\"content\":\"" + strings.Repeat("x", maxHeldLine) + "\"}}]}"
+	var out []byte
+	for i := 0; i < len(long); i += 1000 {
+		out = append(out, s.filter([]byte(long[i:min(i+1000, len(long))]))...)
+	}
+	if len(out) < maxHeldLine-1000 {
+		t.Errorf("%d bytes of a %d-byte line passed on before its end, want it passed on as it comes", len(out), len(long))
+	}
+	out = append(out, s.filter([]byte("\n\n"))...)
+	if string(out) != long+"\n\n" {
+		t.Errorf("the long line was changed: %d bytes out of %d", len(out), len(long)+2)
+	}
+}

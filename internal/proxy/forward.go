@@ -397,11 +397,11 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 			if len(out) > 0 {
 				if _, werr := w.Write(out); werr != nil {
 					c.status = statusClientClosed
-					return result{committed: true, outcome: router.Outcome{Class: router.Cancelled}}
+					return result{committed: true, outcome: c.cutShort(&usage, router.Cancelled)}
 				}
 				if ferr := rc.Flush(); ferr != nil {
 					c.status = statusClientClosed
-					return result{committed: true, outcome: router.Outcome{Class: router.Cancelled}}
+					return result{committed: true, outcome: c.cutShort(&usage, router.Cancelled)}
 				}
 				if k := len(out); k >= 2 {
 					tail = [2]byte{out[k-2], out[k-1]}
@@ -426,6 +426,10 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	}
 	a.midResponse = true
 	res := p.transportError(r, a, err)
+	// What was relayed was used: its tokens count (spend, tpm), whoever
+	// cut the stream.
+	cut := c.cutShort(&usage, res.outcome.Class)
+	res.outcome.PromptTokens, res.outcome.CompletionTokens, res.outcome.TotalTokens = cut.PromptTokens, cut.CompletionTokens, cut.TotalTokens
 	if res.err == nil { // the client went away
 		return res
 	}
@@ -642,4 +646,19 @@ func (p *Proxy) upstreamError(d *deployment.Deployment, resp *http.Response, bod
 func isEventStream(contentType string) bool {
 	mediaType, _, _ := strings.Cut(contentType, ";")
 	return strings.EqualFold(strings.TrimSpace(mediaType), "text/event-stream")
+}
+
+// cutShort is the outcome of a stream that ended before its end, with
+// the tokens it relayed: the events counted as completion tokens (vLLM
+// sends about one token per event), and without a usage chunk (it comes
+// last) the prompt estimated from the request's size, about four bytes a
+// token.
+func (c *call) cutShort(u *streamUsage, class router.Class) router.Outcome {
+	o := router.Outcome{Class: class, Stream: true}
+	o.PromptTokens, o.CompletionTokens, o.TotalTokens = u.tokens()
+	if o.PromptTokens == 0 {
+		o.PromptTokens = c.body.len(0) / 4
+		o.TotalTokens += o.PromptTokens
+	}
+	return o
 }

@@ -496,7 +496,9 @@ func withoutUsage(events []byte) []byte {
 			Choices *[]json.RawMessage `json:"choices"`
 			Usage   json.RawMessage    `json:"usage"`
 		}
-		if data, ok := bytes.CutPrefix(trimmed, []byte("data: ")); complete && ok && bytes.HasPrefix(data, []byte("{")) &&
+		data, ok := bytes.CutPrefix(trimmed, []byte("data:"))
+		data = bytes.TrimPrefix(data, []byte(" "))
+		if complete && ok && bytes.HasPrefix(data, []byte("{")) &&
 			json.Unmarshal(data, &ev) == nil && ev.Choices != nil && len(*ev.Choices) == 0 && bytes.Contains(data, []byte(`usage"`)) {
 			dropped = true
 			continue

@@ -248,7 +248,7 @@ func (p *Proxy) record(c *call) {
 	}
 	e := usage.Event{Key: c.key, Team: c.team, Model: c.group, Endpoint: c.route,
 		PromptTokens: c.usage.PromptTokens, CompletionTokens: c.usage.CompletionTokens,
-		Failed: c.status == 0 || c.status >= 400}
+		Failed: c.status == 0 || c.status >= 400 || c.errStatus != 0}
 	switch {
 	case c.key != nil:
 		e.Token = c.key.Token

@@ -341,7 +341,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 		}
 		setKeyHeaders(h, k, spend)
 		if p.limits != nil {
-			hold, x := p.limits.Acquire(r.Context(), k, team, c.req.model)
+			hold, x := p.limits.Acquire(r.Context(), k, team, tg.Group.Name, tg.Group.Aliases()...)
 			if x != nil {
 				p.fail(w, &c, rateLimited(x))
 				return
@@ -532,8 +532,9 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call, tg rou
 		p.metrics.Attempt(d, res.outcome, cooled)
 		p.endAttempt(c, res.outcome, cooled)
 		if res.committed {
+			// A stream cut short used what it relayed: its tokens count.
+			c.usage = res.outcome
 			if res.outcome.Class == router.Success {
-				c.usage = res.outcome
 				c.completed(d)
 			}
 			return res

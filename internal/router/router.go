@@ -198,6 +198,12 @@ func (r *Router) build(ds []*deployment.Deployment, settings config.RouterSettin
 		if _, isGroup := t.groups[alias]; !a.Hidden && !isGroup {
 			t.publicNames = append(t.publicNames, alias)
 		}
+		if g := t.groups[a.Model]; g != nil && alias != g.Name {
+			g.aliases = append(g.aliases, alias)
+		}
+	}
+	for _, g := range t.groups {
+		slices.Sort(g.aliases)
 	}
 	slices.Sort(t.publicNames)
 	return t
@@ -214,7 +220,13 @@ type Group struct {
 	// accessGroups are the model_info.access_groups of its deployments:
 	// names a virtual key's models may list to reach the group.
 	accessGroups []string
+	// aliases are the model_group_alias names that lead to it.
+	aliases []string
 }
+
+// Aliases returns the model_group_alias names that lead to the group,
+// sorted.
+func (g *Group) Aliases() []string { return g.aliases }
 
 // Deployments returns the group's deployments in tier order.
 func (g *Group) Deployments() []*deployment.Deployment { return g.all }

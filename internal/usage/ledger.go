@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,6 +110,7 @@ func New(o Options) *Ledger {
 type account struct {
 	base      float64 // stored spend, as the snapshot or the last flush read it
 	unflushed float64 // recorded here, not yet stored
+	inFlush   float64 // taken by the flush being written, not yet stored
 	shared    float64 // the Redis counter as last read (with what this replica sent)
 	hasShared bool
 	unsent    float64 // recorded here, not yet added to the Redis counter
@@ -120,13 +122,14 @@ type account struct {
 
 	src      any       // the snapshot's *keys.Key or *keys.Team last seen
 	srcReset time.Time // its budget_reset_at
+	srcSpend float64   // its spend
 	used     time.Time
 }
 
 // live is the period's spend as this replica knows it. Within a period
 // spend only grows, so the larger of the two views is the fresher.
 func (a *account) live() float64 {
-	own := a.base + a.unflushed
+	own := a.base + a.unflushed + a.inFlush
 	if a.hasShared {
 		return max(own, a.shared+a.unsent)
 	}
@@ -139,7 +142,7 @@ func (a *account) observe(src any, spend float64, duration string, resetAt time.
 	if a.src == src {
 		return
 	}
-	a.src, a.srcReset = src, resetAt
+	a.src, a.srcReset, a.srcSpend = src, resetAt, spend
 	switch {
 	case duration != a.duration || resetAt.After(a.period):
 		// budget_duration changed, or another replica reset the budget
@@ -174,7 +177,7 @@ func (a *account) roll(now time.Time) {
 		next = d.NextReset(now.UTC())
 	}
 	a.period = next
-	a.base, a.unflushed, a.shared, a.hasShared, a.unsent = 0, 0, 0, false, 0
+	a.base, a.unflushed, a.inFlush, a.shared, a.hasShared, a.unsent = 0, 0, 0, 0, false, 0
 	a.gen++
 }
 
@@ -231,6 +234,11 @@ const secondsPerDay = 24 * 60 * 60
 // tokens and outcome to the day's roll-up. It does no I/O and, once the
 // key has been seen today, no allocation.
 func (l *Ledger) Record(e Event) {
+	if math.IsNaN(e.Cost) || math.IsInf(e.Cost, 0) || e.Cost < 0 {
+		// A price so large the cost overflows would make every later
+		// flush fail: the tokens are counted, the cost is not.
+		e.Cost = 0
+	}
 	now := l.o.Now()
 	model := e.UpstreamModel
 	if model == "" {
@@ -398,6 +406,7 @@ func (l *Ledger) Flush(ctx context.Context) error {
 		}
 		t := taken{a: a, amount: a.unflushed, from: a.resetFrom, gen: a.gen}
 		a.unflushed = 0
+		a.inFlush += t.amount // still this period's spend while it is written
 		return t, store.SpendAdd{Amount: t.amount, ResetFrom: a.resetFrom, ResetTo: a.period}, true
 	}
 	for tok, a := range l.keys {
@@ -461,6 +470,7 @@ func (l *Ledger) Flush(ctx context.Context) error {
 		if a.gen != t.gen {
 			return // reset while the flush ran: the totals are of the old period
 		}
+		a.inFlush -= t.amount
 		if a.resetFrom.Equal(t.from) {
 			a.resetFrom = time.Time{}
 		}
@@ -502,11 +512,14 @@ func (l *Ledger) sweep(set *keys.Set, now time.Time) {
 }
 
 // prune forgets accounts unused for idleAfter with nothing pending whose
-// snapshot is current (a stale one would be swept and reset again). The
+// snapshot is current: its period (a stale one would be swept and reset
+// again) and its spend (else the account would come back with the
+// snapshot's older spend, and a spent budget would open again). The
 // caller holds l.mu.
 func (l *Ledger) prune(now time.Time) {
 	idle := func(a *account) bool {
-		return now.Sub(a.used) > idleAfter && a.unflushed == 0 && a.unsent == 0 && a.resetFrom.IsZero() && a.srcReset.Equal(a.period)
+		return now.Sub(a.used) > idleAfter && a.unflushed == 0 && a.inFlush == 0 && a.unsent == 0 && a.resetFrom.IsZero() &&
+			a.srcReset.Equal(a.period) && a.live() <= a.srcSpend
 	}
 	for tok, a := range l.keys {
 		if idle(a) {
@@ -541,6 +554,7 @@ type taken struct {
 // period ended meanwhile: the reset zeroes it anyway. The caller holds l.mu.
 func (t taken) putBack() {
 	if t.a.gen == t.gen {
+		t.a.inFlush -= t.amount
 		t.a.unflushed += t.amount
 	}
 }
