@@ -252,7 +252,7 @@ function backendCells(st) {
     h('td', { class: cls + ' queue', title }, `${b.num_requests_waiting} waiting`, h('span', { class: 'detail' }, `${b.num_requests_running} running${stale}`)),
     h('td', { class: cls + ' kv', title }, b.kv_cache_usage === null ? '–' : fmtPct(b.kv_cache_usage) + stale,
       size ? h('span', { class: 'detail' }, size) : null),
-    h('td', { class: cls + ' prefix', title: b.prefix_cache_hit_rate === null ? 'No prefix cache queries between the last two scrapes' : `Share of prompt tokens found in the server's prefix cache between its last two scrapes. ${title}` },
+    h('td', { class: cls + ' prefix', title: b.prefix_cache_hit_rate === null ? 'No hit rate yet: no prefix cache queries between two scrapes, or the server does not report them' : `Share of prompt tokens found in the server's prefix cache between its last two scrapes. ${title}` },
       b.prefix_cache_hit_rate === null ? '–' : fmtPct(b.prefix_cache_hit_rate) + stale),
   ];
 }
