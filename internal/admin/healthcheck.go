@@ -12,7 +12,9 @@ import (
 // health serves GET /health?model=X&model_id=Y in LiteLLM's shape. With
 // background checks on it answers from their latest results (probing only
 // deployments not checked yet); otherwise it probes now. Each entry also
-// says whether the router has the deployment cooling down.
+// says whether the router has the deployment cooling down and, when the
+// gateway scrapes the server's vLLM /metrics, what it last reported there
+// ("backend", as in /model/info's state).
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
 	model, modelID := r.URL.Query().Get("model"), r.URL.Query().Get("model_id")
 	var ds []*deployment.Deployment
@@ -73,6 +75,9 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 		entry["checked_at"] = res.Checked.UTC().Format(time.RFC3339Nano)
 		if until := d.CooldownUntil(now); !until.IsZero() {
 			entry["cooldown_until"] = until.UTC().Format(time.RFC3339Nano)
+		}
+		if l := d.BackendLoad(); l != nil {
+			entry["backend"] = backendView(l, now)
 		}
 		if res.Healthy {
 			healthy = append(healthy, entry)

@@ -294,22 +294,35 @@ func (a *API) infoView(d *deployment.Deployment, now time.Time) map[string]any {
 }
 
 // backendView renders what the deployment's server last reported on its
-// /metrics. Values that are stale (the latest scrape failed, or is too old)
-// are shown with "stale": true, for an operator to see, not to trust.
+// /metrics: its queue and running requests, the share of its KV cache in
+// use and the cache's size, and the share of queried prompt tokens its
+// prefix cache held between the last two scrapes (null until two scrapes
+// saw queries, or when the server does not report them). Values that are
+// stale (the latest scrape failed, or is too old) are shown with "stale":
+// true, for an operator to see, not to trust.
 func backendView(l *deployment.BackendLoad, now time.Time) map[string]any {
 	if !l.Supported {
 		return map[string]any{"metrics_supported": false, "error": l.Error}
 	}
 	v := map[string]any{
-		"metrics_supported":    true,
-		"stale":                !l.Fresh(now),
-		"num_requests_waiting": l.Waiting,
-		"num_requests_running": l.Running,
-		"kv_cache_usage":       nil,
-		"scraped_at":           nil,
+		"metrics_supported":     true,
+		"stale":                 !l.Fresh(now),
+		"num_requests_waiting":  l.Waiting,
+		"num_requests_running":  l.Running,
+		"kv_cache_usage":        nil,
+		"prefix_cache_hit_rate": nil,
+		"kv_cache_blocks":       nil,
+		"kv_cache_block_size":   nil,
+		"scraped_at":            nil,
 	}
 	if l.KVCacheUsage >= 0 {
 		v["kv_cache_usage"] = l.KVCacheUsage
+	}
+	if l.PrefixHitRate >= 0 {
+		v["prefix_cache_hit_rate"] = l.PrefixHitRate
+	}
+	if l.KVBlocks > 0 && l.KVBlockSize > 0 {
+		v["kv_cache_blocks"], v["kv_cache_block_size"] = l.KVBlocks, l.KVBlockSize
 	}
 	if !l.Scraped.IsZero() {
 		v["scraped_at"] = l.Scraped.UTC().Format(time.RFC3339Nano)

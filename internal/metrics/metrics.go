@@ -2,7 +2,9 @@
 // is given (never the global one). Names and labels are LiteLLM's wherever
 // LiteLLM has the metric, so its Grafana dashboards read maasgate
 // unchanged; maasgate_* metrics add what LiteLLM lacks (in-flight requests
-// and cooldowns per deployment, the GPU server's own queue, health probes).
+// and cooldowns per deployment, the GPU server's own queue, KV cache and
+// prefix cache hit rate, the cache-aware router's own prefix hit estimate,
+// health probes).
 //
 // The request path records through cached children: one sync.Map lookup
 // per call and per attempt, then atomic adds, so no label hashing or lock
@@ -128,6 +130,8 @@ type Metrics struct {
 	probes    *prometheus.CounterVec
 	probeTime *prometheus.HistogramVec
 
+	prefixQueried, prefixHit *prometheus.CounterVec
+
 	traffic *Traffic
 
 	// Cached children, so the request path does not hash label values:
@@ -136,6 +140,7 @@ type Metrics struct {
 	calls    sync.Map // callKey -> *callSeries
 	failures sync.Map // failKey -> *failSeries
 	attempts sync.Map // *deployment.Deployment -> *attemptSeries
+	prefixes sync.Map // *deployment.Deployment -> *prefixSeries
 	mu       sync.Mutex
 	tracked  map[depLabels]bool   // deployments that have series
 	probed   map[probeLabels]bool // deployments that have probe series
@@ -203,10 +208,14 @@ func New(o Options) *Metrics {
 	m.fbFailed = counter("litellm_deployment_failed_fallbacks_total", "Fallbacks from a model group to another that failed too.", fallbackLabels)
 	m.probes = counter("maasgate_health_checks_total", "Health probes of a deployment, by result (healthy or unhealthy).", probeLabelNames)
 	m.probeTime = histogram("maasgate_health_check_duration_seconds", "Seconds one health probe of a deployment took.", probeBuckets, probeTimeLabels)
+	m.prefixQueried = counter("maasgate_prefix_index_queried_tokens_total",
+		"Prompt tokens (estimated) the cache-aware strategy sent to the deployment.", ownLabels)
+	m.prefixHit = counter("maasgate_prefix_index_hit_tokens_total",
+		"Of those, the tokens the gateway's prefix index expected the deployment to hold in its prefix cache: divide the rates for the router's estimated hit rate.", ownLabels)
 
 	m.reg.MustRegister(m.inFlight, m.proxyTotal, m.proxyFailed, m.totalLatency, m.apiLatency, m.ttft, m.overhead,
 		m.inputTokens, m.outputTokens, m.totalTokens, m.spend, m.depSuccess, m.depFailure, m.depTotal, m.perToken,
-		m.cooled, m.fbOK, m.fbFailed, m.probes, m.probeTime,
+		m.cooled, m.fbOK, m.fbFailed, m.probes, m.probeTime, m.prefixQueried, m.prefixHit,
 		&stateCollector{m: m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -563,6 +572,9 @@ func (m *Metrics) prune() {
 				v.DeletePartialMatch(call)
 			}
 		}
+		own := prometheus.Labels{"model_group": l.group, "model_id": l.id, "api_base": l.apiBase}
+		m.prefixQueried.DeletePartialMatch(own)
+		m.prefixHit.DeletePartialMatch(own)
 		if !liveID[l.id] {
 			m.proxyTotal.DeletePartialMatch(byID)
 			m.proxyFailed.DeletePartialMatch(byID)
@@ -572,6 +584,7 @@ func (m *Metrics) prune() {
 		m.calls.Clear()
 		m.failures.Clear()
 		m.attempts.Clear()
+		m.prefixes.Clear()
 		return
 	}
 	// A deployment replaced by an equal one (an update of a field that is
@@ -579,6 +592,12 @@ func (m *Metrics) prune() {
 	m.attempts.Range(func(k, _ any) bool {
 		if !livePtr[k.(*deployment.Deployment)] {
 			m.attempts.Delete(k)
+		}
+		return true
+	})
+	m.prefixes.Range(func(k, _ any) bool {
+		if !livePtr[k.(*deployment.Deployment)] {
+			m.prefixes.Delete(k)
 		}
 		return true
 	})

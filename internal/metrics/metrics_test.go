@@ -202,13 +202,15 @@ func TestState(t *testing.T) {
 func TestBackendGauges(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	fresh := newDeployment("qwen", "fresh", "http://gpu-a:8000/v1")
-	fresh.SetBackendLoad(deployment.BackendLoad{Supported: true, Waiting: 3, Running: 8, KVCacheUsage: 0.5, Scraped: now, ValidUntil: now.Add(6 * time.Second)})
+	fresh.SetBackendLoad(deployment.BackendLoad{Supported: true, Waiting: 3, Running: 8, KVCacheUsage: 0.5, PrefixHitRate: 0.75, Scraped: now, ValidUntil: now.Add(6 * time.Second)})
+	noPrefix := newDeployment("qwen", "bare", "http://gpu-d:8000/v1")
+	noPrefix.SetBackendLoad(deployment.BackendLoad{Supported: true, KVCacheUsage: -1, PrefixHitRate: -1, Scraped: now, ValidUntil: now.Add(6 * time.Second)})
 	stale := newDeployment("qwen", "stale", "http://gpu-b:8000/v1")
 	stale.SetBackendLoad(deployment.BackendLoad{Supported: true, Waiting: 9, Scraped: now.Add(-time.Minute), ValidUntil: now.Add(-time.Second)})
 	none := newDeployment("qwen", "none", "http://gpu-c:8000/v1")
 	none.SetBackendLoad(deployment.BackendLoad{Supported: false})
 	var s served
-	s.set(fresh, stale, none)
+	s.set(fresh, stale, none, noPrefix)
 	m := New(Options{Registry: prometheus.NewRegistry(), Deployments: s.list, Now: func() time.Time { return now }})
 	page := scrape(t, m)
 	for _, want := range []string{
@@ -216,6 +218,8 @@ func TestBackendGauges(t *testing.T) {
 		`maasgate_backend_num_requests_waiting{api_base="http://gpu-a:8000/v1",model_group="qwen",model_id="fresh"} 3`,
 		`maasgate_backend_num_requests_running{api_base="http://gpu-a:8000/v1",model_group="qwen",model_id="fresh"} 8`,
 		`maasgate_backend_kv_cache_usage_ratio{api_base="http://gpu-a:8000/v1",model_group="qwen",model_id="fresh"} 0.5`,
+		`maasgate_backend_prefix_cache_hit_ratio{api_base="http://gpu-a:8000/v1",model_group="qwen",model_id="fresh"} 0.75`,
+		`maasgate_backend_metrics_fresh{api_base="http://gpu-d:8000/v1",model_group="qwen",model_id="bare"} 1`,
 		`maasgate_backend_metrics_fresh{api_base="http://gpu-b:8000/v1",model_group="qwen",model_id="stale"} 0`,
 	} {
 		if !strings.Contains(page, want) {
@@ -224,6 +228,9 @@ func TestBackendGauges(t *testing.T) {
 	}
 	if got := grep(page, `model_id="stale"`); strings.Contains(got, "waiting") {
 		t.Errorf("stale values exported:\n%s", got)
+	}
+	if got := grep(page, `model_id="bare"`); strings.Contains(got, "kv_cache") || strings.Contains(got, "prefix") {
+		t.Errorf("values the server does not report are exported:\n%s", got)
 	}
 	if got := grep(page, `model_id="none"`); strings.Contains(got, "maasgate_backend") {
 		t.Errorf("a server without /metrics has backend series:\n%s", got)
@@ -239,6 +246,7 @@ func TestNil(t *testing.T) {
 	m.Finish(success(d))
 	m.Fallback("a", "b", true, 500, router.ServerError, "openai")
 	m.Probe("qwen", "a", "http://gpu-a:8000/v1", true, time.Millisecond)
+	m.PrefixEstimate(d, 100, 50)
 }
 
 func grep(page, s string) string {

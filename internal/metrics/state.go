@@ -38,6 +38,8 @@ var (
 		"Requests running on the deployment's server (vllm:num_requests_running), as last scraped.", ownLabels, nil)
 	descBackendKV = prometheus.NewDesc("maasgate_backend_kv_cache_usage_ratio",
 		"Fraction of the KV cache in use on the deployment's server (vllm:kv_cache_usage_perc, 0 to 1), as last scraped.", ownLabels, nil)
+	descBackendPrefixHit = prometheus.NewDesc("maasgate_backend_prefix_cache_hit_ratio",
+		"Share of the prompt tokens queried in the deployment's server's prefix cache that it held, between the last two scrapes that saw queries (from vllm:prefix_cache_hits_total and vllm:prefix_cache_queries_total).", ownLabels, nil)
 )
 
 // stateCollector exports the live state of every deployment at scrape time.
@@ -45,7 +47,7 @@ type stateCollector struct{ m *Metrics }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRPMLimit, descTPMLimit, descRemainingRequests, descRemainingTokens,
-		descInFlight, descCooldown, descBackendFresh, descBackendWaiting, descBackendRunning, descBackendKV} {
+		descInFlight, descCooldown, descBackendFresh, descBackendWaiting, descBackendRunning, descBackendKV, descBackendPrefixHit} {
 		ch <- d
 	}
 }
@@ -87,6 +89,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descBackendRunning, load.Running, l.group, l.id, l.apiBase)
 		if load.KVCacheUsage >= 0 {
 			gauge(descBackendKV, load.KVCacheUsage, l.group, l.id, l.apiBase)
+		}
+		if load.PrefixHitRate >= 0 {
+			gauge(descBackendPrefixHit, load.PrefixHitRate, l.group, l.id, l.apiBase)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/prefix"
 )
 
@@ -27,13 +28,17 @@ func sessionOf(r *http.Request, q *request) string {
 }
 
 // dispatched records that the request goes to d: its prompt's blocks go
-// into d's prefix index (the server caches them as it prefills), and the
-// part d does not hold yet counts as prefill pending there.
-func (c *call) dispatched(d *deployment.Deployment) {
+// into d's prefix index (the server caches them as it prefills), the part
+// d does not hold yet counts as prefill pending there, and m counts how
+// much the index expected d to hold (the router's own prefix hit
+// estimate).
+func (c *call) dispatched(d *deployment.Deployment, m *metrics.Metrics) {
 	if c.hint == nil || c.hint.Prompt == nil {
 		return
 	}
-	c.pending = c.hint.PromptTokens() - c.hint.Cached(d)
+	tokens, cached := c.hint.PromptTokens(), c.hint.Cached(d)
+	m.PrefixEstimate(d, tokens, cached)
+	c.pending = tokens - cached
 	d.AddPendingPrefill(c.pending)
 	d.PrefixIndex().Insert(c.hint.Prompt.Blocks)
 }

@@ -524,7 +524,7 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call, tg rou
 		c.d = d
 		c.attempts++
 		p.startAttempt(r, c, d)
-		c.dispatched(d)
+		c.dispatched(d, p.metrics)
 		res := p.try(w, r, c, d)
 		c.prefilled(d)
 		d.Release()

@@ -236,19 +236,24 @@ function stateOf(info, now) {
   return { cls: 'unknown', text: 'Unknown', detail: '' };
 }
 
+// backendCells are the Queue, KV cache and Prefix hits cells of a
+// deployment: what its server last reported on its vLLM /metrics, greyed
+// and marked "(stale)" when the gateway no longer trusts it.
 function backendCells(st) {
   const b = st.backend;
-  if (!b) return [h('td', { class: 'num muted' }, '–'), h('td', { class: 'num muted' }, '–')];
-  if (!b.metrics_supported) {
-    const why = 'The server has no vLLM /metrics';
-    return [h('td', { class: 'num muted', title: why }, 'n/a'), h('td', { class: 'num muted', title: why }, 'n/a')];
-  }
+  const blank = (text, title) => [0, 1, 2].map(() => h('td', { class: 'num muted', title }, text));
+  if (!b) return blank('–', 'Not scraped yet');
+  if (!b.metrics_supported) return blank('n/a', 'The server has no vLLM /metrics');
   const stale = b.stale ? ' (stale)' : '';
   const cls = 'num load' + (b.stale ? ' muted' : '');
   const title = b.stale ? `Last scraped ${fmtTime(b.scraped_at)}${b.error ? ': ' + b.error : ''}; not trusted` : `Scraped ${fmtTime(b.scraped_at)}`;
+  const size = b.kv_cache_blocks ? `of ${(b.kv_cache_blocks * b.kv_cache_block_size).toLocaleString('en-US')} tokens` : '';
   return [
-    h('td', { class: cls, title }, `${b.num_requests_waiting} waiting`, h('span', { class: 'detail' }, `${b.num_requests_running} running${stale}`)),
-    h('td', { class: cls, title }, b.kv_cache_usage === null ? '–' : fmtPct(b.kv_cache_usage) + stale),
+    h('td', { class: cls + ' queue', title }, `${b.num_requests_waiting} waiting`, h('span', { class: 'detail' }, `${b.num_requests_running} running${stale}`)),
+    h('td', { class: cls + ' kv', title }, b.kv_cache_usage === null ? '–' : fmtPct(b.kv_cache_usage) + stale,
+      size ? h('span', { class: 'detail' }, size) : null),
+    h('td', { class: cls + ' prefix', title: b.prefix_cache_hit_rate === null ? 'No hit rate yet: no prefix cache queries between two scrapes, or the server does not report them' : `Share of prompt tokens found in the server's prefix cache between its last two scrapes. ${title}` },
+      b.prefix_cache_hit_rate === null ? '–' : fmtPct(b.prefix_cache_hit_rate) + stale),
   ];
 }
 
@@ -346,12 +351,13 @@ function modelsPage(main) {
       return h('section', { class: 'card', dataset: { group: g }, 'aria-labelledby': `group-${gi}` },
         h('h2', { id: `group-${gi}` }, g, ' ', h('span', { class: 'muted small' }, `${healthy} of ${ms.length} healthy`)),
         h('table', { class: 'models' },
-          h('colgroup', {}, ['id', 'base', 'source', 'state', 'inflight', 'latency', 'errors', 'queue', 'kv', 'actions'].map((c) => h('col', { class: 'c-' + c }))),
+          h('colgroup', {}, ['id', 'base', 'source', 'state', 'inflight', 'latency', 'errors', 'queue', 'kv', 'prefix', 'actions'].map((c) => h('col', { class: 'c-' + c }))),
           h('thead', {}, h('tr', {},
             h('th', { scope: 'col' }, 'Deployment id'), h('th', { scope: 'col' }, 'API base'), h('th', { scope: 'col' }, 'Source'),
             h('th', { scope: 'col' }, 'State'), h('th', { scope: 'col', class: 'num' }, 'In flight'),
             h('th', { scope: 'col', class: 'num' }, 'Latency (1 min)'), h('th', { scope: 'col', class: 'num' }, 'Errors (1 min)'),
             h('th', { scope: 'col', class: 'num' }, 'Queue'), h('th', { scope: 'col', class: 'num' }, 'KV cache'),
+            h('th', { scope: 'col', class: 'num', title: 'Prefix cache hit rate reported by the server' }, 'Prefix hits'),
             h('th', { scope: 'col' }, 'Actions'))),
           h('tbody', {}, rows)));
     }));
