@@ -41,18 +41,18 @@ const wordLetters = 3
 
 // fleetWorkloads are the three workloads of issue 15, sized for a fleet of
 // backends H100s: (A) multi-turn chats over a few shared system prompts,
-// (B) llm-d's shared long context (6K-token contexts, 1.2K-token
-// questions; 2.5 × one server's KV cache of contexts), (C) unrelated
-// prompts. Rates are in requests per simulated second, multiples of what
+// (B) llm-d's shared long context (160 contexts of 6K tokens, 2.3 × one
+// server's KV cache, and 1.2K-token questions), (C) unrelated prompts of
+// B's length. Rates are in requests per simulated second, multiples of what
 // the fleet prefills without any cache.
 func fleetWorkloads(backends int, loads []float64) []Workload {
 	ws := []Workload{
-		{Name: "A", About: "multi-turn chats resending their history, over 4 shared system prompts",
-			Turns: 6, System: 4, SystemWords: 1000, UserWords: 300, ThinkS: 5},
-		{Name: "B", About: "shared long context: 6K-token contexts, 1.2K-token questions",
+		{Name: "A", About: "multi-turn chats resending their history, over 4 shared 2K-token system prompts",
+			Turns: 5, System: 4, SystemWords: 2000, UserWords: 600, ThinkS: 1},
+		{Name: "B", About: "shared long context: 160 contexts of 6K tokens, 1.2K-token questions",
 			Turns: 1, System: 160, SystemWords: 6000, UserWords: 1200},
-		{Name: "C", About: "control: unrelated 2K-token prompts",
-			Turns: 1, UserWords: 2000},
+		{Name: "C", About: "control: unrelated 6K-token prompts",
+			Turns: 1, UserWords: 6000},
 	}
 	for i := range ws {
 		w := &ws[i]
