@@ -24,7 +24,7 @@ func TestBenchFleetSmoke(t *testing.T) {
 	out := filepath.Join(dir, "fleet.json")
 	var stdout, stderr testutil.Buffer
 	code := run(context.Background(), []string{"bench", "--gateway-bin", bin, "--only", "fleet",
-		"--fleet-backends", "2", "--fleet-duration", "8s", "--fleet-warmup", "1s", "--fleet-loads", "0.2",
+		"--fleet-backends", "2", "--fleet-speed-up", "8", "--fleet-duration", "8s", "--fleet-warmup", "1s", "--fleet-loads", "0.2",
 		"--fleet-strategies", "round-robin,cache-aware", "--fleet-charts", dir, "--json", out,
 	}, &stdout, &stderr)
 	if code != 0 {
