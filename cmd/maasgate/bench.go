@@ -42,7 +42,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Keys, "keys", 0, "virtual keys stored in the gateway's database before it starts; the load is then sent with one of them instead of the master key")
 	fs.IntVar(&o.Streams, "streams", o.Streams, "concurrent streams held open for the memory figure (0: skip)")
 	fs.DurationVar(&o.RoutingDuration, "routing-duration", o.RoutingDuration, "load per strategy of the routing benchmark")
-	only := fs.String("only", "pick,load,routing", "parts to run: pick, load, routing (comma-separated)")
+	only := fs.String("only", "pick,load,routing", "parts to run: pick, load, routing, fleet (comma-separated; fleet takes about 4 minutes)")
+	fleet := bench.DefaultFleet()
+	fs.IntVar(&fleet.Backends, "fleet-backends", fleet.Backends, "fleet: simulated H100 servers")
+	fs.Float64Var(&fleet.SpeedUp, "fleet-speed-up", fleet.SpeedUp, "fleet: simulated seconds per wall second")
+	fs.DurationVar(&fleet.Duration, "fleet-duration", fleet.Duration, "fleet: arrivals per run, in simulated time")
+	fs.DurationVar(&fleet.Warmup, "fleet-warmup", fleet.Warmup, "fleet: first part of each run left out of the figures, in simulated time")
+	fs.DurationVar(&fleet.Timeout, "fleet-timeout", fleet.Timeout, "fleet: a request taking longer than this (simulated) fails")
+	loads := fs.String("fleet-loads", joinFloats(fleet.Loads), "fleet: offered loads, as multiples of what the fleet prefills without a prefix cache (comma-separated)")
+	strategies := fs.String("fleet-strategies", strings.Join(fleet.Strategies, ","), "fleet: routing strategies to compare (comma-separated)")
+	workloads := fs.String("fleet-workloads", strings.Join(fleet.Workloads, ","), "fleet: workloads to run: A (multi-turn chats), B (shared long context), C (no sharing)")
+	fs.Uint64Var(&fleet.Seed, "fleet-seed", fleet.Seed, "fleet: seed of the arrivals and prompts")
+	fs.StringVar(&fleet.ChartDir, "fleet-charts", "", "fleet: write one SVG chart per workload into this directory")
 	fs.StringVar(&o.ProfileDir, "profile", "", "write CPU and allocation profiles of the gateway under the chat load to this directory")
 	jsonPath := fs.String("json", "", "also write the figures as JSON to this file")
 	quiet := fs.Bool("quiet", false, "no progress lines")
@@ -53,14 +64,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.Rates, err = parseInts(*rates); err != nil {
 		return fmt.Errorf("--rates: %w", err)
 	}
+	if fleet.Loads, err = parseFloats(*loads); err != nil {
+		return fmt.Errorf("--fleet-loads: %w", err)
+	}
+	fleet.Strategies, fleet.Workloads = splitList(*strategies), splitList(*workloads)
 	parts := strings.Split(*only, ",")
 	for i, p := range parts {
 		parts[i] = strings.TrimSpace(p)
-		if !slices.Contains([]string{"pick", "load", "routing"}, parts[i]) {
-			return fmt.Errorf("--only: unknown part %q (want pick, load or routing)", p)
+		if !slices.Contains([]string{"pick", "load", "routing", "fleet"}, parts[i]) {
+			return fmt.Errorf("--only: unknown part %q (want pick, load, routing or fleet)", p)
 		}
 	}
 	o.Pick, o.Load, o.Routing = slices.Contains(parts, "pick"), slices.Contains(parts, "load"), slices.Contains(parts, "routing")
+	if slices.Contains(parts, "fleet") {
+		o.Fleet = &fleet
+	}
 	if !*quiet {
 		o.Progress = stderr
 	}
@@ -93,6 +111,37 @@ func parseInts(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+func parseFloats(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range splitList(s) {
+		x, err := strconv.ParseFloat(f, 64)
+		if err != nil || x <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+func joinFloats(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return strings.Join(s, ",")
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func joinInts(ns []int) string {

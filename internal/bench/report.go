@@ -29,6 +29,7 @@ type Report struct {
 	LoadPeakRSS uint64         `json:"load_peak_rss_bytes,omitempty"`
 	Streams     *StreamsResult `json:"streams,omitempty"`
 	Routing     *RoutingResult `json:"routing,omitempty"`
+	Fleet       *FleetResult   `json:"fleet,omitempty"`
 	Targets     []TargetResult `json:"targets"`
 }
 
@@ -216,6 +217,9 @@ func (rep *Report) Print(w io.Writer) {
 		tw.Flush()
 	}
 	if r := rep.Routing; r != nil {
+		r.print(w)
+	}
+	if r := rep.Fleet; r != nil {
 		r.print(w)
 	}
 	if len(rep.Targets) > 0 {

@@ -57,6 +57,9 @@ type Options struct {
 	RoutingDuration time.Duration
 
 	Pick, Load, Routing bool // which parts to run
+	// Fleet, if set, runs the fleet benchmark: every strategy on simulated
+	// H100 servers under three workloads. It needs GatewayBin.
+	Fleet *FleetOptions
 
 	// Floor also measures the standard library's bare reverse proxy on the
 	// chat scenario, as the floor of any Go proxy on this machine. It needs
@@ -130,14 +133,24 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return rep, err
 		}
 	}
+	if o.Fleet != nil {
+		if err := runFleet(ctx, o, rep); err != nil {
+			return rep, err
+		}
+	}
 	rep.Targets = evaluate(rep)
 	return rep, ctx.Err()
 }
 
 func (o Options) validate() error {
 	switch {
-	case !o.Pick && !o.Load && !o.Routing:
+	case !o.Pick && !o.Load && !o.Routing && o.Fleet == nil:
 		return errors.New("nothing to run")
+	case o.Fleet != nil && (o.GatewayBin == "" || o.GatewayURL != ""):
+		return errors.New("the fleet benchmark runs maasgate's own strategies: give the maasgate binary, not a gateway URL")
+	case o.Fleet != nil && (o.Fleet.Backends <= 0 || o.Fleet.SpeedUp <= 0 || o.Fleet.Duration <= o.Fleet.Warmup ||
+		o.Fleet.Warmup < 0 || o.Fleet.Timeout <= 0 || len(o.Fleet.Loads) == 0 || len(o.Fleet.Strategies) == 0):
+		return errors.New("fleet: backends, speed-up, timeout and loads must be positive, and the duration longer than the warm-up")
 	case o.GatewayURL == "" && o.GatewayBin == "" && (o.Load || o.Routing):
 		return errors.New("no gateway: give the maasgate binary or a gateway URL")
 	case o.GatewayURL != "" && o.BackendURL == "" && o.BackendAddr == "127.0.0.1:0":

@@ -170,6 +170,7 @@ func RoutingStrategies() []string {
 		"latency-based-routing",
 		"cost-based-routing",
 		"cache-aware",
+		"llm-d-scorer",
 	}
 }
 

@@ -51,7 +51,7 @@ environment_variables:
 		`config.yaml:16:49: model_list[2].litellm_params.num_retries: must be a non-negative integer, got 1.5`,
 		`config.yaml:16:69: model_list[2].litellm_params.cooldown_time: must be a non-negative number of seconds, got "soon"`,
 		`config.yaml:17:5: model_list[3]: must be a mapping with model_name and litellm_params, got "just a string"`,
-		`config.yaml:19:21: router_settings.routing_strategy: must be one of simple-shuffle, round-robin, least-busy, usage-based-routing, usage-based-routing-v2, latency-based-routing, cost-based-routing, cache-aware, got "fastest"`,
+		`config.yaml:19:21: router_settings.routing_strategy: must be one of simple-shuffle, round-robin, least-busy, usage-based-routing, usage-based-routing-v2, latency-based-routing, cost-based-routing, cache-aware, llm-d-scorer, got "fastest"`,
 		`config.yaml:20:16: router_settings.num_retries: must be a non-negative integer, got -1`,
 		`config.yaml:21:15: router_settings.fallbacks[0]: must have exactly one key (the group that fails), got 2`,
 		`config.yaml:21:33: router_settings.fallbacks[1]: must be a mapping {group: [fallback-group, ...]}, got a list`,

@@ -352,7 +352,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 	}
 	c.group = tg.Group.Name
 	c.body = c.req.body
-	if p.router.Strategy() == router.CacheAware && (c.ep == deployment.Chat || c.ep == deployment.Completion) {
+	if router.UsesPrefix(p.router.Strategy()) && (c.ep == deployment.Chat || c.ep == deployment.Completion) {
 		c.hint = &router.Hint{Prompt: prefix.Hash(c.req.raw.Bytes()), Session: sessionOf(r, &c.req)}
 		defer c.hint.Prompt.Release()
 	}

@@ -159,6 +159,8 @@ func (t *tier) pick(a *pickArgs) *deployment.Deployment {
 		return t.pickCost(a)
 	case CacheAware:
 		return t.pickCacheAware(a)
+	case LLMDScorer:
+		return t.pickLLMD(a)
 	default:
 		return t.pickShuffle(a)
 	}
