@@ -72,8 +72,9 @@ var sessionSeed = maphash.MakeSeed()
 
 // pickCacheAware returns the usable deployment with the lowest estimated
 // time to first token for the request, among those not far above the
-// tier's mean load; with nothing of the prompt cached anywhere, the better
-// of two drawn at random (power of two choices); the session's own
+// tier's mean load; with nothing of the prompt cached anywhere, the next
+// in round-robin order among those within half a prompt of the best; the
+// session's own
 // deployment (rendezvous hashing of the session id) when it is within a
 // quarter of the prompt's prefill of the best.
 func (t *tier) pickCacheAware(a *pickArgs) *deployment.Deployment {
@@ -125,14 +126,16 @@ func (t *tier) pickCacheAware(a *pickArgs) *deployment.Deployment {
 		}
 	}
 	if !anyCached && n > 1 {
-		// Nothing to gain from a cache: two random choices spread the
-		// load without herding on the least loaded.
-		i, j := t.drawUsable(a, loads, bound), t.drawUsable(a, loads, bound)
-		if i >= 0 && j >= 0 {
-			if loads[j] < loads[i] {
-				i = j
+		// Nothing to gain from a cache: the next deployment in turn
+		// among those whose score is within half a prompt's prefill of
+		// the best, which spreads equal requests as evenly as
+		// round-robin without sending one where work is piling up.
+		start := t.next.add() - 1
+		for k := range uint64(len(t.ds)) {
+			i := int((start + k) % uint64(len(t.ds)))
+			if loads[i] >= 0 && loads[i] <= bound && i < maxCacheAware && scores[i] <= bestScore+float64(prompt)/2 {
+				return t.ds[i]
 			}
-			return t.ds[i]
 		}
 	}
 	return best
@@ -177,28 +180,4 @@ func (t *tier) sessionHome(session string) int {
 		}
 	}
 	return best
-}
-
-// drawUsable returns the index of a deployment drawn at random among the
-// usable ones within the bound, or -1.
-func (t *tier) drawUsable(a *pickArgs, loads []float64, bound float64) int {
-	n := 0
-	for _, l := range loads {
-		if l >= 0 && l <= bound {
-			n++
-		}
-	}
-	if n == 0 {
-		return -1
-	}
-	k := a.uint64n(uint64(n))
-	for i, l := range loads {
-		if l >= 0 && l <= bound {
-			if k == 0 {
-				return i
-			}
-			k--
-		}
-	}
-	return -1
 }

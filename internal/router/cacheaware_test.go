@@ -94,8 +94,8 @@ func TestCacheAwarePrefersTheCache(t *testing.T) {
 	})
 }
 
-// TestCacheAwareSpreadsWithoutCache: with nothing cached, two random
-// choices spread requests over the group; a session keeps its deployment.
+// TestCacheAwareSpreadsWithoutCache: with nothing cached, requests spread
+// over the group in turn; a session keeps its deployment.
 func TestCacheAwareSpreadsWithoutCache(t *testing.T) {
 	t.Parallel()
 	r, tg, _ := cacheAwareRouter(t)
