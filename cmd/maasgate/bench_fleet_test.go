@@ -18,7 +18,8 @@ import (
 // charts were written. The figures themselves are the full benchmark's to
 // judge (docs/routing.md), not this test's.
 func TestBenchFleetSmoke(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the gateway reads the package's lookupEnv, which
+	// setEnv swaps.
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "fleet.json")

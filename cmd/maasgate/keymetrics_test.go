@@ -20,7 +20,8 @@ import (
 // latency histograms show "None" for both, and the key itself appears
 // nowhere on the page.
 func TestKeyMetrics(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the gateway reads the package's lookupEnv, which
+	// setEnv swaps.
 	a := startMock(t, mockllm.Config{Name: "gpu-a", Models: []string{"qwen3-14b", "llama"}})
 	g := startGateway(t, map[string]string{"LITELLM_MASTER_KEY": testKey}, "serve", "--config", twoModels(t, a, "{}"))
 	if status, out := adminCall(t, "POST", g.url+"/team/new", `{"team_id":"ml","team_alias":"ML research"}`); status != 200 {
