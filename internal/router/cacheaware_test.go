@@ -145,3 +145,37 @@ func BenchmarkPickCacheAware(b *testing.B) {
 		p.Release()
 	}
 }
+
+// TestCacheAwareFullAndSessions: a deployment at its max_parallel_requests
+// is skipped however much of the prompt it holds; a session stays on its
+// deployment while that costs little, and leaves it when prefill piles up
+// there.
+func TestCacheAwareFullAndSessions(t *testing.T) {
+	t.Parallel()
+	r := newTestRouter(t, CacheAware, model("g", "a", func(p *config.Params) { p.MaxParallelRequests = 1 }),
+		model("g", "b"), model("g", "c"), model("g", "d"))
+	tg := resolve(t, r, "g")
+	a, _ := r.Deployment("a")
+	p := prefix.Hash(chatBody("You are a careful assistant for the billing team.", 4000, "What is my balance?"))
+	defer p.Release()
+	a.PrefixIndex().Insert(p.Blocks)
+	if !a.TryAcquire(0) {
+		t.Fatal("a: no slot")
+	}
+	for range 10 {
+		if d := pickWith(t, r, tg, &Hint{Prompt: p}); d == a {
+			t.Fatal("picked a at its max_parallel_requests")
+		}
+	}
+	a.Release()
+	if d := pickWith(t, r, tg, &Hint{Prompt: p}); d != a {
+		t.Errorf("picked %s once a had a free slot, want a, which holds the prompt", d.ID)
+	}
+
+	home := pickWith(t, r, tg, &Hint{Session: "s-7"})
+	home.AddPendingPrefill(100_000) // a long prompt being prefilled there
+	defer home.AddPendingPrefill(-100_000)
+	if d := pickWith(t, r, tg, &Hint{Session: "s-7"}); d == home {
+		t.Errorf("session s-7 stayed on %s with 100,000 tokens of prefill queued there", home.ID)
+	}
+}
