@@ -118,26 +118,26 @@ func TestCacheAwareSpreadsWithoutCache(t *testing.T) {
 
 // BenchmarkPickCacheAware is a pick for an 8K-token prompt over 16
 // deployments, the hashing of the prompt included.
-func BenchmarkPickCacheAware(b *testing.B) {
-	var cfg []string
-	for i := range 16 {
-		cfg = append(cfg, fmt.Sprint("d", i))
+func BenchmarkPickCacheAware(b *testing.B) { benchmarkPrefixPick(b, CacheAware) }
+
+// benchmarkPrefixPick measures a pick of strategy for an 8K-token prompt
+// over 16 deployments, one of which holds it, hashing included.
+func benchmarkPrefixPick(b *testing.B, strategy string) {
+	ms := make([]config.Model, 16)
+	for i := range ms {
+		ms[i] = model("g", fmt.Sprint("d", i))
 	}
-	ms := make([]config.Model, len(cfg))
-	for i, id := range cfg {
-		ms[i] = model("g", id)
-	}
-	rr := newTestRouter(b, CacheAware, ms...)
-	tg := resolve(b, rr, "g")
+	r := newTestRouter(b, strategy, ms...)
+	tg := resolve(b, r, "g")
 	body := chatBody("You are a careful assistant for the billing team.", 8000, "What is my balance?")
-	d0, _ := rr.Deployment("d3")
+	d3, _ := r.Deployment("d3")
 	p := prefix.Hash(body)
-	d0.PrefixIndex().Insert(p.Blocks)
+	d3.PrefixIndex().Insert(p.Blocks)
 	p.Release()
 	b.ReportAllocs()
 	for b.Loop() {
 		p := prefix.Hash(body)
-		d, err := rr.pick(tg, nil, &Hint{Prompt: p})
+		d, err := r.pick(tg, nil, &Hint{Prompt: p})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,11 +1,9 @@
 package router
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
-	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/prefix"
 )
@@ -73,26 +71,4 @@ func TestUsesPrefix(t *testing.T) {
 
 // BenchmarkPickLLMD is BenchmarkPickCacheAware for the llm-d-style scorer:
 // an 8K-token prompt hashed and scored over 16 deployments.
-func BenchmarkPickLLMD(b *testing.B) {
-	ms := make([]config.Model, 16)
-	for i := range ms {
-		ms[i] = model("g", fmt.Sprint("d", i))
-	}
-	r := newTestRouter(b, LLMDScorer, ms...)
-	tg := resolve(b, r, "g")
-	body := chatBody("You are a careful assistant for the billing team.", 8000, "What is my balance?")
-	d3, _ := r.Deployment("d3")
-	p := prefix.Hash(body)
-	d3.PrefixIndex().Insert(p.Blocks)
-	p.Release()
-	b.ReportAllocs()
-	for b.Loop() {
-		p := prefix.Hash(body)
-		d, err := r.pick(tg, nil, &Hint{Prompt: p})
-		if err != nil {
-			b.Fatal(err)
-		}
-		d.Release()
-		p.Release()
-	}
-}
+func BenchmarkPickLLMD(b *testing.B) { benchmarkPrefixPick(b, LLMDScorer) }

@@ -144,21 +144,10 @@ func (s *Store) UpdateKey(ctx context.Context, k keys.Key) (*keys.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Every column but the token, which names the row, and created_at and
-	// spend, which the row keeps.
-	var set []string
-	var args []any
-	for i, c := range keyColumnList {
-		switch c {
-		case "token", "created_at", "spend":
-			continue
-		}
-		set = append(set, c+" = ?")
-		args = append(args, cols[i])
-	}
+	set, args := updateSet(keyColumnList, cols, "token")
 	args = append(args, cols[0])
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		row := tx.QueryRowContext(ctx, s.rebind("UPDATE keys SET "+strings.Join(set, ", ")+" WHERE token = ? RETURNING created_at, spend"), args...)
+		row := tx.QueryRowContext(ctx, s.rebind("UPDATE keys SET "+set+" WHERE token = ? RETURNING created_at, spend"), args...)
 		var created time.Time
 		err := row.Scan(timeValue{&created}, &out.Spend)
 		out.CreatedAt = keys.TimeOf(created)
@@ -616,4 +605,21 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// updateSet returns the SET clause of an UPDATE of a key or team row and
+// its arguments: every column of list (whose values are cols) but id, which
+// names the row, and created_at and spend, which the row keeps.
+func updateSet(list []string, cols []any, id string) (string, []any) {
+	var set []string
+	var args []any
+	for i, c := range list {
+		switch c {
+		case id, "created_at", "spend":
+			continue
+		}
+		set = append(set, c+" = ?")
+		args = append(args, cols[i])
+	}
+	return strings.Join(set, ", "), args
 }

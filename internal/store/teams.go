@@ -106,21 +106,10 @@ func (s *Store) UpdateTeam(ctx context.Context, t keys.Team) (*keys.Team, error)
 	if err != nil {
 		return nil, err
 	}
-	// Every column but team_id, which names the row, and created_at and
-	// spend, which the row keeps.
-	var set []string
-	var args []any
-	for i, c := range teamColumnList {
-		switch c {
-		case "team_id", "created_at", "spend":
-			continue
-		}
-		set = append(set, c+" = ?")
-		args = append(args, cols[i])
-	}
+	set, args := updateSet(teamColumnList, cols, "team_id")
 	args = append(args, t.ID)
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		row := tx.QueryRowContext(ctx, s.rebind("UPDATE teams SET "+strings.Join(set, ", ")+" WHERE team_id = ? RETURNING created_at, spend"), args...)
+		row := tx.QueryRowContext(ctx, s.rebind("UPDATE teams SET "+set+" WHERE team_id = ? RETURNING created_at, spend"), args...)
 		err := row.Scan(timeValue{&out.CreatedAt}, &out.Spend)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("team %s: %w", openai.Clip(t.ID), ErrNotFound)
