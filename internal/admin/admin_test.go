@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -152,5 +153,48 @@ func TestCrossSiteWritesRefused(t *testing.T) {
 	}
 	if status, body := send("POST", "/config/update", `{"router_settings":{"num_retries":3}}`, nil); status != http.StatusOK || rt.Settings().NumRetries != 3 {
 		t.Errorf("POST /config/update from a script: %d %s", status, body)
+	}
+}
+
+// TestStrategyPerGroupLive: model_group_routing_strategy is set through
+// POST /config/update, serves at once, shows in GET /router/settings with
+// its field, and an unknown strategy is refused naming the key.
+func TestStrategyPerGroupLive(t *testing.T) {
+	srv, rt, _ := newAPI(t)
+	status, body := post(t, srv.URL+"/config/update", `{"router_settings":{"model_group_routing_strategy":{"g":"cache-aware"}}}`)
+	if status != 200 {
+		t.Fatalf("update: %d %s", status, body)
+	}
+	if tg, _ := rt.Resolve("g"); tg.Group.Strategy() != "cache-aware" {
+		t.Errorf("group g routes with %s, want cache-aware", tg.Group.Strategy())
+	}
+	resp, err := http.Get(srv.URL + "/router/settings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Current map[string]any `json:"current_values"`
+		Fields  []struct {
+			Name string `json:"field_name"`
+		} `json:"fields"`
+		Descriptions map[string]string `json:"routing_strategy_descriptions"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := got.Current["model_group_routing_strategy"].(map[string]any); v["g"] != "cache-aware" {
+		t.Errorf("current_values.model_group_routing_strategy = %v", got.Current["model_group_routing_strategy"])
+	}
+	if !slices.ContainsFunc(got.Fields, func(f struct {
+		Name string `json:"field_name"`
+	}) bool {
+		return f.Name == "model_group_routing_strategy"
+	}) || got.Descriptions["cache-aware"] == "" {
+		t.Errorf("fields %v or the description of cache-aware missing", got.Fields)
+	}
+	status, body = post(t, srv.URL+"/config/update", `{"router_settings":{"model_group_routing_strategy":{"g":"fastest"}}}`)
+	if status != 400 || !strings.Contains(body, "router_settings.model_group_routing_strategy.g: must be one of") {
+		t.Errorf("an unknown strategy: %d %s", status, body)
 	}
 }

@@ -31,6 +31,8 @@ var strategyDescriptions = map[string]string{
 	"usage-based-routing":    "The fewest tokens used this minute among deployments under their rpm/tpm.",
 	"usage-based-routing-v2": "Same as usage-based-routing.",
 	"cost-based-routing":     "The lowest input_cost_per_token + output_cost_per_token.",
+	"cache-aware":            "For vLLM groups: the lowest estimated time to first token, from the prompt's prefix each server probably holds in its KV cache, the prefill queued there and the servers' scraped queues; hot spots bounded. See docs/routing.md.",
+	"llm-d-scorer":           "A baseline in the style of llm-d's default scheduler: weighted prefix, queue and KV-cache scores, highest wins.",
 }
 
 // fields lists every router setting with its type, default and meaning.
@@ -73,6 +75,8 @@ func fields() []field {
 			Description: "Allowed failures per minute per error class, e.g. {\"RateLimitErrorAllowedFails\": 10}."},
 		{Name: "routing_strategy_args", Type: "Dict", Default: map[string]any{}, UIName: "Routing Strategy Args",
 			Description: "Strategy options, e.g. {\"lowest_latency_buffer\": 0.1} for latency-based routing."},
+		{Name: "model_group_routing_strategy", Type: "Dict", Default: map[string]any{}, UIName: "Routing Strategy per Model Group",
+			Description: "A model group's own routing strategy, in place of routing_strategy: {\"qwen3-14b\": \"cache-aware\"}."},
 		{Name: "model_group_alias", Type: "Dict", Default: map[string]any{}, UIName: "Model Group Alias",
 			Description: "Other names for model groups: {\"qwen\": \"qwen3-14b\"} or {\"qwen\": {\"model\": \"qwen3-14b\", \"hidden\": true}}."},
 	}

@@ -80,10 +80,15 @@ type RouterSettings struct {
 	AllowedFailsPolicy         map[string]int // e.g. "RateLimitErrorAllowedFails": 10; see AllowedFailsPolicyKeys
 	RoutingStrategyArgs        map[string]any // e.g. "lowest_latency_buffer": 0.1
 	ModelGroupAlias            map[string]Alias
-	RedisHost                  string
-	RedisPort                  int
-	RedisPassword              string // resolved secret
-	RedisURL                   string // resolved secret
+	// ModelGroupRoutingStrategy is maasgate's own
+	// model_group_routing_strategy: a routing strategy per model group, for
+	// groups that should not use RoutingStrategy (cache-aware for vLLM
+	// groups, say, beside simple-shuffle for an API provider).
+	ModelGroupRoutingStrategy map[string]string
+	RedisHost                 string
+	RedisPort                 int
+	RedisPassword             string // resolved secret
+	RedisURL                  string // resolved secret
 }
 
 // Fallback lists the groups to try, in order, when group From fails.

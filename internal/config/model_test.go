@@ -141,11 +141,12 @@ func TestNewModelMatchesConfigFile(t *testing.T) {
 func TestApplyRouterSettings(t *testing.T) {
 	base := DefaultRouterSettings()
 	got, problems := ApplyRouterSettings(base, map[string]any{
-		"routing_strategy":       "least-busy",
-		"num_retries":            float64(4),
-		"cooldown_time":          0.5,
-		"fallbacks":              []any{map[string]any{"a": []any{"b", "c"}}},
-		"enable_pre_call_checks": true,
+		"routing_strategy":             "least-busy",
+		"num_retries":                  float64(4),
+		"cooldown_time":                0.5,
+		"fallbacks":                    []any{map[string]any{"a": []any{"b", "c"}}},
+		"enable_pre_call_checks":       true,
+		"model_group_routing_strategy": map[string]any{"qwen": "cache-aware"},
 	}, nil)
 	if len(problems) > 0 {
 		t.Fatalf("problems: %v", problems)
@@ -155,15 +156,18 @@ func TestApplyRouterSettings(t *testing.T) {
 	want.NumRetries = 4
 	want.CooldownTime = 500 * time.Millisecond
 	want.Fallbacks = []Fallback{{From: "a", To: []string{"b", "c"}}}
+	want.ModelGroupRoutingStrategy = map[string]string{"qwen": "cache-aware"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("settings mismatch (-want +got):\n%s", diff)
 	}
 
-	got, problems = ApplyRouterSettings(base, map[string]any{"routing_strategy": "fastest", "timeout": "soon"}, nil)
+	got, problems = ApplyRouterSettings(base, map[string]any{"routing_strategy": "fastest", "timeout": "soon",
+		"model_group_routing_strategy": map[string]any{"qwen": "fast"}}, nil)
 	if diff := cmp.Diff(base, got); diff != "" {
 		t.Errorf("a failed update changed the settings (-want +got):\n%s", diff)
 	}
 	wantProblems := []string{
+		`router_settings.model_group_routing_strategy.qwen: must be one of ` + strings.Join(RoutingStrategies(), ", ") + `, got "fast"`,
 		`router_settings.routing_strategy: must be one of ` + strings.Join(RoutingStrategies(), ", ") + `, got "fastest"`,
 		`router_settings.timeout: must be a non-negative number of seconds, got "soon"`,
 	}

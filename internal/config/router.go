@@ -72,12 +72,8 @@ func (d *decoder) routerSettings(v *value, section string, rs *RouterSettings, l
 		}
 		switch k {
 		case "routing_strategy":
-			if s, ok := d.str(val, key, false); ok {
-				if slices.Contains(RoutingStrategies(), s) {
-					rs.RoutingStrategy = s
-				} else {
-					d.errorAt(val, key, fmt.Sprintf("must be one of %s, got %q", strings.Join(RoutingStrategies(), ", "), openai.Clip(s)))
-				}
+			if s, ok := d.strategy(val, key); ok {
+				rs.RoutingStrategy = s
 			}
 		case "num_retries":
 			if n, ok := d.integer(val, key); ok {
@@ -156,6 +152,16 @@ func (d *decoder) routerSettings(v *value, section string, rs *RouterSettings, l
 			if d.isMapping(val, key) {
 				rs.RoutingStrategyArgs = val.goValue(false).(map[string]any)
 			}
+		case "model_group_routing_strategy":
+			if d.isMapping(val, key) {
+				m := make(map[string]string, len(val.entries))
+				for _, g := range val.entries {
+					if s, ok := d.strategy(g.val, key+"."+g.key.name()); ok {
+						m[g.key.name()] = s
+					}
+				}
+				rs.ModelGroupRoutingStrategy = m
+			}
 		case "model_group_alias":
 			if a, ok := d.aliases(val, key); ok {
 				rs.ModelGroupAlias = a
@@ -192,6 +198,19 @@ func (d *decoder) routerSettings(v *value, section string, rs *RouterSettings, l
 			d.warnAt(e.key, key, "not implemented by maasgate; ignored")
 		}
 	}
+}
+
+// strategy reads the name of a routing strategy.
+func (d *decoder) strategy(v *value, key string) (string, bool) {
+	s, ok := d.str(v, key, false)
+	if !ok {
+		return "", false
+	}
+	if !slices.Contains(RoutingStrategies(), s) {
+		d.errorAt(v, key, fmt.Sprintf("must be one of %s, got %q", strings.Join(RoutingStrategies(), ", "), openai.Clip(s)))
+		return "", false
+	}
+	return s, true
 }
 
 // fallbacks reads a list of single-key mappings {group: [fallback groups]}.

@@ -39,6 +39,10 @@ func SettingsValues(s config.RouterSettings) map[string]any {
 	if defaults == nil {
 		defaults = []string{}
 	}
+	perGroup := s.ModelGroupRoutingStrategy
+	if perGroup == nil {
+		perGroup = map[string]string{}
+	}
 	args := s.RoutingStrategyArgs
 	if args == nil {
 		args = map[string]any{}
@@ -63,5 +67,6 @@ func SettingsValues(s config.RouterSettings) map[string]any {
 		"allowed_fails_policy":          orEmpty(s.AllowedFailsPolicy),
 		"routing_strategy_args":         args,
 		"model_group_alias":             alias,
+		"model_group_routing_strategy":  perGroup,
 	}
 }

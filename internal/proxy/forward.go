@@ -116,7 +116,7 @@ func ownLimitSlack(limit time.Duration) time.Duration { return min(limit/20, 100
 // cancels the attempt as router.Deadline, which never cools a deployment
 // down.
 func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployment.Deployment) result {
-	routerTimeout, routerStreamTimeout := p.router.Timeouts()
+	routerTimeout, routerStreamTimeout := c.plan.Timeouts()
 	a := attempt{d: d, call: c, limit: d.Timeout, streamTimeout: d.StreamTimeout}
 	if a.limit == 0 {
 		a.limit = routerTimeout
@@ -184,9 +184,8 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	if !stream {
 		// Its headers are the answer (a stream's come before its engine
 		// has produced anything: its first chunk is, in relayStream).
-		d.FirstProgress(p.now().Sub(a.sent))
+		c.pick.FirstToken(p.now().Sub(a.sent))
 		a.gotFirst() // not a stream: read it whole
-		c.prefilled(d)
 	}
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -359,9 +358,8 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	if !a.gotFirst() { // the stream_timeout fired as the chunk came
 		return p.transportError(r, a, errStreamTimeout)
 	}
-	a.d.FirstProgress(ttft)
+	c.pick.FirstToken(ttft)
 	c.ttft = ttft
-	c.prefilled(a.d)
 
 	h := w.Header()
 	p.copyUpstreamHeaders(h, resp.Header)

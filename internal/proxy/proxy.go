@@ -269,13 +269,15 @@ type call struct {
 	key  *keys.Key
 	team *keys.Team
 	hold limits.Hold // on the key's and team's rate limits
-	// hint is what the cache-aware strategy knows of the request (nil
-	// under other strategies); pending the prompt tokens the current
-	// attempt's deployment is expected to prefill, until it answers; reply
-	// the answer's text, for the prefix index of the deployment that gave
-	// it.
+	// plan is the routing of the group being tried; pick the current
+	// attempt's handle on its deployment.
+	plan router.Plan
+	pick router.Handle
+	// hint is what a prefix-using strategy knows of the request (nil
+	// until a group with one is tried); reply the answer's text, for the
+	// prefix index of the deployment that gave it.
 	hint      *router.Hint
-	pending   int64
+	hintv     router.Hint // what hint points to, kept in the call: no allocation
 	reply     []byte
 	errStatus int // its status (a stream broken mid-way was sent as 200)
 	// ownError says the gateway raised the failure (no deployment
@@ -352,13 +354,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 	}
 	c.group = tg.Group.Name
 	c.body = c.req.body
-	if router.UsesPrefix(p.router.Strategy()) && (c.ep == deployment.Chat || c.ep == deployment.Completion) {
-		c.hint = &router.Hint{Prompt: prefix.Hash(c.req.raw.Bytes()), Session: sessionOf(r, &c.req)}
-		defer c.hint.Prompt.Release()
-	}
+	c.plan = p.router.Plan(tg, c.req.numRetries, c.req.fbGroups)
+	defer c.releaseHint()
 	c.timeout, c.fromRequest = p.callTimeout(c.req.timeout)
 	c.deadline = c.start.Add(c.timeout)
-	p.route(w, r, &c, tg)
+	p.route(w, r, &c)
 	if !c.answered {
 		// The client went away (or half-closed its side, which net/http
 		// cannot tell apart) before an answer began. Say so: without a
@@ -375,9 +375,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 // client. Under normal conditions no fallback group sees any traffic: a
 // fallback runs only after the group's own retries are spent or the whole
 // group is cooling down.
-func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router.Target) {
+func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call) {
+	tg := c.plan.Target()
 	w.Header()[hdrModelGroup] = []string{tg.Group.Name}
-	res := p.tryGroup(w, r, c, tg)
+	res := p.tryGroup(w, r, c)
 	if res.committed {
 		return
 	}
@@ -388,7 +389,8 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 		return
 	}
 	first, firstD := res, c.d
-	groups := p.router.Fallbacks(tg.Group.Name, res.outcome.Class, c.req.fbGroups)
+	groups := c.plan.Fallbacks(res.outcome.Class)
+	requested := c.plan
 	tried, skipped := 0, ""
 	var denied []string
 	for i, name := range groups {
@@ -396,11 +398,12 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 			skipped = fmt.Sprintf(" Fallbacks not tried: %s (%s).", openai.Clip(strings.Join(groups[i:], ", ")), why)
 			break
 		}
-		ftg, ok := p.router.Resolve(name)
+		fplan, ok := requested.Fallback(name)
 		if !ok {
 			p.log.Warn("fallback model group does not exist; skipped", "call_id", c.id, "model_group", clip(name, maxLoggedModel))
 			continue
 		}
+		ftg := fplan.Target()
 		if ok, _ := allowed(c.key, c.team, name, ftg); !ok {
 			// A configured fallback is no way around a key's models.
 			denied = append(denied, name)
@@ -415,7 +418,8 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call, tg router
 		w.Header()[hdrModelGroup] = []string{ftg.Group.Name}
 		p.log.Info("falling back", "call_id", c.id, "from", tg.Group.Name, "to", ftg.Group.Name,
 			"depth", c.fallbacks, "reason", res.outcome.Class.String())
-		res = p.tryGroup(w, r, c, ftg)
+		c.plan = fplan
+		res = p.tryGroup(w, r, c)
 		if res.outcome.Class != router.Cancelled {
 			answered := res.committed && res.outcome.Class == router.Success // a broken stream did not
 			p.metrics.Fallback(tg.Group.Name, ftg.Group.Name, answered, first.outcome.Status, first.outcome.Class, provider(firstD, first))
@@ -510,44 +514,55 @@ func provider(d *deployment.Deployment, res result) string {
 // that just failed. Every retry waits a little first, more when no other
 // deployment is available (router.Backoff); none starts without enough of
 // the call's time left for it (noRoomFor).
-func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call, tg router.Target) result {
+func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call) result {
+	plan := &c.plan
+	if c.hint == nil && router.UsesPrefix(plan.Strategy()) && (c.ep == deployment.Chat || c.ep == deployment.Completion) {
+		c.hintv = router.Hint{Prompt: prefix.Hash(c.req.raw.Bytes()), Session: sessionOf(r, &c.req)}
+		c.hint = &c.hintv
+	}
+	plan.Hint = c.hint
 	var last result
 	var avoid *deployment.Deployment
 	for n := 0; ; n++ {
-		d, err := p.router.PickWaitHint(r.Context(), tg, avoid, c.hint)
+		h, err := plan.Pick(avoid)
+		if err != nil && plan.Refill(r.Context(), err) {
+			h, err = plan.Pick(avoid)
+		}
 		if err != nil {
 			if last.err != nil {
 				return last
 			}
 			return result{err: noDeployments(c.req.model, err), outcome: router.Outcome{Class: router.RateLimited}, own: true}
 		}
-		c.d = d
+		d := h.D
+		c.d, c.pick, c.reply = d, h, c.reply[:0]
 		c.attempts++
 		p.startAttempt(r, c, d)
-		c.dispatched(d, p.metrics)
+		if prompt, cached, ok := h.PrefixEstimate(); ok {
+			p.metrics.PrefixEstimate(d, prompt, cached)
+		}
 		res := p.try(w, r, c, d)
-		c.prefilled(d)
-		d.Release()
-		cooled := p.router.Record(d, res.outcome)
+		info := router.DoneInfo{Outcome: res.outcome}
+		if res.committed && res.outcome.Class == router.Success && c.hint != nil {
+			info.Request, info.Reply = c.req.raw.Bytes(), c.reply
+		}
+		cooled := c.pick.Done(info)
 		p.metrics.Attempt(d, res.outcome, cooled)
 		p.endAttempt(c, res.outcome, cooled)
 		if res.committed {
 			// A stream cut short used what it relayed: its tokens count.
 			c.usage = res.outcome
-			if res.outcome.Class == router.Success {
-				c.completed(d)
-			}
 			return res
 		}
 		last = res
 		class := res.outcome.Class
-		if !class.Retryable() || n >= p.router.Retries(d, class, c.req.numRetries) || p.noRoomFor(c) != "" {
+		if !class.Retryable() || n >= plan.Retries(d, class) || p.noRoomFor(c) != "" {
 			return last
 		}
-		others := p.router.HasAvailable(tg, d)
-		wait := p.router.Backoff(n+1, res.outcome.RetryAfter, others)
+		others := plan.HasAvailable(d)
+		wait := plan.Backoff(n+1, res.outcome.RetryAfter, others)
 		if c.deadline.Sub(p.now().Add(wait)) < minAttemptTime(c.timeout) ||
-			!others && p.router.CoolingDownPast(tg, p.router.Now().Add(wait)) {
+			!others && plan.CoolingDownPast(p.router.Now().Add(wait)) {
 			return last
 		}
 		slept := p.now()

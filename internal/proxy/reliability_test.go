@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -457,5 +458,48 @@ func TestLatencyBasedRoutingPrefersTheFasterBackend(t *testing.T) {
 	// Each is tried once while unseen; after that the faster one wins.
 	if served["slow"] != 1 || served["fast"] != 29 {
 		t.Errorf("served %v, want slow once (unseen first) and fast the rest", served)
+	}
+}
+
+// TestRequestKeepsItsPlan: an admin lowering num_retries while a request
+// is in flight does not take the retry the request started with: every
+// attempt follows the settings of the request's start (router.Plan).
+func TestRequestKeepsItsPlan(t *testing.T) {
+	t.Parallel()
+	arrived, fail := make(chan struct{}), make(chan struct{})
+	a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-fail
+		http.Error(w, `{"error":{"message":"engine died"}}`, 500)
+	}))
+	t.Cleanup(a.Close)
+	b := newRecorder(t, "b")
+	settings := config.DefaultRouterSettings()
+	settings.RoutingStrategy, settings.NumRetries = router.RoundRobin, 1
+	srv, rt := newGateway(t, settings, dep("g", "a", a.URL+"/v1"), dep("g", "b", b.srv.URL+"/v1"))
+
+	got := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"g","messages":[]}`))
+		if err != nil {
+			t.Error(err)
+			close(got)
+			return
+		}
+		got <- resp
+	}()
+	<-arrived
+	changed := settings
+	changed.NumRetries = 0
+	rt.Replace(rt.Deployments(), changed)
+	close(fail)
+	resp, ok := <-got
+	if !ok {
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("x-litellm-model-id") != "b" || resp.Header.Get("x-litellm-attempted-retries") != "1" {
+		t.Errorf("status %d from %q after %s retries; want 200 from b after the 1 retry the request started with",
+			resp.StatusCode, resp.Header.Get("x-litellm-model-id"), resp.Header.Get("x-litellm-attempted-retries"))
 	}
 }

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"context"
 	"hash/maphash"
 	"math"
 
@@ -39,15 +38,6 @@ func (h *Hint) Cached(d *deployment.Deployment) int64 {
 	}
 	return int64(d.PrefixIndex().Match(h.Prompt.Blocks)) * prefix.TokensPerBlock
 }
-
-// PickWaitHint is PickWait with what the cache-aware strategy knows of
-// the request.
-func (r *Router) PickWaitHint(ctx context.Context, tg Target, avoid *deployment.Deployment, h *Hint) (*deployment.Deployment, error) {
-	return r.pickWait(ctx, tg, avoid, h)
-}
-
-// Strategy returns the routing strategy in force.
-func (r *Router) Strategy() string { return r.table.Load().strategy }
 
 // Tuning of the cache-aware strategy.
 const (

@@ -257,6 +257,10 @@ const timeoutPenalty = 1000.0 // seconds, as LiteLLM records
 // returns whether this outcome started a cooldown of d (extending one
 // already running does not count), and logs each start once.
 func (r *Router) Record(d *deployment.Deployment, o Outcome) bool {
+	return r.record(r.table.Load(), d, o)
+}
+
+func (r *Router) record(tb *table, d *deployment.Deployment, o Outcome) bool {
 	now := r.Now()
 	ns := now.UnixNano()
 	if o.TotalTokens > 0 {
@@ -278,7 +282,6 @@ func (r *Router) Record(d *deployment.Deployment, o Outcome) bool {
 	if !failed {
 		return false
 	}
-	tb := r.table.Load()
 	s := &tb.settings
 	if s.DisableCooldowns {
 		return false
@@ -326,7 +329,10 @@ func (r *Router) Record(d *deployment.Deployment, o Outcome) bool {
 // else the retry_policy entry for the class, else the deployment's
 // num_retries, else the router's.
 func (r *Router) Retries(d *deployment.Deployment, c Class, requested *int) int {
-	s := &r.table.Load().settings
+	return retries(&r.table.Load().settings, d, c, requested)
+}
+
+func retries(s *config.RouterSettings, d *deployment.Deployment, c Class, requested *int) int {
 	if requested != nil {
 		return min(*requested, s.MaxRequestNumRetries)
 	}
@@ -361,7 +367,11 @@ const (
 // none can, the upstream's Retry-After if given (up to 60 s), else
 // exponential from 0.5 s capped at 8 s, with ±25% jitter.
 func (r *Router) Backoff(attempt int, retryAfter time.Duration, others bool) time.Duration {
-	floor := r.table.Load().settings.RetryAfter // router_settings.retry_after
+	return r.backoff(&r.table.Load().settings, attempt, retryAfter, others)
+}
+
+func (r *Router) backoff(s *config.RouterSettings, attempt int, retryAfter time.Duration, others bool) time.Duration {
+	floor := s.RetryAfter // router_settings.retry_after
 	shift := min(max(attempt-1, 0), 10)
 	if others {
 		ceil := min(switchBase<<shift, switchCap)
@@ -379,8 +389,10 @@ func (r *Router) Backoff(attempt int, retryAfter time.Duration, others bool) tim
 // HasAvailable reports whether a deployment other than except could take a
 // request for the target now, without acquiring it.
 func (r *Router) HasAvailable(tg Target, except *deployment.Deployment) bool {
-	tb := r.table.Load()
-	now := r.Now().UnixNano()
+	return hasAvailable(r.table.Load(), tg, except, r.Now().UnixNano())
+}
+
+func hasAvailable(tb *table, tg Target, except *deployment.Deployment, now int64) bool {
 	if tg.Pinned != nil {
 		return tg.Pinned != except && tg.Pinned.Available(now, tb.defaultCap)
 	}
@@ -394,7 +406,9 @@ func (r *Router) HasAvailable(tg Target, except *deployment.Deployment) bool {
 
 // CoolingDownPast reports whether every deployment of the target is cooling
 // down past t, so waiting until t for a retry is pointless.
-func (r *Router) CoolingDownPast(tg Target, t time.Time) bool {
+func (r *Router) CoolingDownPast(tg Target, t time.Time) bool { return coolingDownPast(tg, t) }
+
+func coolingDownPast(tg Target, t time.Time) bool {
 	ds := tg.Group.all
 	if tg.Pinned != nil {
 		ds = []*deployment.Deployment{tg.Pinned}
@@ -414,7 +428,10 @@ func (r *Router) CoolingDownPast(tg Target, t time.Time) bool {
 // group's fallbacks (or the "*" entry), else default_fallbacks. The list
 // holds each group once, never from itself, and at most max_fallbacks.
 func (r *Router) Fallbacks(from string, c Class, requested []string) []string {
-	s := &r.table.Load().settings
+	return fallbacks(&r.table.Load().settings, from, c, requested)
+}
+
+func fallbacks(s *config.RouterSettings, from string, c Class, requested []string) []string {
 	var list []string
 	switch {
 	case requested != nil:

@@ -155,7 +155,6 @@ func sameDefinition(a, b *deployment.Deployment) bool {
 // table is an immutable snapshot of the routing state.
 type table struct {
 	settings    config.RouterSettings
-	strategy    string
 	defaultCap  int64
 	args        *strategyArgs
 	groups      map[string]*Group
@@ -168,13 +167,9 @@ type table struct {
 func (r *Router) build(ds []*deployment.Deployment, settings config.RouterSettings) *table {
 	t := &table{
 		settings: settings,
-		strategy: settings.RoutingStrategy,
 		groups:   make(map[string]*Group),
 		byID:     make(map[string]*deployment.Deployment, len(ds)),
 		aliases:  make(map[string]string, len(settings.ModelGroupAlias)),
-	}
-	if t.strategy == "" {
-		t.strategy = SimpleShuffle
 	}
 	t.defaultCap = int64(settings.DefaultMaxParallelRequests)
 	t.args = newStrategyArgs(settings.RoutingStrategyArgs)
@@ -189,6 +184,7 @@ func (r *Router) build(ds []*deployment.Deployment, settings config.RouterSettin
 	}
 	for name, members := range byGroup {
 		t.groups[name] = newGroup(name, members)
+		t.groups[name].strategy = strategyOf(&settings, name)
 		t.groupNames = append(t.groupNames, name)
 	}
 	slices.Sort(t.groupNames)
@@ -222,7 +218,24 @@ type Group struct {
 	accessGroups []string
 	// aliases are the model_group_alias names that lead to it.
 	aliases []string
+	// strategy is its routing strategy: its entry in
+	// model_group_routing_strategy, else routing_strategy.
+	strategy string
 }
+
+// strategyOf returns the routing strategy of group.
+func strategyOf(s *config.RouterSettings, group string) string {
+	if v := s.ModelGroupRoutingStrategy[group]; v != "" {
+		return v
+	}
+	if s.RoutingStrategy != "" {
+		return s.RoutingStrategy
+	}
+	return SimpleShuffle
+}
+
+// Strategy returns the group's routing strategy.
+func (g *Group) Strategy() string { return g.strategy }
 
 // Aliases returns the model_group_alias names that lead to the group,
 // sorted.
@@ -279,8 +292,9 @@ type Target struct {
 
 // Resolve maps a client's "model" to a target: a group name, an alias of
 // one, or a deployment id (which pins the request to that deployment).
-func (r *Router) Resolve(model string) (Target, bool) {
-	t := r.table.Load()
+func (r *Router) Resolve(model string) (Target, bool) { return r.table.Load().resolve(model) }
+
+func (t *table) resolve(model string) (Target, bool) {
 	// An alias wins over a group of the same name, as in LiteLLM.
 	if name, ok := t.aliases[model]; ok {
 		if g, ok := t.groups[name]; ok {
@@ -315,15 +329,16 @@ func (e *NoDeploymentsError) Unwrap() error { return ErrNoDeployments }
 // failed). Only the lowest tier with an available deployment is used. Pick
 // does no I/O, takes no lock and allocates nothing unless it fails (or a
 // lowest-score strategy picks from a tier of more than 32 deployments).
+// The request path uses a Plan, whose Pick also keeps the strategies'
+// state; this is the bare pick.
 func (r *Router) Pick(tg Target, avoid *deployment.Deployment) (*deployment.Deployment, error) {
-	return r.pick(tg, avoid, nil)
+	return r.pickIn(r.table.Load(), tg, avoid, nil)
 }
 
-func (r *Router) pick(tg Target, avoid *deployment.Deployment, h *Hint) (*deployment.Deployment, error) {
-	tb := r.table.Load()
+func (r *Router) pickIn(tb *table, tg Target, avoid *deployment.Deployment, h *Hint) (*deployment.Deployment, error) {
 	a := pickArgs{
 		now: r.Now().UnixNano(), avoid: avoid, defaultCap: tb.defaultCap,
-		uint64n: r.Uint64N, strategy: tb.strategy, args: tb.args, hint: h,
+		uint64n: r.Uint64N, strategy: tg.Group.strategy, args: tb.args, hint: h,
 	}
 	if d := tg.Pinned; d != nil {
 		// A deployment the request names is tried even if stalled: the
@@ -370,42 +385,6 @@ func (r *Router) pick(tg Target, avoid *deployment.Deployment, h *Hint) (*deploy
 		}
 	}
 	return nil, r.noDeployments(tg.Group.Name, tg.Group.all, a.now)
-}
-
-// PickWait is Pick, but when nothing is available because this replica's
-// share of a shared rpm ran dry while the cluster has more to grant, it
-// fetches more (one round trip, rare: grants come in batches and are
-// topped up in the background) and picks again.
-func (r *Router) PickWait(ctx context.Context, tg Target, avoid *deployment.Deployment) (*deployment.Deployment, error) {
-	return r.pickWait(ctx, tg, avoid, nil)
-}
-
-func (r *Router) pickWait(ctx context.Context, tg Target, avoid *deployment.Deployment, h *Hint) (*deployment.Deployment, error) {
-	d, err := r.pick(tg, avoid, h)
-	if err == nil || r.Refill == nil {
-		return d, err
-	}
-	ds := tg.Group.all
-	if tg.Pinned != nil {
-		ds = []*deployment.Deployment{tg.Pinned}
-	}
-	now := r.Now().UnixNano()
-	var dry []*deployment.Deployment
-	for _, x := range ds {
-		if q := x.Quota(); q != nil && q.Dry(now) && !x.CoolingDown(now) {
-			dry = append(dry, x)
-		}
-	}
-	if len(dry) == 0 {
-		return nil, err
-	}
-	rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	got := r.Refill(rctx, dry)
-	cancel()
-	if !got {
-		return nil, err
-	}
-	return r.pick(tg, avoid, h)
 }
 
 func (r *Router) noDeployments(model string, ds []*deployment.Deployment, now int64) error {

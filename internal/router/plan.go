@@ -1,0 +1,212 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/prefix"
+)
+
+// Plan is one request's routing, fixed when the request starts: the
+// routing table as it was then (deployments, strategy per group, timeouts,
+// retry policy, backoff, fallbacks) and what the request itself asks for.
+// Every attempt, retry and fallback of the request follows it, so an admin
+// changing the settings meanwhile never gives one request half of each.
+// A Plan is a value; it holds no lock and does no I/O except Refill.
+type Plan struct {
+	r  *Router
+	tb *table
+	tg Target
+	// Hint is what a prefix-using strategy knows of the request (nil for
+	// none); the caller may set it once it knows the group's strategy.
+	Hint *Hint
+	// numRetries and fallbacks are the request's own num_retries and
+	// fallbacks (nil when it gives none).
+	numRetries *int
+	fallbacks  []string
+}
+
+// Plan returns the plan of a request for tg. numRetries and fallbacks are
+// the request's own (nil when it gives none).
+func (r *Router) Plan(tg Target, numRetries *int, fallbacks []string) Plan {
+	return Plan{r: r, tb: r.table.Load(), tg: tg, numRetries: numRetries, fallbacks: fallbacks}
+}
+
+// Target returns the group (and pinned deployment) the plan routes to.
+func (p *Plan) Target() Target { return p.tg }
+
+// Strategy returns the routing strategy of the plan's group.
+func (p *Plan) Strategy() string { return p.tg.Group.strategy }
+
+// Timeouts returns router_settings timeout and stream_timeout.
+func (p *Plan) Timeouts() (timeout, streamTimeout time.Duration) {
+	return p.tb.settings.Timeout, p.tb.settings.StreamTimeout
+}
+
+// Fallback returns the plan of the request's fallback to the group (or
+// alias) name, resolved in the same table; false when it does not exist.
+func (p *Plan) Fallback(name string) (Plan, bool) {
+	tg, ok := p.tb.resolve(name)
+	if !ok {
+		return Plan{}, false
+	}
+	q := *p
+	q.tg = tg
+	return q, true
+}
+
+// Pick chooses a deployment for one attempt and counts it in flight. avoid,
+// when not nil and another deployment is available, is not chosen (the
+// one that just failed). The handle's Done must be called when the attempt
+// ends. Pick does no I/O, takes no lock and allocates nothing unless it
+// fails (or a lowest-score strategy picks from a tier of more than 32
+// deployments). When it fails because this replica's share of a shared rpm
+// ran dry, Refill may fetch more.
+func (p *Plan) Pick(avoid *deployment.Deployment) (Handle, error) {
+	d, err := p.r.pickIn(p.tb, p.tg, avoid, p.Hint)
+	if err != nil {
+		return Handle{}, err
+	}
+	h := Handle{D: d, r: p.r, tb: p.tb}
+	if p.Hint != nil && p.Hint.Prompt != nil && UsesPrefix(p.Strategy()) {
+		// The server caches the prompt as it prefills it; the part it did
+		// not hold yet is prefill queued there until its first token.
+		h.hint = p.Hint
+		h.prompt, h.cached = p.Hint.PromptTokens(), p.Hint.Cached(d)
+		h.pending = h.prompt - h.cached
+		d.AddPendingPrefill(h.pending)
+		d.PrefixIndex().Insert(p.Hint.Prompt.Blocks)
+	}
+	return h, nil
+}
+
+// Refill is the one step of routing that does I/O, and it is not part of
+// a pick: after Pick failed with err because this replica's share of a
+// deployment's shared rpm ran dry while the cluster may have more to grant
+// (rare: grants come in batches and are topped up in the background before
+// they run out), it fetches more, within ctx and at most 100 ms, and
+// reports whether a pick may now succeed.
+func (p *Plan) Refill(ctx context.Context, err error) bool {
+	if p.r.Refill == nil || !errors.Is(err, ErrNoDeployments) {
+		return false
+	}
+	ds := p.tg.Group.all
+	if p.tg.Pinned != nil {
+		ds = []*deployment.Deployment{p.tg.Pinned}
+	}
+	now := p.r.Now().UnixNano()
+	var dry []*deployment.Deployment
+	for _, x := range ds {
+		if q := x.Quota(); q != nil && q.Dry(now) && !x.CoolingDown(now) {
+			dry = append(dry, x)
+		}
+	}
+	if len(dry) == 0 {
+		return false
+	}
+	rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	return p.r.Refill(rctx, dry)
+}
+
+// Retries returns how many retries the request gets after a failure of
+// class c on d (see Router.Retries).
+func (p *Plan) Retries(d *deployment.Deployment, c Class) int {
+	return retries(&p.tb.settings, d, c, p.numRetries)
+}
+
+// Backoff returns how long to wait before retry number attempt (see
+// Router.Backoff).
+func (p *Plan) Backoff(attempt int, retryAfter time.Duration, others bool) time.Duration {
+	return p.r.backoff(&p.tb.settings, attempt, retryAfter, others)
+}
+
+// HasAvailable reports whether a deployment other than except could take
+// the request now, without acquiring it.
+func (p *Plan) HasAvailable(except *deployment.Deployment) bool {
+	return hasAvailable(p.tb, p.tg, except, p.r.Now().UnixNano())
+}
+
+// CoolingDownPast reports whether every deployment of the target is
+// cooling down past t, so waiting until t for a retry is pointless.
+func (p *Plan) CoolingDownPast(t time.Time) bool { return coolingDownPast(p.tg, t) }
+
+// Fallbacks returns the groups to try, in order, after the plan's group
+// failed with class c (see Router.Fallbacks).
+func (p *Plan) Fallbacks(c Class) []string {
+	return fallbacks(&p.tb.settings, p.tg.Group.Name, c, p.fallbacks)
+}
+
+// Handle is one attempt on the deployment D, from Pick until Done: its
+// callbacks keep the strategy's state (prefill queued on D, what D holds
+// in its KV cache) and record the attempt's outcome, as grpc-go's
+// balancer.PickResult.Done does.
+type Handle struct {
+	D  *deployment.Deployment
+	r  *Router
+	tb *table
+	// For prefix-using strategies: the request's hint, its prompt's length
+	// and the part D was expected to hold, in tokens; pending is the
+	// prefill counted on D until the first token (0 once it came).
+	hint                    *Hint
+	prompt, cached, pending int64
+	done                    bool
+}
+
+// PrefixEstimate returns the prompt's length and how much of it the prefix
+// index expected D to hold, in tokens; ok is false when the strategy does
+// not use prefixes.
+func (h *Handle) PrefixEstimate() (prompt, cached int64, ok bool) {
+	return h.prompt, h.cached, h.hint != nil
+}
+
+// FirstToken records that D answered: its first token came after ttft (or
+// a whole response did), so the prompt is prefilled and no longer queued
+// there. Only the first call counts.
+func (h *Handle) FirstToken(ttft time.Duration) {
+	if h.done {
+		return
+	}
+	h.D.FirstProgress(ttft)
+	h.prefilled()
+}
+
+func (h *Handle) prefilled() {
+	if h.pending != 0 {
+		h.D.AddPendingPrefill(-h.pending)
+		h.pending = 0
+	}
+}
+
+// DoneInfo is what an attempt ended with.
+type DoneInfo struct {
+	Outcome Outcome
+	// Request and Reply, for a prefix-using strategy after a success: the
+	// request body as sent and the reply's text. The next turn of the
+	// conversation sends the request with the reply appended, which D now
+	// holds in its KV cache.
+	Request []byte
+	Reply   []byte
+}
+
+// Done ends the attempt: D no longer counts it in flight, the outcome is
+// recorded (tokens, latency, cooldown), and after a success D's prefix
+// index learns the conversation's next turn. It returns whether the
+// outcome started a cooldown of D. Calls after the first do nothing.
+func (h *Handle) Done(i DoneInfo) (cooled bool) {
+	if h.done || h.D == nil {
+		return false
+	}
+	h.prefilled()
+	h.done = true
+	h.D.Release()
+	cooled = h.r.record(h.tb, h.D, i.Outcome)
+	if h.hint != nil && i.Outcome.Class == Success && len(i.Reply) > 0 && len(i.Request) > 0 {
+		next := prefix.Continuation(i.Request, string(i.Reply))
+		h.D.PrefixIndex().Insert(next.Blocks)
+		next.Release()
+	}
+	return cooled
+}
