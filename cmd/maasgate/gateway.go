@@ -167,11 +167,12 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		Tracer:               tracer,
 		Propagator:           tracing.Propagator(),
 
-		HideUpstreamDetails: cfg.General.HideUpstreamDetails,
-		Keys:                authn,
-		Limits:              lim,
-		Usage:               ledger,
-		AdminToken:          adminToken,
+		HideUpstreamDetails:       cfg.General.HideUpstreamDetails,
+		ShowUpstreamDetailsToKeys: cfg.General.ShowUpstreamDetailsToKeys,
+		Keys:                      authn,
+		Limits:                    lim,
+		Usage:                     ledger,
+		AdminToken:                adminToken,
 	})
 	prober = health.New(health.Options{
 		Client:      &http.Client{Transport: proxy.NewTransport()},

@@ -119,8 +119,11 @@ type GeneralSettings struct {
 	// HideUpstreamDetails is general_settings.hide_upstream_details,
 	// maasgate's own: clients see no internal addresses or upstream server
 	// detail (headers, error texts, in-band stream errors); /health, the
-	// logs and the UI still show them to the admin.
-	HideUpstreamDetails bool
+	// logs and the UI still show them to the admin. When it is not set,
+	// the detail is kept from virtual keys only (ShowUpstreamDetailsToKeys
+	// false); false shows it to every client, as LiteLLM does.
+	HideUpstreamDetails       bool
+	ShowUpstreamDetailsToKeys bool
 	// TokenRateLimitType is general_settings.token_rate_limit_type: which
 	// tokens of a response count toward keys' and teams' tpm_limit,
 	// "output" (LiteLLM's default), "input" or "total".

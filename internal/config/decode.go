@@ -180,7 +180,7 @@ func (d *decoder) general(v *value, g *GeneralSettings) {
 			}
 		case "hide_upstream_details":
 			if b, ok := d.boolean(val, key); ok {
-				g.HideUpstreamDetails = b
+				g.HideUpstreamDetails, g.ShowUpstreamDetailsToKeys = b, !b
 			}
 		case "token_rate_limit_type":
 			if s, ok := d.str(val, key, false); ok {

@@ -15,6 +15,16 @@ func TestClientBounds(t *testing.T) {
 		t.Errorf("max_request_num_retries %d, hide_upstream_details %v, warnings %v",
 			cfg.Router.MaxRequestNumRetries, cfg.General.HideUpstreamDetails, warnings)
 	}
+	for _, tt := range []struct {
+		text       string
+		hide, show bool
+	}{{"", false, false}, {"general_settings:\n  hide_upstream_details: false\n", false, true}} {
+		cfg, _ := mustParse(t, tt.text, nil)
+		if cfg.General.HideUpstreamDetails != tt.hide || cfg.General.ShowUpstreamDetailsToKeys != tt.show {
+			t.Errorf("%q: hide from all %v, show to keys %v; want %v, %v (unset hides from virtual keys only)", tt.text,
+				cfg.General.HideUpstreamDetails, cfg.General.ShowUpstreamDetailsToKeys, tt.hide, tt.show)
+		}
+	}
 	got := parseErrors(t, "router_settings:\n  max_request_num_retries: -1\ngeneral_settings:\n  hide_upstream_details: maybe\n", nil)
 	want := []string{
 		"config.yaml:2:28: router_settings.max_request_num_retries: must be a non-negative integer, got -1",

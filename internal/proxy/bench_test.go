@@ -81,7 +81,7 @@ func BenchmarkHeaders(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		clear(h)
-		p.copyUpstreamHeaders(h, up)
+		p.copyUpstreamHeaders(h, up, false)
 		p.setResultHeaders(h, c, d)
 	}
 	if got := h[providerKey("X-Request-Id")]; len(got) != 1 || got[0] != up["X-Request-Id"][0] {

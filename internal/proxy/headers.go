@@ -46,9 +46,9 @@ func isHopHeader(k string) bool {
 
 // copyUpstreamHeaders passes on Content-Type as is and every other
 // end-to-end header of the upstream response under the llm_provider- prefix;
-// only Content-Type when upstream details are hidden.
-func (p *Proxy) copyUpstreamHeaders(dst, src http.Header) {
-	if p.hideUpstream {
+// only Content-Type when upstream details are hidden (hide).
+func (p *Proxy) copyUpstreamHeaders(dst, src http.Header, hide bool) {
+	if hide {
 		if v, ok := src["Content-Type"]; ok {
 			dst["Content-Type"] = v
 		}
@@ -99,7 +99,7 @@ func (p *Proxy) setResultHeaders(h http.Header, c *call, d *deployment.Deploymen
 	v[2], v[3] = strconv.Itoa(c.retries), strconv.Itoa(c.fallbacks)
 	v[4], v[5] = formatMS(total), formatMS(c.overhead)
 	h[hdrModelID] = v[0:1:1]
-	if !p.hideUpstream {
+	if !p.hides(c) {
 		h[hdrModelAPIBase] = v[1:2:2]
 	}
 	h[hdrAttemptedRetries] = v[2:3:3]

@@ -71,8 +71,10 @@ type Options struct {
 	// detail out of what clients see: no x-litellm-model-api-base, no
 	// llm_provider-* headers, and errors that name the deployment id
 	// only, without addresses, transport errors or a 5xx's own text.
-	// /health, the logs and the UI keep them for the admin.
-	HideUpstreamDetails bool
+	// /health, the logs and the UI keep them for the admin. Requests
+	// with a virtual key get the same unless ShowUpstreamDetailsToKeys.
+	HideUpstreamDetails       bool
+	ShowUpstreamDetailsToKeys bool
 	// Limits holds the rate limits of virtual keys and teams; nil limits
 	// nothing.
 	Limits *limits.Limiter
@@ -105,7 +107,8 @@ type Proxy struct {
 	tracer          trace.Tracer
 	propagator      propagation.TextMapPropagator
 	now             func() time.Time
-	hideUpstream    bool
+	hideUpstream    bool // from every client
+	showToKeys      bool // to virtual keys too, when not hidden from all
 	keys            Keys
 	limits          *limits.Limiter
 	usage           *usage.Ledger
@@ -132,6 +135,7 @@ func New(o Options) *Proxy {
 		propagator:      o.Propagator,
 		now:             o.Now,
 		hideUpstream:    o.HideUpstreamDetails,
+		showToKeys:      o.ShowUpstreamDetailsToKeys,
 		keys:            o.Keys,
 		limits:          o.Limits,
 		usage:           o.Usage,
@@ -449,6 +453,13 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call) {
 	c.d = firstD // the headers describe the requested group's error
 	c.class, c.ownError = first.outcome.Class, first.own
 	p.fail(w, c, e)
+}
+
+// hides reports whether c's client is kept from internal addresses and
+// upstream server detail: every client with hide_upstream_details, else
+// virtual keys unless it is set to false.
+func (p *Proxy) hides(c *call) bool {
+	return p.hideUpstream || c.key != nil && !p.showToKeys
 }
 
 // MaxAttempts bounds the upstream attempts one client request makes,

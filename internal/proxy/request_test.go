@@ -172,7 +172,7 @@ func TestCopyUpstreamHeaders(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dst := http.Header{}
-			(&Proxy{hideUpstream: tt.hide}).copyUpstreamHeaders(dst, up)
+			(&Proxy{}).copyUpstreamHeaders(dst, up, tt.hide)
 			if diff := cmp.Diff(tt.want, dst); diff != "" {
 				t.Errorf("headers (-want +got):\n%s", diff)
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/router"
 	"github.com/maasgate/maasgate/internal/testutil"
 )
@@ -140,5 +141,41 @@ func TestHideUpstreamDetails(t *testing.T) {
 	// The admin still finds the address and the cause in the log.
 	if out := logs.String(); !strings.Contains(out, "Deployment dead-id is unreachable ("+dead) || !strings.Contains(out, "connection refused") {
 		t.Errorf("the log lost the transport error's detail:\n%s", out)
+	}
+}
+
+// TestUpstreamDetailsHiddenFromKeys: with hide_upstream_details unset,
+// a virtual key's client gets no internal address or upstream server
+// detail while the admin's requests keep them; set to false, every client
+// gets them, as in LiteLLM.
+func TestUpstreamDetailsHiddenFromKeys(t *testing.T) {
+	t.Parallel()
+	crash := quoting(t, http.StatusInternalServerError, "Traceback: /srv/vllm/engine.py line 7")
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Server", "vllm/0.11 on gpu-node-7")
+		fmt.Fprint(w, `{"choices":[]}`)
+	}))
+	t.Cleanup(ok.Close)
+	models := []config.Model{dep("ok", "ok-id", ok.URL+"/v1"), dep("crash", "crash-id", crash.URL+"/v1")}
+	key := oneKey{&keys.Key{Token: keys.Token("sk-tenant")}}
+
+	admin := gatewayWith(t, func(o *Options) {}, models...)
+	tenant := gatewayWith(t, func(o *Options) { o.Keys = key }, models...)
+	shown := gatewayWith(t, func(o *Options) { o.Keys, o.ShowUpstreamDetailsToKeys = key, true }, models...)
+	for _, tt := range []struct {
+		name   string
+		url    string
+		hidden bool
+	}{{"admin", admin, false}, {"virtual key, default", tenant, true}, {"virtual key, hide_upstream_details: false", shown, false}} {
+		r := send(t, tt.url, chat("ok"))
+		if got := r.header.Get("X-Litellm-Model-Api-Base") == "" && r.header.Get("Llm_provider-Server") == ""; got != tt.hidden {
+			t.Errorf("%s: api base %q, server %q; hidden %v, want %v", tt.name, r.header.Get("X-Litellm-Model-Api-Base"),
+				r.header.Get("Llm_provider-Server"), got, tt.hidden)
+		}
+		r = send(t, tt.url, chat("crash"))
+		if got := !strings.Contains(r.body, "Traceback"); got != tt.hidden {
+			t.Errorf("%s: a 5xx's text %s; hidden %v, want %v", tt.name, r.body, got, tt.hidden)
+		}
 	}
 }
