@@ -25,14 +25,34 @@ const (
 	Chat Endpoint = iota
 	Completion
 	Embedding
+	Rerank
+	Score
+	Transcription
+	Translation
+	Tokenize
+	Detokenize
+	Responses
+	Messages
 	numEndpoints
 )
 
 var endpointPaths = [numEndpoints]string{
-	Chat:       "/chat/completions",
-	Completion: "/completions",
-	Embedding:  "/embeddings",
+	Chat:          "/chat/completions",
+	Completion:    "/completions",
+	Embedding:     "/embeddings",
+	Rerank:        "/rerank",
+	Score:         "/score",
+	Transcription: "/audio/transcriptions",
+	Translation:   "/audio/translations",
+	Tokenize:      "/tokenize",
+	Detokenize:    "/detokenize",
+	Responses:     "/responses",
+	Messages:      "/messages",
 }
+
+// atRoot says which endpoints vLLM serves at the server's root rather
+// than under /v1: a trailing /v1 of api_base is dropped for them.
+func atRoot(e Endpoint) bool { return e == Tokenize || e == Detokenize }
 
 // String returns the endpoint's path suffix.
 func (e Endpoint) String() string { return endpointPaths[e] }
@@ -124,7 +144,11 @@ func New(m config.Model, src Source) *Deployment {
 		}
 		// JoinPath keeps a query (some gateways take a key there) after
 		// the path.
-		d.urls[e] = base.JoinPath(endpointPaths[e]).String()
+		b := *base
+		if atRoot(e) {
+			b.Path, b.RawPath = strings.TrimSuffix(strings.TrimRight(b.Path, "/"), "/v1"), ""
+		}
+		d.urls[e] = b.JoinPath(endpointPaths[e]).String()
 	}
 	if m.Params.APIKey != "" {
 		d.authHeader = "Bearer " + m.Params.APIKey
@@ -134,6 +158,20 @@ func New(m config.Model, src Source) *Deployment {
 
 // URL returns the upstream URL for an endpoint.
 func (d *Deployment) URL(e Endpoint) string { return d.urls[e] }
+
+// ResponseURL returns the upstream URL of a stored response,
+// <api_base>/responses/<id>, the query of api_base kept.
+func (d *Deployment) ResponseURL(id string) string {
+	u, err := url.Parse(d.urls[Responses])
+	if err != nil { // not reachable: built from a parsed URL
+		return d.urls[Responses] + "/" + url.PathEscape(id)
+	}
+	// Escaped as one segment: an id is the client's, and "../" or "/" in
+	// it must not reach another path of the server.
+	u.RawPath = strings.TrimRight(u.EscapedPath(), "/") + "/" + url.PathEscape(id)
+	u.Path = strings.TrimRight(u.Path, "/") + "/" + id
+	return u.String()
+}
 
 // AuthHeader returns the Authorization header value for upstream requests,
 // or "" when the deployment has no api_key.

@@ -108,3 +108,26 @@ func TestScrubTransportError(t *testing.T) {
 		t.Errorf("Scrub = %q, want %q", got, want)
 	}
 }
+
+// TestEndpointURLs: every endpoint's upstream URL, with vLLM's root-level
+// tokenize and detokenize, a stored response's URL, and a query kept.
+func TestEndpointURLs(t *testing.T) {
+	t.Parallel()
+	d := New(config.Model{Name: "g", ID: "a", Params: config.Params{APIBase: "http://gpu:8000/v1/?key=k"}}, FromConfig)
+	for ep, want := range map[Endpoint]string{
+		Chat:          "http://gpu:8000/v1/chat/completions?key=k",
+		Rerank:        "http://gpu:8000/v1/rerank?key=k",
+		Transcription: "http://gpu:8000/v1/audio/transcriptions?key=k",
+		Tokenize:      "http://gpu:8000/tokenize?key=k",
+		Detokenize:    "http://gpu:8000/detokenize?key=k",
+		Responses:     "http://gpu:8000/v1/responses?key=k",
+		Messages:      "http://gpu:8000/v1/messages?key=k",
+	} {
+		if got := d.URL(ep); got != want {
+			t.Errorf("%s: %s, want %s", ep, got, want)
+		}
+	}
+	if got := d.ResponseURL("../x/y"); got != "http://gpu:8000/v1/responses/..%2Fx%2Fy?key=k" {
+		t.Errorf("ResponseURL: %s", got)
+	}
+}

@@ -147,6 +147,10 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	// still read it after RoundTrip returns (net/http's contract), so the
 	// request counts it open until the transport closes it.
 	model := d.ModelJSON()
+	contentType := jsonContentType
+	if c.req.contentType != nil { // a form: the model is the field's text
+		model, contentType = d.UpstreamModel, c.req.contentType
+	}
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL(c.ep), c.body.reader(model, &c.req.open))
 	if err != nil {
 		return result{err: openai.NewError(http.StatusInternalServerError, openai.TypeServerError,
@@ -155,7 +159,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	out.ContentLength = c.body.len(len(model))
 	out.GetBody = func() (io.ReadCloser, error) { return c.body.reader(model, &c.req.open), nil }
 	out.Header = http.Header{
-		"Content-Type": jsonContentType,
+		"Content-Type": contentType,
 		"Accept":       r.Header["Accept"],
 		"User-Agent":   p.userAgent,
 	}
@@ -238,7 +242,14 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 
 // usageOf reads the token counts of a usage object.
 func usageOf(usage gjson.Result) (prompt, completion, total int64) {
-	return usage.Get("prompt_tokens").Int(), usage.Get("completion_tokens").Int(), usage.Get("total_tokens").Int()
+	prompt, completion, total = usage.Get("prompt_tokens").Int(), usage.Get("completion_tokens").Int(), usage.Get("total_tokens").Int()
+	if prompt == 0 && completion == 0 { // the Responses and Messages APIs' names
+		prompt, completion = usage.Get("input_tokens").Int(), usage.Get("output_tokens").Int()
+		if total == 0 {
+			total = prompt + completion
+		}
+	}
+	return prompt, completion, total
 }
 
 // relayLarge relays a non-streaming response too large to hold (more than

@@ -117,11 +117,20 @@ const (
 	attrCooledDown    = attribute.Key("maasgate.cooled_down")
 )
 
-// operations are the GenAI operation names of the endpoints.
+// operations are the GenAI operation names of the endpoints: the
+// convention's where it has one, else the endpoint's own name.
 var operations = [...]attribute.KeyValue{
-	deployment.Chat:       semconv.GenAIOperationNameChat,
-	deployment.Completion: semconv.GenAIOperationNameTextCompletion,
-	deployment.Embedding:  semconv.GenAIOperationNameEmbeddings,
+	deployment.Chat:          semconv.GenAIOperationNameChat,
+	deployment.Completion:    semconv.GenAIOperationNameTextCompletion,
+	deployment.Embedding:     semconv.GenAIOperationNameEmbeddings,
+	deployment.Rerank:        semconv.GenAIOperationNameKey.String("rerank"),
+	deployment.Score:         semconv.GenAIOperationNameKey.String("score"),
+	deployment.Transcription: semconv.GenAIOperationNameKey.String("transcription"),
+	deployment.Translation:   semconv.GenAIOperationNameKey.String("translation"),
+	deployment.Tokenize:      semconv.GenAIOperationNameKey.String("tokenize"),
+	deployment.Detokenize:    semconv.GenAIOperationNameKey.String("detokenize"),
+	deployment.Responses:     semconv.GenAIOperationNameChat,
+	deployment.Messages:      semconv.GenAIOperationNameChat,
 }
 
 // startSpan starts the call's server span, continuing the trace of the

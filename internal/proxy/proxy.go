@@ -191,14 +191,7 @@ func (p *Proxy) EndStreams() { p.endStream() }
 // Register adds the inference endpoints and the model list to mux, under the
 // paths LiteLLM serves them.
 func (p *Proxy) Register(mux *http.ServeMux) {
-	for _, e := range []struct {
-		ep    deployment.Endpoint
-		paths []string
-	}{
-		{deployment.Chat, []string{"/v1/chat/completions", "/chat/completions"}},
-		{deployment.Completion, []string{"/v1/completions", "/completions"}},
-		{deployment.Embedding, []string{"/v1/embeddings", "/embeddings"}},
-	} {
+	for _, e := range endpoints {
 		h := p.inference(e.ep)
 		for _, path := range e.paths {
 			mux.Handle("POST "+path, h)
@@ -212,7 +205,7 @@ func (p *Proxy) Register(mux *http.ServeMux) {
 // error envelope, so SDK clients show a readable error.
 func NotFound(w http.ResponseWriter, r *http.Request) {
 	openai.WriteError(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound,
-		fmt.Sprintf("No route for %s %s. Inference is served under /v1/chat/completions, /v1/completions and /v1/embeddings.", r.Method, r.URL.Path)))
+		fmt.Sprintf("No route for %s %s. Inference is served under /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/rerank, /v1/score, /v1/audio/transcriptions, /v1/audio/translations, /tokenize and /detokenize.", r.Method, r.URL.Path)))
 }
 
 // BodyDeadline bounds how long a client may take to send a request body,
@@ -314,6 +307,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 	p.startSpan(r, &c)
 	defer p.finish(r.Context(), &c)
 
+	c.req.ep = ep
 	if e := p.readRequest(w, r, &c.req); e != nil {
 		p.fail(w, &c, e)
 		return

@@ -16,6 +16,7 @@ import (
 	"github.com/tidwall/gjson"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/openai"
 )
 
@@ -45,6 +46,11 @@ type request struct {
 	// request holds; release gives them back.
 	held    int64
 	holding *semaphore.Weighted
+
+	// ep is the API called; a form endpoint's body is multipart, and its
+	// upstream body is sent with contentType.
+	ep          deployment.Endpoint
+	contentType []string
 
 	model  string
 	stream bool
@@ -93,7 +99,7 @@ func (q *request) release() {
 	}
 	q.raw, q.json, q.root, q.body, q.held, q.holding = nil, "", gjson.Result{}, upstreamBody{}, 0, nil
 	q.model, q.fallbacks, q.fbGroups, q.fbOverrides, q.metadata = "", gjson.Result{}, nil, nil, gjson.Result{}
-	q.stream, q.askUsage = false, false
+	q.stream, q.askUsage, q.contentType = false, false, nil
 }
 
 // requestFallbacks returns the request's own "fallbacks": the model groups
@@ -171,6 +177,9 @@ func (p *Proxy) readRequest(w http.ResponseWriter, r *http.Request, q *request) 
 		}
 		return openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest,
 			"Could not read the request body: the connection failed or the body was cut short.")
+	}
+	if isForm(q.ep) {
+		return q.parseForm(r.Header.Get("Content-Type"))
 	}
 	return q.parse()
 }
@@ -313,7 +322,10 @@ func (q *request) parse() *openai.Error {
 	if !hasModel || q.model == "" {
 		return badRequest("Request body is missing \"model\": name one of the models listed by GET /v1/models.")
 	}
-	q.askUsage = q.stream && q.root.Get("stream_options.include_usage").Type != gjson.True
+	// Chat and completion streams only: the other APIs have no
+	// stream_options.
+	q.askUsage = q.stream && (q.ep == deployment.Chat || q.ep == deployment.Completion) &&
+		q.root.Get("stream_options.include_usage").Type != gjson.True
 	q.body = q.rewrite(gjson.Result{})
 	return nil
 }

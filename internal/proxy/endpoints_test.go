@@ -1,0 +1,151 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/maasgate/maasgate/internal/config"
+)
+
+// seen is what an upstream got: one request's path, Content-Type, and its
+// body's model field (JSON or form) with the form's file.
+type seen struct {
+	path, contentType, model, file string
+}
+
+func capturing(t *testing.T, answer string) (*httptest.Server, func() []seen) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []seen
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := seen{path: r.URL.Path, contentType: r.Header.Get("Content-Type")}
+		if mt, params, _ := mime.ParseMediaType(s.contentType); mt == "multipart/form-data" {
+			form, err := multipart.NewReader(r.Body, params["boundary"]).ReadForm(32 << 20)
+			if err != nil {
+				http.Error(w, err.Error(), 400)
+				return
+			}
+			s.model = strings.Join(form.Value["model"], "|")
+			if fh := form.File["file"]; len(fh) == 1 {
+				f, _ := fh[0].Open()
+				b, _ := io.ReadAll(f)
+				s.file = fh[0].Filename + ":" + string(b)
+			}
+		} else {
+			b, _ := io.ReadAll(r.Body)
+			s.model = string(bytes.TrimSpace(b))
+		}
+		mu.Lock()
+		got = append(got, s)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, answer)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []seen { mu.Lock(); defer mu.Unlock(); return append([]seen(nil), got...) }
+}
+
+// TestRoutedEndpoints: rerank, score, tokenize, detokenize and responses
+// go to the deployment's matching path (vLLM's tokenize at the server's
+// root) with the model rewritten, and answer with the routing headers.
+func TestRoutedEndpoints(t *testing.T) {
+	t.Parallel()
+	up, got := capturing(t, `{"results":[],"usage":{"total_tokens":7}}`)
+	srv, _ := newGateway(t, config.DefaultRouterSettings(), dep("rr", "rr-1", up.URL+"/v1"))
+	for _, tt := range []struct{ path, want string }{
+		{"/v1/rerank", "/v1/rerank"}, {"/rerank", "/v1/rerank"}, {"/v2/rerank", "/v1/rerank"},
+		{"/v1/score", "/v1/score"}, {"/tokenize", "/tokenize"}, {"/detokenize", "/detokenize"},
+		{"/v1/responses", "/v1/responses"},
+	} {
+		resp := post(t, srv.URL+tt.path, `{"model":"rr","query":"q","documents":["a","b"]}`)
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 200 || resp.Header.Get("x-litellm-model-id") != "rr-1" {
+			t.Errorf("%s: %d, model id %q", tt.path, resp.StatusCode, resp.Header.Get("x-litellm-model-id"))
+		}
+		all := got()
+		last := all[len(all)-1]
+		if last.path != tt.want || !strings.Contains(last.model, `"model":"up-rr"`) {
+			t.Errorf("%s reached %s with %s, want %s", tt.path, last.path, last.model, tt.want)
+		}
+	}
+}
+
+func audioForm(t *testing.T, fields map[string]string, file string) (string, *bytes.Buffer) {
+	t.Helper()
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	if file != "" {
+		fw, _ := mw.CreateFormFile("file", "talk.wav")
+		fw.Write([]byte(file))
+	}
+	mw.Close()
+	return mw.FormDataContentType(), &b
+}
+
+// TestTranscriptionForm: a multipart transcription request is routed by
+// its model field, reaches the deployment's /audio/transcriptions with the
+// upstream model name in place of the group's and the file and other
+// fields as sent; a bad form is a 400 in OpenAI's envelope saying what is
+// wrong, and no upstream request.
+func TestTranscriptionForm(t *testing.T) {
+	t.Parallel()
+	up, got := capturing(t, `{"text":"hello"}`)
+	m := dep("whisper", "w-1", up.URL+"/v1")
+	m.Params.UpstreamModel = "openai/whisper-large-v3"
+	srv, _ := newGateway(t, config.DefaultRouterSettings(), m)
+
+	audio := "RIFF....WAVEfmt \x00\x01\x02binary\r\n--not-a-boundary\r\n"
+	ct, body := audioForm(t, map[string]string{"model": "whisper", "language": "de", "response_format": "json"}, audio)
+	resp, err := http.Post(srv.URL+"/v1/audio/transcriptions", ct, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != `{"text":"hello"}` || resp.Header.Get("x-litellm-model-id") != "w-1" {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	s := got()[0]
+	if s.path != "/v1/audio/transcriptions" || s.model != "openai/whisper-large-v3" || s.file != "talk.wav:"+audio {
+		t.Errorf("upstream got path %s, model %q, file %q", s.path, s.model, s.file)
+	}
+
+	for _, tt := range []struct {
+		name, contentType, body, want string
+	}{
+		{"json", "application/json", `{"model":"whisper"}`, "multipart/form-data"},
+		{"no model", ct, "", `missing its "model" field`},
+		{"no file", "", "", `missing its "file" part`},
+		{"cut short", "multipart/form-data; boundary=xyz", "--xyz\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper", "malformed"},
+	} {
+		contentType, b := tt.contentType, bytes.NewBufferString(tt.body)
+		switch tt.name {
+		case "no model":
+			contentType, b = audioForm(t, map[string]string{"language": "de"}, "x")
+		case "no file":
+			contentType, b = audioForm(t, map[string]string{"model": "whisper"}, "")
+		}
+		resp, err := http.Post(srv.URL+"/v1/audio/transcriptions", contentType, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := decodeError(t, resp)
+		if resp.StatusCode != 400 || e.Error.Type != "invalid_request_error" || !strings.Contains(e.Error.Message, tt.want) {
+			t.Errorf("%s: %d %+v, want 400 saying %q", tt.name, resp.StatusCode, e, tt.want)
+		}
+	}
+	if n := len(got()); n != 1 {
+		t.Errorf("bad forms reached the upstream: %d requests", n)
+	}
+}
