@@ -48,7 +48,7 @@ type Params struct {
 // Info is a deployment's model_info.
 type Info struct {
 	ID             string         // the id as written; "" when Model.ID was computed
-	Mode           string         // "", "chat", "completion" or "embedding"
+	Mode           string         // "", "chat", "completion", "embedding", "rerank", "audio_transcription" or "responses"
 	MaxInputTokens int            // 0 = unknown
 	Metadata       map[string]any // every other key, free-form
 }

@@ -340,10 +340,10 @@ func (d *decoder) info(v *value, path string) (Info, *value) {
 		case "mode":
 			if s, ok := d.str(val, key, false); ok {
 				switch s {
-				case "", "chat", "completion", "embedding":
+				case "", "chat", "completion", "embedding", "rerank", "audio_transcription", "responses":
 					in.Mode = s
 				default:
-					d.errorAt(val, key, fmt.Sprintf("must be chat, completion or embedding, got %q", openai.Clip(s)))
+					d.errorAt(val, key, fmt.Sprintf("must be chat, completion, embedding, rerank, audio_transcription or responses (LiteLLM's names of what maasgate serves), got %q", openai.Clip(s)))
 				}
 			}
 		case "health_check":

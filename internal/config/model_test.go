@@ -95,7 +95,7 @@ func TestNewModel(t *testing.T) {
 				"litellm_params.model: provider \"bedrock\" is not supported: maasgate speaks only the OpenAI-compatible API (use openai/ or hosted_vllm/)",
 				"litellm_params.api_base: required: the URL of the OpenAI-compatible server, e.g. http://gpu1:8000/v1",
 				"model_info.id: must be a string, got 7.5",
-				`model_info.mode: must be chat, completion or embedding, got "image_generation"`,
+				`model_info.mode: must be chat, completion, embedding, rerank, audio_transcription or responses (LiteLLM's names of what maasgate serves), got "image_generation"`,
 			},
 		},
 	}

@@ -16,7 +16,7 @@ func TestEveryProblemReported(t *testing.T) {
       rpm: lots
       weight: 0
       timeout: -1
-    model_info: {id: gpu, mode: rerank}
+    model_info: {id: gpu, mode: image_generation}
   - litellm_params:
       model: anthropic/claude-3
       api_base: https://api.anthropic.com
@@ -42,7 +42,7 @@ environment_variables:
 		`config.yaml:6:12: model_list[0].litellm_params.rpm: must be a non-negative integer, got "lots"`,
 		`config.yaml:7:15: model_list[0].litellm_params.weight: must be greater than 0 (leave it out for the default weight)`,
 		`config.yaml:8:16: model_list[0].litellm_params.timeout: must be a non-negative number of seconds, got -1`,
-		`config.yaml:9:33: model_list[0].model_info.mode: must be chat, completion or embedding, got "rerank"`,
+		`config.yaml:9:33: model_list[0].model_info.mode: must be chat, completion, embedding, rerank, audio_transcription or responses (LiteLLM's names of what maasgate serves), got "image_generation"`,
 		`config.yaml:10:5: model_list[1].model_name: required`,
 		`config.yaml:11:14: model_list[1].litellm_params.model: provider "anthropic" is not supported: maasgate speaks only the OpenAI-compatible API (use openai/ or hosted_vllm/)`,
 		`config.yaml:14:11: model_list[1].model_info.id: duplicate id "gpu": model_list[0] at line 2 has it too`,

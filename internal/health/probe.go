@@ -3,9 +3,11 @@ package health
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"slices"
@@ -75,10 +77,10 @@ func (p *Prober) cheapProbe(ctx context.Context, d *deployment.Deployment) *prob
 	if err != nil { // not reachable with a validated config
 		return &probeError{msg: "api_base: " + err.Error()}
 	}
-	if _, err := p.do(ctx, d, http.MethodGet, healthURL(base), nil, maxBody); err != nil {
+	if _, err := p.do(ctx, d, http.MethodGet, healthURL(base), "", nil, maxBody); err != nil {
 		return err
 	}
-	body, perr := p.do(ctx, d, http.MethodGet, base.JoinPath("models"), nil, maxModelsBody)
+	body, perr := p.do(ctx, d, http.MethodGet, base.JoinPath("models"), "", nil, maxModelsBody)
 	if perr != nil {
 		return perr
 	}
@@ -126,6 +128,23 @@ func (p *Prober) completionProbe(ctx context.Context, d *deployment.Deployment) 
 		Content string `json:"content"`
 	}
 	switch d.Model.Info.Mode {
+	case "audio_transcription":
+		return p.transcriptionProbe(ctx, d)
+	case "rerank":
+		ep = deployment.Rerank
+		body = struct {
+			Model     string   `json:"model"`
+			Query     string   `json:"query"`
+			Documents []string `json:"documents"`
+		}{d.UpstreamModel, "ping", []string{"ping"}}
+	case "responses":
+		ep = deployment.Responses
+		body = struct {
+			Model           string `json:"model"`
+			Input           string `json:"input"`
+			MaxOutputTokens int    `json:"max_output_tokens"`
+			Store           bool   `json:"store"`
+		}{d.UpstreamModel, "ping", 16, false}
 	case "embedding":
 		ep = deployment.Embedding
 		body = struct {
@@ -155,14 +174,51 @@ func (p *Prober) completionProbe(ctx context.Context, d *deployment.Deployment) 
 	if err != nil { // not reachable with a validated config
 		return &probeError{msg: "api_base: " + err.Error()}
 	}
-	_, perr := p.do(ctx, d, http.MethodPost, u, b, maxBody)
+	_, perr := p.do(ctx, d, http.MethodPost, u, "application/json", b, maxBody)
 	return perr
+}
+
+// transcriptionProbe sends a tenth of a second of silence, as a WAV file,
+// to the deployment's /audio/transcriptions.
+func (p *Prober) transcriptionProbe(ctx context.Context, d *deployment.Deployment) *probeError {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	_ = mw.WriteField("model", d.UpstreamModel)
+	fw, _ := mw.CreateFormFile("file", "probe.wav")
+	_, _ = fw.Write(silence())
+	_ = mw.Close() // writes to a buffer: cannot fail
+	u, err := url.Parse(d.URL(deployment.Transcription))
+	if err != nil { // not reachable with a validated config
+		return &probeError{msg: "api_base: " + err.Error()}
+	}
+	_, perr := p.do(ctx, d, http.MethodPost, u, mw.FormDataContentType(), b.Bytes(), maxBody)
+	return perr
+}
+
+// silence returns a WAV file of 0.1 s of silence: 16 kHz, 16-bit mono.
+func silence() []byte {
+	const rate, samples = 16000, 1600
+	data := samples * 2
+	b := make([]byte, 44+data)
+	copy(b[0:], "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+data))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16) // PCM header size
+	binary.LittleEndian.PutUint16(b[20:], 1)  // PCM
+	binary.LittleEndian.PutUint16(b[22:], 1)  // mono
+	binary.LittleEndian.PutUint32(b[24:], rate)
+	binary.LittleEndian.PutUint32(b[28:], rate*2) // bytes per second
+	binary.LittleEndian.PutUint16(b[32:], 2)      // bytes per frame
+	binary.LittleEndian.PutUint16(b[34:], 16)     // bits per sample
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(data))
+	return b
 }
 
 // do sends one probe request and returns at most limit bytes of a 2xx
 // answer's body. Errors name the method and path, never the full URL, whose
 // query or user info may hold a secret.
-func (p *Prober) do(ctx context.Context, d *deployment.Deployment, method string, u *url.URL, body []byte, limit int64) ([]byte, *probeError) {
+func (p *Prober) do(ctx context.Context, d *deployment.Deployment, method string, u *url.URL, contentType string, body []byte, limit int64) ([]byte, *probeError) {
 	what := method + " " + deployment.ShownPath(u)
 	var rd io.Reader
 	if body != nil {
@@ -175,7 +231,7 @@ func (p *Prober) do(ctx context.Context, d *deployment.Deployment, method string
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "maasgate-health")
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	if a := d.AuthHeader(); a != "" {
 		req.Header.Set("Authorization", a)

@@ -3,6 +3,7 @@ package health_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -438,5 +439,56 @@ func TestCheckClock(t *testing.T) {
 		Check(t.Context(), []*deployment.Deployment{dep{}.build(srv.URL + "/v1")})[0]
 	if !r.Checked.Equal(t0) || r.Duration != 250*time.Millisecond {
 		t.Errorf("Checked, Duration = %v, %v; want %v, 250ms", r.Checked, r.Duration, t0)
+	}
+}
+
+// TestCompletionProbeFitsTheMode: in completion mode a rerank deployment
+// is probed with a rerank request and a transcription deployment with a
+// short WAV file in a multipart form, each naming the upstream model.
+func TestCompletionProbeFitsTheMode(t *testing.T) {
+	t.Parallel()
+	type probe struct{ path, contentType, model, fileHead string }
+	got := make(chan probe, 4)
+	srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := probe{path: r.URL.Path, contentType: r.Header.Get("Content-Type")}
+		if strings.HasPrefix(p.contentType, "multipart/form-data") {
+			if err := r.ParseMultipartForm(1 << 20); err == nil {
+				p.model = r.FormValue("model")
+				if f, _, err := r.FormFile("file"); err == nil {
+					head := make([]byte, 12)
+					io.ReadFull(f, head)
+					p.fileHead = string(head[:4]) + string(head[8:12])
+				}
+			}
+		} else {
+			var body struct {
+				Model string `json:"model"`
+			}
+			json.NewDecoder(r.Body).Decode(&body)
+			p.model = body.Model
+		}
+		got <- p
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{}`)
+	}))
+	for _, tt := range []struct {
+		mode string
+		want probe
+	}{
+		{"rerank", probe{"/v1/rerank", "application/json", served, ""}},
+		{"audio_transcription", probe{"/v1/audio/transcriptions", "multipart/form-data", served, "RIFFWAVE"}},
+		{"responses", probe{"/v1/responses", "application/json", served, ""}},
+	} {
+		d := dep{mode: tt.mode}.build(srv.URL + "/v1")
+		res := health.New(health.Options{Client: &http.Client{}, Mode: health.ModeCompletion}).Check(t.Context(), []*deployment.Deployment{d})
+		if !res[0].Healthy {
+			t.Errorf("%s: unhealthy: %s", tt.mode, res[0].Error)
+			continue
+		}
+		p := <-got
+		p.contentType, _, _ = strings.Cut(p.contentType, ";")
+		if p != tt.want {
+			t.Errorf("%s: probe %+v, want %+v", tt.mode, p, tt.want)
+		}
 	}
 }
