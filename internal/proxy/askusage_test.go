@@ -83,7 +83,7 @@ func TestStreamUsageAskedAndKept(t *testing.T) {
 // as it comes, not held until it ends.
 func TestUsageStripEdges(t *testing.T) {
 	t.Parallel()
-	var s usageStrip
+	s := newUsageStrip()
 	got := string(s.filter([]byte("data:{\"choices\":[],\"usage\":{\"total_tokens\":3}}\n\ndata: [DONE]\n\n")))
 	if got != "data: [DONE]\n\n" {
 		t.Errorf("got %q, want the usage chunk without its space dropped", got)

@@ -222,10 +222,14 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	o := router.Outcome{Class: router.Success, Status: resp.StatusCode, Latency: latency}
 	o.PromptTokens, o.CompletionTokens, o.TotalTokens = usageOf(gjson.GetBytes(buf.Bytes(), "usage"))
 	c.keepReply(buf.Bytes())
+	answer := buf.Bytes()
+	if c.req.ep == deployment.Responses {
+		answer = c.responseIDs(d).body(answer)
+	}
 
 	h := w.Header()
 	p.copyUpstreamHeaders(h, resp.Header, p.hides(c))
-	h["Content-Length"] = []string{strconv.Itoa(buf.Len())}
+	h["Content-Length"] = []string{strconv.Itoa(len(answer))}
 	p.setResultHeaders(h, c, d)
 	if p.usage != nil && resp.StatusCode < 300 {
 		if v, ok := usage.ResponseCostHeader(cost(d, o.PromptTokens, o.CompletionTokens)); ok {
@@ -234,7 +238,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	}
 	c.status, c.answered = resp.StatusCode, true
 	w.WriteHeader(resp.StatusCode)
-	if _, err := w.Write(buf.Bytes()); err != nil {
+	if _, err := w.Write(answer); err != nil {
 		c.status = statusClientClosed
 	}
 	return result{committed: true, outcome: o}
@@ -388,9 +392,12 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	if c.hint != nil {
 		usage.keep = c
 	}
-	var strip *usageStrip
-	if c.req.askUsage {
-		strip = &usageStrip{}
+	var strip *lineFilter
+	switch {
+	case c.req.askUsage:
+		strip = newUsageStrip()
+	case c.req.ep == deployment.Responses:
+		strip = &lineFilter{ed: c.responseIDs(a.d)}
 	}
 	var tail [2]byte // the last bytes written, to end a partial event before an error
 	for {

@@ -197,6 +197,10 @@ func (p *Proxy) Register(mux *http.ServeMux) {
 			mux.Handle("POST "+path, h)
 		}
 	}
+	for _, path := range []string{"/v1/responses/{id}", "/responses/{id}"} {
+		mux.HandleFunc("GET "+path, p.storedResponse)
+		mux.HandleFunc("DELETE "+path, p.storedResponse)
+	}
 	mux.HandleFunc("GET /v1/models", p.models)
 	mux.HandleFunc("GET /models", p.models)
 }
@@ -273,10 +277,13 @@ type call struct {
 	// hint is what a prefix-using strategy knows of the request (nil
 	// until a group with one is tried); reply the answer's text, for the
 	// prefix index of the deployment that gave it.
-	hint      *router.Hint
-	hintv     router.Hint // what hint points to, kept in the call: no allocation
-	reply     []byte
-	errStatus int // its status (a stream broken mid-way was sent as 200)
+	hint  *router.Hint
+	hintv router.Hint // what hint points to, kept in the call: no allocation
+	// prevResponse is, for a Responses request continuing a stored
+	// response, the server's id of it and the id the client sent.
+	prevResponse [2]string
+	reply        []byte
+	errStatus    int // its status (a stream broken mid-way was sent as 200)
 	// ownError says the gateway raised the failure (no deployment
 	// available, a bad request, the client gone), not a deployment.
 	ownError bool
@@ -326,6 +333,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 	if !ok {
 		p.fail(w, &c, unknownModel(c.req.model))
 		return
+	}
+	if ep == deployment.Responses {
+		tg = p.previousResponse(&c, tg)
 	}
 	if k != nil {
 		spend := k.Spend
