@@ -131,6 +131,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST /model/delete", write(a.deleteModel))
 	mux.Handle("GET /model/info", read(a.modelInfo))
 	mux.Handle("GET /v1/model/info", read(a.modelInfo))
+	mux.Handle("GET /v2/model/info", read(a.modelInfo))
+	mux.Handle("GET /model_group/info", read(a.modelGroupInfo))
 	mux.Handle("GET /health", read(a.health))
 	mux.Handle("GET /router/settings", read(a.routerSettings))
 	mux.Handle("GET /router/fields", read(a.routerFields))

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -196,5 +197,54 @@ func TestStrategyPerGroupLive(t *testing.T) {
 	status, body = post(t, srv.URL+"/config/update", `{"router_settings":{"model_group_routing_strategy":{"g":"fastest"}}}`)
 	if status != 400 || !strings.Contains(body, "router_settings.model_group_routing_strategy.g: must be one of") {
 		t.Errorf("an unknown strategy: %d %s", status, body)
+	}
+}
+
+// TestModelGroupInfo: GET /model_group/info in LiteLLM's shape, a group's
+// figures from its deployments (the largest limits and prices, summed
+// rpm), ?model_group= for one group, 404 for an unknown one; GET
+// /v2/model/info answers as /model/info does.
+func TestModelGroupInfo(t *testing.T) {
+	srv, _, _ := newAPI(t)
+	for _, body := range []string{
+		`{"model_name":"rr","litellm_params":{"model":"hosted_vllm/bge","api_base":"http://127.0.0.1:2/v1","rpm":10,"input_cost_per_token":0.000001},"model_info":{"id":"rr1","mode":"rerank","max_input_tokens":512}}`,
+		`{"model_name":"rr","litellm_params":{"model":"hosted_vllm/bge","api_base":"http://127.0.0.1:3/v1","rpm":5},"model_info":{"id":"rr2","mode":"rerank","max_input_tokens":8192,"max_output_tokens":1}}`,
+	} {
+		if status, b := post(t, srv.URL+"/model/new", body); status != 200 {
+			t.Fatalf("%d %s", status, b)
+		}
+	}
+	get := func(path string) (int, map[string]any) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	status, out := get("/model_group/info?model_group=rr")
+	data, _ := out["data"].([]any)
+	if status != 200 || len(data) != 1 {
+		t.Fatalf("%d %v", status, out)
+	}
+	g := data[0].(map[string]any)
+	want := map[string]any{"model_group": "rr", "providers": []any{"hosted_vllm"}, "max_input_tokens": 8192.0,
+		"max_output_tokens": 1.0, "input_cost_per_token": 0.000001, "output_cost_per_token": nil, "mode": "rerank",
+		"rpm": 15.0, "tpm": nil}
+	for k, v := range want {
+		if !reflect.DeepEqual(g[k], v) {
+			t.Errorf("%s = %v, want %v", k, g[k], v)
+		}
+	}
+	if _, all := get("/model_group/info"); len(all["data"].([]any)) != 2 {
+		t.Errorf("every group: %v", all)
+	}
+	if status, _ := get("/model_group/info?model_group=nope"); status != 404 {
+		t.Errorf("unknown group: %d", status)
+	}
+	if status, v2 := get("/v2/model/info"); status != 200 || len(v2["data"].([]any)) != 3 {
+		t.Errorf("/v2/model/info: %d %v", status, v2)
 	}
 }

@@ -395,6 +395,9 @@ func tenantView(d *deployment.Deployment) map[string]any {
 	if d.Model.Info.MaxInputTokens > 0 {
 		info["max_input_tokens"] = d.Model.Info.MaxInputTokens
 	}
+	if v := number(d.Model.Info.Metadata["max_output_tokens"]); v > 0 {
+		info["max_output_tokens"] = v
+	}
 	return map[string]any{
 		"model_name":     d.Group,
 		"litellm_params": map[string]any{"model": d.Model.Params.Model},

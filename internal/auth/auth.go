@@ -227,16 +227,47 @@ func masked(s string) string {
 }
 
 // keyRoute reports whether a virtual key may call r's route: the inference
-// endpoints, the model list, and its own info and its team's.
+// endpoints, stored responses, the model list and model metadata, and its
+// own info and its team's.
 func keyRoute(r *http.Request) bool {
-	switch r.URL.Path {
-	case "/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions", "/v1/embeddings", "/embeddings":
+	path := r.URL.Path
+	if keyPostRoutes[path] {
 		return r.Method == http.MethodPost
-	case "/v1/models", "/models", "/key/info", "/team/info", "/model/info", "/v1/model/info":
+	}
+	if keyGetRoutes[path] {
 		return r.Method == http.MethodGet
+	}
+	for _, prefix := range []string{"/v1/responses/", "/responses/"} {
+		if id, ok := strings.CutPrefix(path, prefix); ok && id != "" && !strings.Contains(id, "/") {
+			return r.Method == http.MethodGet || r.Method == http.MethodDelete
+		}
 	}
 	return false
 }
+
+// keyPostRoutes are the inference endpoints (proxy's, every path each is
+// served under); keyGetRoutes what a key may read.
+var (
+	keyPostRoutes = setOf("/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions",
+		"/v1/embeddings", "/embeddings", "/v1/rerank", "/rerank", "/v2/rerank", "/v1/score", "/score",
+		"/v1/audio/transcriptions", "/audio/transcriptions", "/v1/audio/translations", "/audio/translations",
+		"/tokenize", "/v1/tokenize", "/detokenize", "/v1/detokenize", "/v1/responses", "/responses",
+		"/v1/messages", "/messages", "/v1/messages/count_tokens", "/messages/count_tokens")
+	keyGetRoutes = setOf("/v1/models", "/models", "/key/info", "/team/info", "/model/info", "/v1/model/info",
+		"/v2/model/info", "/model_group/info")
+)
+
+func setOf(names ...string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// KeyRoutes returns the paths a virtual key may POST to, for a test that
+// every inference endpoint is among them.
+func KeyRoutes() map[string]bool { return keyPostRoutes }
 
 // Admin returns h guarded against DNS rebinding, for the admin API and UI.
 //

@@ -25,3 +25,13 @@ var endpoints = []struct {
 func isForm(ep deployment.Endpoint) bool {
 	return ep == deployment.Transcription || ep == deployment.Translation
 }
+
+// InferencePaths returns every path an inference endpoint is served
+// under.
+func InferencePaths() []string {
+	var out []string
+	for _, e := range endpoints {
+		out = append(out, e.paths...)
+	}
+	return out
+}

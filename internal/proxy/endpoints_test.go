@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/maasgate/maasgate/internal/auth"
 	"github.com/maasgate/maasgate/internal/config"
 )
 
@@ -147,5 +148,17 @@ func TestTranscriptionForm(t *testing.T) {
 	}
 	if n := len(got()); n != 1 {
 		t.Errorf("bad forms reached the upstream: %d requests", n)
+	}
+}
+
+// TestKeysReachEveryEndpoint: every inference path is one a virtual key
+// may call (the authenticator keeps its own list).
+func TestKeysReachEveryEndpoint(t *testing.T) {
+	t.Parallel()
+	allowed := auth.KeyRoutes()
+	for _, path := range InferencePaths() {
+		if !allowed[path] {
+			t.Errorf("a virtual key may not POST %s", path)
+		}
 	}
 }
