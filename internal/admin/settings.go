@@ -59,6 +59,8 @@ func fields() []field {
 			Description: "The most num_retries a request may ask for; a higher value in a request is lowered to it."},
 		{Name: "disable_cooldowns", Type: "Boolean", Default: false, UIName: "Disable Cooldowns",
 			Description: "Never take a failing deployment out of rotation."},
+		{Name: "enable_pre_call_checks", Type: "Boolean", Default: false, UIName: "Enable Pre-Call Checks",
+			Description: "Skip deployments whose max_input_tokens the prompt (estimated at 4 bytes a token) exceeds; with none left, context_window_fallbacks, else a context-window error before any upstream call."},
 		{Name: "default_max_parallel_requests", Type: "Integer", Default: nil, UIName: "Default Max Parallel Requests",
 			Description: "In-flight cap for deployments without their own max_parallel_requests."},
 		{Name: "fallbacks", Type: "List", Default: []any{}, UIName: "Fallbacks",

@@ -72,14 +72,18 @@ type RouterSettings struct {
 	// without their own max_parallel_requests; 0 = no cap.
 	DefaultMaxParallelRequests int
 	DisableCooldowns           bool
-	Fallbacks                  []Fallback
-	ContextWindowFallbacks     []Fallback
-	ContentPolicyFallbacks     []Fallback
-	DefaultFallbacks           []string       // for groups without their own Fallbacks entry
-	RetryPolicy                map[string]int // e.g. "RateLimitErrorRetries": 3; see RetryPolicyKeys
-	AllowedFailsPolicy         map[string]int // e.g. "RateLimitErrorAllowedFails": 10; see AllowedFailsPolicyKeys
-	RoutingStrategyArgs        map[string]any // e.g. "lowest_latency_buffer": 0.1
-	ModelGroupAlias            map[string]Alias
+	// EnablePreCallChecks skips deployments whose max_input_tokens the
+	// request's prompt (estimated) exceeds, as LiteLLM's
+	// enable_pre_call_checks does.
+	EnablePreCallChecks    bool
+	Fallbacks              []Fallback
+	ContextWindowFallbacks []Fallback
+	ContentPolicyFallbacks []Fallback
+	DefaultFallbacks       []string       // for groups without their own Fallbacks entry
+	RetryPolicy            map[string]int // e.g. "RateLimitErrorRetries": 3; see RetryPolicyKeys
+	AllowedFailsPolicy     map[string]int // e.g. "RateLimitErrorAllowedFails": 10; see AllowedFailsPolicyKeys
+	RoutingStrategyArgs    map[string]any // e.g. "lowest_latency_buffer": 0.1
+	ModelGroupAlias        map[string]Alias
 	// ModelGroupRoutingStrategy is maasgate's own
 	// model_group_routing_strategy: a routing strategy per model group, for
 	// groups that should not use RoutingStrategy (cache-aware for vLLM

@@ -155,6 +155,7 @@ func TestApplyRouterSettings(t *testing.T) {
 	want.RoutingStrategy = "least-busy"
 	want.NumRetries = 4
 	want.CooldownTime = 500 * time.Millisecond
+	want.EnablePreCallChecks = true
 	want.Fallbacks = []Fallback{{From: "a", To: []string{"b", "c"}}}
 	want.ModelGroupRoutingStrategy = map[string]string{"qwen": "cache-aware"}
 	if diff := cmp.Diff(want, got); diff != "" {

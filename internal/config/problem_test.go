@@ -92,7 +92,6 @@ guardrails: []
 		"config.yaml:7:7: model_list[0].litellm_params.api_version: not used by maasgate; kept as given",
 		"config.yaml:7:20: model_list[0].litellm_params.api_version: environment variable UNSET is not set",
 		"config.yaml:10:5: model_list[0].tpm: unknown key in a model_list item; ignored",
-		"config.yaml:12:3: router_settings.enable_pre_call_checks: not implemented by maasgate; ignored",
 		"config.yaml:14:3: litellm_settings.drop_params: not implemented by maasgate; ignored",
 		"config.yaml:17:3: general_settings.alerting: not implemented by maasgate; ignored",
 		"config.yaml:18:1: guardrails: unknown top-level key; ignored",

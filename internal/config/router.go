@@ -111,6 +111,10 @@ func (d *decoder) routerSettings(v *value, section string, rs *RouterSettings, l
 			if n, ok := d.integer(val, key); ok {
 				rs.DefaultMaxParallelRequests = n
 			}
+		case "enable_pre_call_checks":
+			if b, ok := d.boolean(val, key); ok {
+				rs.EnablePreCallChecks = b
+			}
 		case "disable_cooldowns":
 			if b, ok := d.boolean(val, key); ok {
 				rs.DisableCooldowns = b

@@ -58,6 +58,7 @@ func SettingsValues(s config.RouterSettings) map[string]any {
 		"max_fallbacks":                 s.MaxFallbacks,
 		"max_request_num_retries":       s.MaxRequestNumRetries,
 		"disable_cooldowns":             s.DisableCooldowns,
+		"enable_pre_call_checks":        s.EnablePreCallChecks,
 		"default_max_parallel_requests": maxParallel,
 		"fallbacks":                     fb(s.Fallbacks),
 		"context_window_fallbacks":      fb(s.ContextWindowFallbacks),

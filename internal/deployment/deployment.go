@@ -82,6 +82,8 @@ type Deployment struct {
 	Timeout       time.Duration
 	StreamTimeout time.Duration
 	MaxParallel   int64 // 0 = unlimited
+	// MaxInputTokens is model_info.max_input_tokens; 0 when not given.
+	MaxInputTokens int64
 
 	urls       [numEndpoints]string
 	publicBase string
@@ -117,23 +119,24 @@ type Deployment struct {
 // New builds a deployment from a validated config entry.
 func New(m config.Model, src Source) *Deployment {
 	d := &Deployment{
-		ID:            m.ID,
-		Group:         m.Name,
-		UpstreamModel: m.Params.UpstreamModel,
-		APIBase:       strings.TrimRight(m.Params.APIBase, "/"),
-		Source:        src,
-		Model:         m,
-		Order:         m.Params.Order,
-		RPM:           m.Params.RPM,
-		TPM:           m.Params.TPM,
-		Weight:        m.Params.Weight,
-		Timeout:       m.Params.Timeout,
-		StreamTimeout: m.Params.StreamTimeout,
-		MaxParallel:   int64(m.Params.MaxParallelRequests),
-		NumRetries:    m.Params.NumRetries,
-		CooldownTime:  m.Params.CooldownTime,
-		Cost:          m.Params.InputCostPerToken + m.Params.OutputCostPerToken,
-		modelJSON:     jsonString(m.Params.UpstreamModel),
+		ID:             m.ID,
+		Group:          m.Name,
+		UpstreamModel:  m.Params.UpstreamModel,
+		APIBase:        strings.TrimRight(m.Params.APIBase, "/"),
+		Source:         src,
+		Model:          m,
+		Order:          m.Params.Order,
+		RPM:            m.Params.RPM,
+		TPM:            m.Params.TPM,
+		Weight:         m.Params.Weight,
+		Timeout:        m.Params.Timeout,
+		StreamTimeout:  m.Params.StreamTimeout,
+		MaxParallel:    int64(m.Params.MaxParallelRequests),
+		MaxInputTokens: int64(m.Info.MaxInputTokens),
+		NumRetries:     m.Params.NumRetries,
+		CooldownTime:   m.Params.CooldownTime,
+		Cost:           m.Params.InputCostPerToken + m.Params.OutputCostPerToken,
+		modelJSON:      jsonString(m.Params.UpstreamModel),
 	}
 	d.publicBase = PublicURL(d.APIBase)
 	base, err := url.Parse(d.APIBase)

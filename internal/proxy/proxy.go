@@ -282,6 +282,9 @@ type call struct {
 	// prevResponse is, for a Responses request continuing a stored
 	// response, the server's id of it and the id the client sent.
 	prevResponse [2]string
+	// promptTokens is the prompt's estimated length, for the pre-call
+	// checks; 0 until a group needs it.
+	promptTokens int64
 	reply        []byte
 	errStatus    int // its status (a stream broken mid-way was sent as 200)
 	// ownError says the gateway raised the failure (no deployment
@@ -536,6 +539,10 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call) result
 		c.hint = &c.hintv
 	}
 	plan.Hint = c.hint
+	if e := p.preCallCheck(c, plan); e != nil {
+		c.d = nil
+		return result{err: e, outcome: router.Outcome{Class: router.ContextWindow, Status: e.Status}, own: true}
+	}
 	var last result
 	var avoid *deployment.Deployment
 	for n := 0; ; n++ {

@@ -22,6 +22,10 @@ type Plan struct {
 	// Hint is what a prefix-using strategy knows of the request (nil for
 	// none); the caller may set it once it knows the group's strategy.
 	Hint *Hint
+	// PromptTokens, when not 0, is the prompt's length as estimated for
+	// the pre-call checks (see PreCallChecks): deployments whose
+	// max_input_tokens it exceeds are not picked.
+	PromptTokens int64
 	// numRetries and fallbacks are the request's own num_retries and
 	// fallbacks (nil when it gives none).
 	numRetries *int
@@ -45,6 +49,35 @@ func (p *Plan) Timeouts() (timeout, streamTimeout time.Duration) {
 	return p.tb.settings.Timeout, p.tb.settings.StreamTimeout
 }
 
+// PreCallChecks reports whether enable_pre_call_checks is on and a
+// deployment of the target declares a max_input_tokens: only then is the
+// prompt's length worth estimating.
+func (p *Plan) PreCallChecks() bool {
+	if !p.tb.settings.EnablePreCallChecks {
+		return false
+	}
+	for _, d := range p.tg.Group.all {
+		if d.MaxInputTokens > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Fits reports whether a deployment of the target (the pinned one for a
+// pinned target) could take a prompt of PromptTokens, available or not.
+func (p *Plan) Fits() bool {
+	if p.tg.Pinned != nil {
+		return true // the client named it
+	}
+	for _, d := range p.tg.Group.all {
+		if fits(d, p.PromptTokens) {
+			return true
+		}
+	}
+	return false
+}
+
 // Fallback returns the plan of the request's fallback to the group (or
 // alias) name, resolved in the same table; false when it does not exist.
 func (p *Plan) Fallback(name string) (Plan, bool) {
@@ -65,7 +98,7 @@ func (p *Plan) Fallback(name string) (Plan, bool) {
 // deployments). When it fails because this replica's share of a shared rpm
 // ran dry, Refill may fetch more.
 func (p *Plan) Pick(avoid *deployment.Deployment) (Handle, error) {
-	d, err := p.r.pickIn(p.tb, p.tg, avoid, p.Hint)
+	d, err := p.r.pickIn(p.tb, p.tg, avoid, p.Hint, p.PromptTokens)
 	if err != nil {
 		return Handle{}, err
 	}

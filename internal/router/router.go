@@ -332,13 +332,13 @@ func (e *NoDeploymentsError) Unwrap() error { return ErrNoDeployments }
 // The request path uses a Plan, whose Pick also keeps the strategies'
 // state; this is the bare pick.
 func (r *Router) Pick(tg Target, avoid *deployment.Deployment) (*deployment.Deployment, error) {
-	return r.pickIn(r.table.Load(), tg, avoid, nil)
+	return r.pickIn(r.table.Load(), tg, avoid, nil, 0)
 }
 
-func (r *Router) pickIn(tb *table, tg Target, avoid *deployment.Deployment, h *Hint) (*deployment.Deployment, error) {
+func (r *Router) pickIn(tb *table, tg Target, avoid *deployment.Deployment, h *Hint, promptTokens int64) (*deployment.Deployment, error) {
 	a := pickArgs{
 		now: r.Now().UnixNano(), avoid: avoid, defaultCap: tb.defaultCap,
-		uint64n: r.Uint64N, strategy: tg.Group.strategy, args: tb.args, hint: h,
+		uint64n: r.Uint64N, strategy: tg.Group.strategy, args: tb.args, hint: h, promptTokens: promptTokens,
 	}
 	if d := tg.Pinned; d != nil {
 		// A deployment the request names is tried even if stalled: the
@@ -377,7 +377,7 @@ func (r *Router) pickIn(tb *table, tg Target, avoid *deployment.Deployment, h *H
 	// slow generation and not a dead server (as Envoy's panic threshold
 	// ignores outlier ejection when too few hosts are left).
 	for _, d := range tg.Group.all {
-		if d.Stalled() && d.AvailableDespiteStall(a.now, a.defaultCap) && d.TryAcquire(a.defaultCap) {
+		if d.Stalled() && a.fits(d) && d.AvailableDespiteStall(a.now, a.defaultCap) && d.TryAcquire(a.defaultCap) {
 			if d.CountRequest(a.now) {
 				return d, nil
 			}

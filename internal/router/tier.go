@@ -142,6 +142,10 @@ type pickArgs struct {
 	strategy   string
 	args       *strategyArgs
 	hint       *Hint // what the cache-aware strategy knows of the request; may be nil
+	// promptTokens, when not 0, is the request's prompt as estimated for
+	// the pre-call checks: a deployment with a smaller max_input_tokens
+	// is not usable.
+	promptTokens int64
 }
 
 // pick returns a usable deployment of the tier, or nil.
@@ -169,7 +173,17 @@ func (t *tier) pick(a *pickArgs) *deployment.Deployment {
 // usable reports whether d may take this request: available, and not the
 // one to avoid.
 func (a *pickArgs) usable(d *deployment.Deployment) bool {
-	return d != a.avoid && d.Available(a.now, a.defaultCap)
+	return d != a.avoid && a.fits(d) && d.Available(a.now, a.defaultCap)
+}
+
+// fits reports whether the prompt fits d's max_input_tokens, when the
+// pre-call checks are on.
+func (a *pickArgs) fits(d *deployment.Deployment) bool {
+	return fits(d, a.promptTokens)
+}
+
+func fits(d *deployment.Deployment, promptTokens int64) bool {
+	return promptTokens == 0 || d.MaxInputTokens == 0 || d.MaxInputTokens >= promptTokens
 }
 
 // pickShuffle draws at random in proportion to the weights among usable
