@@ -42,7 +42,11 @@ type Params struct {
 	// which cost-based-routing prices as LiteLLM does (see the router).
 	InputCostPerToken  float64
 	OutputCostPerToken float64
-	Extra              map[string]any // every other key, as written (not resolved); unused by maasgate
+	// Tags are litellm_params.tags, for tag routing: a request with tags
+	// (metadata.tags) goes to deployments that have one of them; "default"
+	// marks those that take requests whose tags no deployment has.
+	Tags  []string
+	Extra map[string]any // every other key, as written (not resolved); unused by maasgate
 }
 
 // Info is a deployment's model_info.
@@ -73,6 +77,13 @@ type RouterSettings struct {
 	DefaultMaxParallelRequests int
 	DisableCooldowns           bool
 	// EnablePreCallChecks skips deployments whose max_input_tokens the
+	// EnableTagFiltering routes requests with tags (metadata.tags, the
+	// x-litellm-tags header) to deployments with matching
+	// litellm_params.tags; TagFilteringMatchAll is LiteLLM's
+	// tag_filtering_match_any: false (a deployment must have every tag of
+	// the request, not just one).
+	EnableTagFiltering   bool
+	TagFilteringMatchAll bool
 	// request's prompt (estimated) exceeds, as LiteLLM's
 	// enable_pre_call_checks does.
 	EnablePreCallChecks    bool

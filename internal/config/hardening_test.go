@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -47,5 +48,24 @@ func TestSingleDefaultFallback(t *testing.T) {
 	rs, problems := ApplyRouterSettings(DefaultRouterSettings(), map[string]any{"default_fallbacks": "qwen"}, env(nil))
 	if len(problems) > 0 || !cmp.Equal([]string{"qwen"}, rs.DefaultFallbacks) {
 		t.Errorf("through the API: %v, %v", rs.DefaultFallbacks, problems)
+	}
+}
+
+// TestTagSettings: litellm_params.tags (a list, or one tag), and the tag
+// routing switches of router_settings.
+func TestTagSettings(t *testing.T) {
+	t.Parallel()
+	src := "model_list:\n  - model_name: g\n    litellm_params: {model: openai/m, api_base: http://127.0.0.1:1/v1, tags: [free, eu]}\n" +
+		"  - model_name: g\n    litellm_params: {model: openai/m, api_base: http://127.0.0.1:2/v1, tags: default}\n" +
+		"router_settings:\n  enable_tag_filtering: true\n  tag_filtering_match_any: false\n"
+	cfg, warnings := mustParse(t, src, nil)
+	if len(warnings) > 0 || !cfg.Router.EnableTagFiltering || !cfg.Router.TagFilteringMatchAll ||
+		!cmp.Equal(cfg.Models[0].Params.Tags, []string{"free", "eu"}) || !cmp.Equal(cfg.Models[1].Params.Tags, []string{"default"}) {
+		t.Errorf("tags %v %v, filtering %v, match all %v, warnings %v", cfg.Models[0].Params.Tags, cfg.Models[1].Params.Tags,
+			cfg.Router.EnableTagFiltering, cfg.Router.TagFilteringMatchAll, warnings)
+	}
+	got := parseErrors(t, "model_list:\n  - model_name: g\n    litellm_params: {model: openai/m, api_base: http://127.0.0.1:1/v1, tags: {a: 1}}\n", nil)
+	if len(got) != 1 || !strings.Contains(got[0], "litellm_params.tags: must be a list of tags") {
+		t.Errorf("problems %v", got)
 	}
 }

@@ -213,6 +213,8 @@ func (d *decoder) params(v *value, path string) (Params, []KV) {
 			if f, ok := d.number(val, key); ok {
 				p.OutputCostPerToken = f
 			}
+		case "tags":
+			p.Tags = d.tags(val, key)
 		default:
 			if p.Extra == nil {
 				p.Extra = map[string]any{}

@@ -111,6 +111,14 @@ func (d *decoder) routerSettings(v *value, section string, rs *RouterSettings, l
 			if n, ok := d.integer(val, key); ok {
 				rs.DefaultMaxParallelRequests = n
 			}
+		case "enable_tag_filtering":
+			if b, ok := d.boolean(val, key); ok {
+				rs.EnableTagFiltering = b
+			}
+		case "tag_filtering_match_any":
+			if b, ok := d.boolean(val, key); ok {
+				rs.TagFilteringMatchAll = !b
+			}
 		case "enable_pre_call_checks":
 			if b, ok := d.boolean(val, key); ok {
 				rs.EnablePreCallChecks = b

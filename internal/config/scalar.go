@@ -231,3 +231,24 @@ func (d *decoder) names(v *value, key string) ([]string, bool) {
 	}
 	return out, ok
 }
+
+// tags reads a list of tags (a single string is a list of one).
+func (d *decoder) tags(v *value, key string) []string {
+	if v.isNull() {
+		return nil
+	}
+	if v.kind == strKind {
+		v = &value{kind: listKind, items: []*value{v}, line: v.line, col: v.col}
+	}
+	if v.kind != listKind {
+		d.errorAt(v, key, "must be a list of tags, got "+v.describe())
+		return nil
+	}
+	out := make([]string, 0, len(v.items))
+	for i, it := range v.items {
+		if s, ok := d.str(it, key+"["+strconv.Itoa(i)+"]", false); ok && s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

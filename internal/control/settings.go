@@ -59,6 +59,8 @@ func SettingsValues(s config.RouterSettings) map[string]any {
 		"max_request_num_retries":       s.MaxRequestNumRetries,
 		"disable_cooldowns":             s.DisableCooldowns,
 		"enable_pre_call_checks":        s.EnablePreCallChecks,
+		"enable_tag_filtering":          s.EnableTagFiltering,
+		"tag_filtering_match_any":       !s.TagFilteringMatchAll,
 		"default_max_parallel_requests": maxParallel,
 		"fallbacks":                     fb(s.Fallbacks),
 		"context_window_fallbacks":      fb(s.ContextWindowFallbacks),

@@ -84,6 +84,8 @@ type Deployment struct {
 	MaxParallel   int64 // 0 = unlimited
 	// MaxInputTokens is model_info.max_input_tokens; 0 when not given.
 	MaxInputTokens int64
+	// Tags are litellm_params.tags, for tag routing.
+	Tags []string
 
 	urls       [numEndpoints]string
 	publicBase string
@@ -133,6 +135,7 @@ func New(m config.Model, src Source) *Deployment {
 		StreamTimeout:  m.Params.StreamTimeout,
 		MaxParallel:    int64(m.Params.MaxParallelRequests),
 		MaxInputTokens: int64(m.Info.MaxInputTokens),
+		Tags:           m.Params.Tags,
 		NumRetries:     m.Params.NumRetries,
 		CooldownTime:   m.Params.CooldownTime,
 		Cost:           m.Params.InputCostPerToken + m.Params.OutputCostPerToken,

@@ -3,6 +3,8 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/tidwall/gjson"
 
@@ -89,4 +91,27 @@ func (p *Proxy) preCallCheck(c *call, plan *router.Plan) *openai.Error {
 		"litellm.ContextWindowExceededError: litellm.BadRequestError: litellm._pre_call_checks: Context Window exceeded for given call. "+
 			"No models have context window large enough for this call.\nModel=%s, Max Input Tokens=%d, Got=%d",
 		largest.Model.Params.Model, largest.MaxInputTokens, c.promptTokens))
+}
+
+// requestTags returns the request's tags, as LiteLLM reads them: its
+// metadata.tags, its top-level tags, and the x-litellm-tags header
+// (comma-separated); nil for none.
+func requestTags(r *http.Request, q *request) []string {
+	var tags []string
+	add := func(_, v gjson.Result) bool {
+		if v.Type == gjson.String && v.Str != "" && !slices.Contains(tags, v.Str) {
+			tags = append(tags, strings.Clone(v.Str)) // outlives the body
+		}
+		return true
+	}
+	q.metadata.Get("tags").ForEach(add)
+	q.tags.ForEach(add)
+	for _, h := range r.Header.Values("X-Litellm-Tags") {
+		for t := range strings.SplitSeq(h, ",") {
+			if t = strings.TrimSpace(t); t != "" && !slices.Contains(tags, t) {
+				tags = append(tags, t)
+			}
+		}
+	}
+	return tags
 }

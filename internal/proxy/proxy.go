@@ -282,6 +282,8 @@ type call struct {
 	// prevResponse is, for a Responses request continuing a stored
 	// response, the server's id of it and the id the client sent.
 	prevResponse [2]string
+	// tags are the request's tags, for tag routing.
+	tags []string
 	// promptTokens is the prompt's estimated length, for the pre-call
 	// checks; 0 until a group needs it.
 	promptTokens int64
@@ -366,6 +368,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 	c.group = tg.Group.Name
 	c.body = c.req.body
 	c.plan = p.router.Plan(tg, c.req.numRetries, c.req.fbGroups)
+	c.tags = requestTags(r, &c.req)
 	defer c.releaseHint()
 	c.timeout, c.fromRequest = p.callTimeout(c.req.timeout)
 	c.deadline = c.start.Add(c.timeout)
@@ -538,7 +541,7 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call) result
 		c.hintv = router.Hint{Prompt: prefix.Hash(c.req.raw.Bytes()), Session: sessionOf(r, &c.req)}
 		c.hint = &c.hintv
 	}
-	plan.Hint = c.hint
+	plan.Hint, plan.Tags = c.hint, c.tags
 	if e := p.preCallCheck(c, plan); e != nil {
 		c.d = nil
 		return result{err: e, outcome: router.Outcome{Class: router.ContextWindow, Status: e.Status}, own: true}
@@ -553,6 +556,11 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call) result
 		if err != nil {
 			if last.err != nil {
 				return last
+			}
+			var te *router.TagError
+			if errors.As(err, &te) {
+				return result{err: openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, openai.Clip(te.Error())),
+					outcome: router.Outcome{Class: router.ClientError, Status: http.StatusBadRequest}, own: true}
 			}
 			return result{err: noDeployments(c.req.model, err), outcome: router.Outcome{Class: router.RateLimited}, own: true}
 		}

@@ -27,6 +27,7 @@ var gatewayFields = map[string]bool{
 	"timeout":           true,
 	"disable_fallbacks": true,
 	"metadata":          true,
+	"tags":              true, // LiteLLM's place for them besides metadata.tags
 }
 
 // request is a client request read once and prepared for forwarding: the
@@ -69,6 +70,7 @@ type request struct {
 	fbGroups         []string                // the request's own fallbacks; nil when none
 	fbOverrides      map[string]gjson.Result // per fallback group, fields to override
 	metadata         gjson.Result
+	tags             gjson.Result
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -98,7 +100,7 @@ func (q *request) release() {
 		putBuffer(q.raw)
 	}
 	q.raw, q.json, q.root, q.body, q.held, q.holding = nil, "", gjson.Result{}, upstreamBody{}, 0, nil
-	q.model, q.fallbacks, q.fbGroups, q.fbOverrides, q.metadata = "", gjson.Result{}, nil, nil, gjson.Result{}
+	q.model, q.fallbacks, q.fbGroups, q.fbOverrides, q.metadata, q.tags = "", gjson.Result{}, nil, nil, gjson.Result{}, gjson.Result{}
 	q.stream, q.askUsage, q.contentType = false, false, nil
 }
 
@@ -463,6 +465,8 @@ func (q *request) gatewayField(name string, v gjson.Result) *openai.Error {
 		return e
 	case "metadata":
 		q.metadata = v
+	case "tags":
+		q.tags = v
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ func cacheAwareRouter(t testing.TB) (*Router, Target, []*deployment.Deployment) 
 
 func pickWith(t *testing.T, r *Router, tg Target, h *Hint) *deployment.Deployment {
 	t.Helper()
-	d, err := r.pickIn(r.table.Load(), tg, nil, h, 0)
+	d, err := r.pickIn(r.table.Load(), tg, nil, pickOpts{hint: h})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func benchmarkPrefixPick(b *testing.B, strategy string) {
 	b.ReportAllocs()
 	for b.Loop() {
 		p := prefix.Hash(body)
-		d, err := r.pickIn(r.table.Load(), tg, nil, &Hint{Prompt: p}, 0)
+		d, err := r.pickIn(r.table.Load(), tg, nil, pickOpts{hint: &Hint{Prompt: p}})
 		if err != nil {
 			b.Fatal(err)
 		}

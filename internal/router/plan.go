@@ -3,6 +3,8 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/maasgate/maasgate/internal/deployment"
@@ -26,6 +28,8 @@ type Plan struct {
 	// the pre-call checks (see PreCallChecks): deployments whose
 	// max_input_tokens it exceeds are not picked.
 	PromptTokens int64
+	// Tags are the request's tags, for tag routing (enable_tag_filtering).
+	Tags []string
 	// numRetries and fallbacks are the request's own num_retries and
 	// fallbacks (nil when it gives none).
 	numRetries *int
@@ -47,6 +51,41 @@ func (p *Plan) Strategy() string { return p.tg.Group.strategy }
 // Timeouts returns router_settings timeout and stream_timeout.
 func (p *Plan) Timeouts() (timeout, streamTimeout time.Duration) {
 	return p.tb.settings.Timeout, p.tb.settings.StreamTimeout
+}
+
+// TagError is Pick's error when tag routing leaves no deployment: none
+// has the request's tags and none is tagged "default".
+type TagError struct {
+	Model string
+	Tags  []string
+}
+
+func (e *TagError) Error() string {
+	return fmt.Sprintf("Not allowed to access model due to tags configuration. Passed model=%s and tags=%q", e.Model, e.Tags)
+}
+
+// tagMode returns how tag routing restricts the pick, as LiteLLM does: to
+// the deployments with the request's tags; failing those (or for a
+// request without tags), to those tagged "default" if any; else, for a
+// request with tags, to none.
+func (p *Plan) tagMode() (uint8, error) {
+	if !p.tb.settings.EnableTagFiltering || p.tg.Pinned != nil {
+		return tagsOff, nil
+	}
+	matched, hasDefault := false, false
+	for _, d := range p.tg.Group.all {
+		matched = matched || len(p.Tags) > 0 && tagsMatchOf(d.Tags, p.Tags, p.tb.settings.TagFilteringMatchAll)
+		hasDefault = hasDefault || slices.Contains(d.Tags, DefaultTag)
+	}
+	switch {
+	case matched:
+		return tagsMatch, nil
+	case hasDefault:
+		return tagsDefault, nil
+	case len(p.Tags) > 0:
+		return tagsOff, &TagError{Model: p.tg.Group.Name, Tags: p.Tags}
+	}
+	return tagsOff, nil
 }
 
 // PreCallChecks reports whether enable_pre_call_checks is on and a
@@ -98,7 +137,12 @@ func (p *Plan) Fallback(name string) (Plan, bool) {
 // deployments). When it fails because this replica's share of a shared rpm
 // ran dry, Refill may fetch more.
 func (p *Plan) Pick(avoid *deployment.Deployment) (Handle, error) {
-	d, err := p.r.pickIn(p.tb, p.tg, avoid, p.Hint, p.PromptTokens)
+	o := pickOpts{hint: p.Hint, promptTokens: p.PromptTokens, tags: p.Tags, matchAll: p.tb.settings.TagFilteringMatchAll}
+	var err error
+	if o.tagMode, err = p.tagMode(); err != nil {
+		return Handle{}, err
+	}
+	d, err := p.r.pickIn(p.tb, p.tg, avoid, o)
 	if err != nil {
 		return Handle{}, err
 	}

@@ -332,13 +332,23 @@ func (e *NoDeploymentsError) Unwrap() error { return ErrNoDeployments }
 // The request path uses a Plan, whose Pick also keeps the strategies'
 // state; this is the bare pick.
 func (r *Router) Pick(tg Target, avoid *deployment.Deployment) (*deployment.Deployment, error) {
-	return r.pickIn(r.table.Load(), tg, avoid, nil, 0)
+	return r.pickIn(r.table.Load(), tg, avoid, pickOpts{})
 }
 
-func (r *Router) pickIn(tb *table, tg Target, avoid *deployment.Deployment, h *Hint, promptTokens int64) (*deployment.Deployment, error) {
+// pickOpts are what a plan adds to a pick: see pickArgs.
+type pickOpts struct {
+	hint         *Hint
+	promptTokens int64
+	tags         []string
+	tagMode      uint8
+	matchAll     bool
+}
+
+func (r *Router) pickIn(tb *table, tg Target, avoid *deployment.Deployment, o pickOpts) (*deployment.Deployment, error) {
 	a := pickArgs{
 		now: r.Now().UnixNano(), avoid: avoid, defaultCap: tb.defaultCap,
-		uint64n: r.Uint64N, strategy: tg.Group.strategy, args: tb.args, hint: h, promptTokens: promptTokens,
+		uint64n: r.Uint64N, strategy: tg.Group.strategy, args: tb.args,
+		hint: o.hint, promptTokens: o.promptTokens, tags: o.tags, tagMode: o.tagMode, matchAll: o.matchAll,
 	}
 	if d := tg.Pinned; d != nil {
 		// A deployment the request names is tried even if stalled: the

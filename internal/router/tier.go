@@ -2,6 +2,7 @@ package router
 
 import (
 	"math"
+	"slices"
 
 	"github.com/maasgate/maasgate/internal/deployment"
 )
@@ -146,7 +147,20 @@ type pickArgs struct {
 	// the pre-call checks: a deployment with a smaller max_input_tokens
 	// is not usable.
 	promptTokens int64
+	// tags, when tagMode is not tagsOff, restrict the request to
+	// deployments with matching tags (tagsMatch, matchAll for every tag
+	// rather than one) or to those tagged "default" (tagsDefault).
+	tags     []string
+	tagMode  uint8
+	matchAll bool
 }
+
+// Tag routing modes of a pick.
+const (
+	tagsOff = iota
+	tagsMatch
+	tagsDefault
+)
 
 // pick returns a usable deployment of the tier, or nil.
 func (t *tier) pick(a *pickArgs) *deployment.Deployment {
@@ -176,10 +190,36 @@ func (a *pickArgs) usable(d *deployment.Deployment) bool {
 	return d != a.avoid && a.fits(d) && d.Available(a.now, a.defaultCap)
 }
 
-// fits reports whether the prompt fits d's max_input_tokens, when the
-// pre-call checks are on.
+// fits reports whether the request may go to d whatever its load: under
+// tag routing, d's tags match; under the pre-call checks, the prompt fits
+// d's max_input_tokens.
 func (a *pickArgs) fits(d *deployment.Deployment) bool {
+	switch a.tagMode {
+	case tagsMatch:
+		if !tagsMatchOf(d.Tags, a.tags, a.matchAll) {
+			return false
+		}
+	case tagsDefault:
+		if !slices.Contains(d.Tags, DefaultTag) {
+			return false
+		}
+	}
 	return fits(d, a.promptTokens)
+}
+
+// DefaultTag marks the deployments that take requests whose tags no
+// deployment has, and untagged requests, under tag routing.
+const DefaultTag = "default"
+
+// tagsMatchOf reports whether a deployment with tags has one of the
+// request's (every one, with all).
+func tagsMatchOf(tags, request []string, all bool) bool {
+	for _, t := range request {
+		if slices.Contains(tags, t) != all {
+			return !all
+		}
+	}
+	return all && len(request) > 0
 }
 
 func fits(d *deployment.Deployment, promptTokens int64) bool {
