@@ -187,6 +187,17 @@ func (d *Deployment) AuthHeader() string { return d.authHeader }
 // splice into a request body.
 func (d *Deployment) ModelJSON() string { return d.modelJSON }
 
+// ModelFor returns the upstream model for a request that reached d through
+// a wildcard model name, which matched capture in place of its "*": the
+// "*" of d's upstream model replaced by capture ("hosted_vllm/*" serves
+// "vllm/qwen3" as "qwen3"), or d's upstream model when it has none.
+func (d *Deployment) ModelFor(capture string) string {
+	return strings.Replace(d.UpstreamModel, "*", capture, 1)
+}
+
+// ModelJSONFor is ModelFor as a JSON string literal.
+func (d *Deployment) ModelJSONFor(capture string) string { return jsonString(d.ModelFor(capture)) }
+
 // jsonString returns s as a JSON string literal (strconv.Quote's Go escapes,
 // such as \x01, are not JSON).
 func jsonString(s string) string {

@@ -61,6 +61,9 @@ func (p *Prober) probe(ctx context.Context, d *deployment.Deployment) Result {
 // useCompletion reports whether d gets the completion probe:
 // model_info.health_check decides, else Options.Mode.
 func (p *Prober) useCompletion(d *deployment.Deployment) bool {
+	if strings.Contains(d.UpstreamModel, "*") {
+		return false // a wildcard names no one model to ask for
+	}
 	switch d.Model.Info.Metadata["health_check"] {
 	case ModeCompletion:
 		return true
@@ -79,6 +82,9 @@ func (p *Prober) cheapProbe(ctx context.Context, d *deployment.Deployment) *prob
 	}
 	if _, err := p.do(ctx, d, http.MethodGet, healthURL(base), "", nil, maxBody); err != nil {
 		return err
+	}
+	if strings.Contains(d.UpstreamModel, "*") {
+		return nil // a wildcard deployment serves whatever its server lists
 	}
 	body, perr := p.do(ctx, d, http.MethodGet, base.JoinPath("models"), "", nil, maxModelsBody)
 	if perr != nil {

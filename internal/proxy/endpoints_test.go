@@ -162,3 +162,37 @@ func TestKeysReachEveryEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestWildcardModels: "vllm/*" serving "hosted_vllm/*" sends a request for
+// vllm/Qwen3-8B upstream as Qwen3-8B; "*" takes any other name as it is;
+// /v1/models lists neither pattern.
+func TestWildcardModels(t *testing.T) {
+	t.Parallel()
+	up, got := capturing(t, `{"choices":[]}`)
+	prefixed := dep("vllm/*", "w-1", up.URL+"/v1")
+	prefixed.Params.UpstreamModel = "*"
+	any := dep("*", "any-1", up.URL+"/v1")
+	any.Params.UpstreamModel = "*"
+	srv, _ := newGateway(t, config.DefaultRouterSettings(), prefixed, any, dep("qwen", "q-1", up.URL+"/v1"))
+	for _, tt := range []struct{ model, id, upstream string }{
+		{"vllm/Qwen3-8B", "w-1", `"model":"Qwen3-8B"`},
+		{"meta-llama/Llama-3.1-8B", "any-1", `"model":"meta-llama/Llama-3.1-8B"`},
+		{"qwen", "q-1", `"model":"up-qwen"`},
+	} {
+		resp := post(t, srv.URL+"/v1/chat/completions", `{"model":"`+tt.model+`","messages":[]}`)
+		io.Copy(io.Discard, resp.Body)
+		all := got()
+		if resp.StatusCode != 200 || resp.Header.Get("x-litellm-model-id") != tt.id || !strings.Contains(all[len(all)-1].model, tt.upstream) {
+			t.Errorf("%s: %d from %q, upstream got %s", tt.model, resp.StatusCode, resp.Header.Get("x-litellm-model-id"), all[len(all)-1].model)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(b), "*") || !strings.Contains(string(b), `"qwen"`) {
+		t.Errorf("/v1/models: %s", b)
+	}
+}

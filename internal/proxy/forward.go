@@ -147,9 +147,13 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	// still read it after RoundTrip returns (net/http's contract), so the
 	// request counts it open until the transport closes it.
 	model := d.ModelJSON()
+	wildcard := c.plan.Target().Wildcard
+	if wildcard != "" {
+		model = d.ModelJSONFor(wildcard)
+	}
 	contentType := jsonContentType
 	if c.req.contentType != nil { // a form: the model is the field's text
-		model, contentType = d.UpstreamModel, c.req.contentType
+		model, contentType = d.ModelFor(wildcard), c.req.contentType
 	}
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL(c.ep), c.body.reader(model, &c.req.open))
 	if err != nil {

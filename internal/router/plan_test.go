@@ -225,3 +225,26 @@ func BenchmarkPlanCacheAware(b *testing.B) {
 		plan.Hint.Prompt.Release()
 	}
 }
+
+// TestWildcardGroups: model names with "*" match what no group, alias or
+// id does, the most specific pattern first, and say what the "*" matched.
+func TestWildcardGroups(t *testing.T) {
+	t.Parallel()
+	r := New([]config.Model{model("qwen", "q"), model("vllm/*", "v"), model("vllm/gpt-*", "g"), model("*", "all")},
+		config.RouterSettings{}, nil)
+	for _, tt := range []struct{ model, group, capture string }{
+		{"qwen", "qwen", ""},
+		{"vllm/llama-3", "vllm/*", "llama-3"},
+		{"vllm/gpt-oss", "vllm/gpt-*", "oss"},
+		{"anything", "*", "anything"},
+		{"vllm/", "*", "vllm/"},
+	} {
+		tg, ok := r.Resolve(tt.model)
+		if !ok || tg.Group.Name != tt.group || tg.Wildcard != tt.capture {
+			t.Errorf("%s: group %v, capture %q, want %s, %q", tt.model, tg.Group, tg.Wildcard, tt.group, tt.capture)
+		}
+	}
+	if names := r.ModelNames(); !reflect.DeepEqual(names, []string{"qwen"}) {
+		t.Errorf("listed models %v: wildcard patterns are not models", names)
+	}
+}

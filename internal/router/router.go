@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -162,6 +163,9 @@ type table struct {
 	byID        map[string]*deployment.Deployment
 	aliases     map[string]string
 	publicNames []string
+	// wildcards are the groups whose name has a "*" (LiteLLM's wildcard
+	// routing: "*", "openai/*"), the most specific first.
+	wildcards []*Group
 }
 
 func (r *Router) build(ds []*deployment.Deployment, settings config.RouterSettings) *table {
@@ -188,7 +192,16 @@ func (r *Router) build(ds []*deployment.Deployment, settings config.RouterSettin
 		t.groupNames = append(t.groupNames, name)
 	}
 	slices.Sort(t.groupNames)
-	t.publicNames = append(t.publicNames, t.groupNames...)
+	for _, name := range t.groupNames {
+		if strings.Contains(name, "*") {
+			t.wildcards = append(t.wildcards, t.groups[name])
+		} else {
+			t.publicNames = append(t.publicNames, name)
+		}
+	}
+	// The longest pattern without its "*" wins: "openai/gpt-*" before
+	// "openai/*" before "*".
+	slices.SortStableFunc(t.wildcards, func(a, b *Group) int { return cmp.Compare(len(b.Name), len(a.Name)) })
 	for alias, a := range settings.ModelGroupAlias {
 		t.aliases[alias] = a.Model
 		if _, isGroup := t.groups[alias]; !a.Hidden && !isGroup {
@@ -288,6 +301,10 @@ func tierOf(d *deployment.Deployment) int {
 type Target struct {
 	Group  *Group
 	Pinned *deployment.Deployment
+	// Wildcard is what the "*" of a wildcard group's name matched in the
+	// model asked for: the upstream model is derived from it
+	// (deployment.ModelFor).
+	Wildcard string
 }
 
 // Resolve maps a client's "model" to a target: a group name, an alias of
@@ -307,7 +324,22 @@ func (t *table) resolve(model string) (Target, bool) {
 	if d, ok := t.byID[model]; ok {
 		return Target{Group: t.groups[d.Group], Pinned: d}, true
 	}
+	for _, g := range t.wildcards {
+		if capture, ok := matchWildcard(g.Name, model); ok {
+			return Target{Group: g, Wildcard: capture}, true
+		}
+	}
 	return Target{}, false
+}
+
+// matchWildcard matches model against pattern, whose first "*" stands for
+// one or more characters; it returns what the "*" matched.
+func matchWildcard(pattern, model string) (string, bool) {
+	prefix, suffix, _ := strings.Cut(pattern, "*")
+	if len(model) <= len(prefix)+len(suffix) || !strings.HasPrefix(model, prefix) || !strings.HasSuffix(model, suffix) {
+		return "", false
+	}
+	return model[len(prefix) : len(model)-len(suffix)], true
 }
 
 // NoDeploymentsError says why Pick found nothing and when to try again.
