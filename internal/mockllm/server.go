@@ -292,13 +292,18 @@ func unauthorized(w http.ResponseWriter) {
 // admit reads, counts and records an inference request and checks its key.
 // It returns false after answering the request itself.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint *atomic.Int64) ([]byte, bool) {
+	return s.admitAs(w, r, endpoint, writeError)
+}
+
+// admitAs is admit for an API with its own error envelope.
+func (s *Server) admitAs(w http.ResponseWriter, r *http.Request, endpoint *atomic.Int64, werr errorWriter) ([]byte, bool) {
 	s.stats.requests.Add(1)
 	endpoint.Add(1)
 	body, err := readBody(w, r)
 	s.record(r, body)
 	if err != nil {
 		s.stats.rejected.Add(1)
-		writeError(w, *err)
+		werr(w, *err)
 		return nil, false
 	}
 	if !s.authorized(r) {
@@ -312,6 +317,11 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint *atomic.
 // inject applies the request-level faults: a hang or an injected error. It
 // returns false after the request has been dealt with.
 func (s *Server) inject(w http.ResponseWriter, r *http.Request, f *Faults) bool {
+	return s.injectAs(w, r, f, writeError)
+}
+
+// injectAs is inject for an API with its own error envelope.
+func (s *Server) injectAs(w http.ResponseWriter, r *http.Request, f *Faults, werr errorWriter) bool {
 	if f.Hang {
 		select {
 		case <-r.Context().Done():
@@ -330,7 +340,7 @@ func (s *Server) inject(w http.ResponseWriter, r *http.Request, f *Faults) bool 
 	if f.RetryAfter > 0 && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
 		w.Header().Set("Retry-After", retryAfter(f.RetryAfter))
 	}
-	writeError(w, apiError{
+	werr(w, apiError{
 		status: status,
 		typ:    errorType(status),
 		msg:    fmt.Sprintf("mock backend %s: injected fault (%d %s)", s.cfg.Name, status, http.StatusText(status)),

@@ -34,7 +34,11 @@ func badRequest(msg, param string) apiError {
 	return apiError{status: http.StatusBadRequest, typ: "BadRequestError", msg: msg, param: param}
 }
 
-// writeError is the one place the mock renders an error envelope.
+// errorWriter renders an error in one API's envelope: writeError for
+// OpenAI's, writeAnthropicError for Anthropic's.
+type errorWriter func(http.ResponseWriter, apiError)
+
+// writeError renders an error in OpenAI's envelope, as vLLM does.
 func writeError(w http.ResponseWriter, e apiError) {
 	body := errorBody{Error: errorInfo{Message: e.msg, Type: e.typ, Code: e.status}}
 	if e.param != "" {
