@@ -124,6 +124,28 @@ func (s *Server) parseGeneration(body []byte, k kind) (generation, *apiError) {
 	return g, nil
 }
 
+// capReply sizes the reply of the APIs whose token limit is a cap rather
+// than a length (Anthropic's max_tokens, which is required and which agents
+// set to tens of thousands, and the Responses API's max_output_tokens): the
+// mock writes DefaultMaxTokens tokens and stops, unless the limit is lower,
+// in which case it writes the limit and ends by length. The limit asked for
+// still counts against max_model_len, as in vLLM.
+func (s *Server) capReply(g *generation, limit *int, param string) *apiError {
+	g.n, g.reason = s.cfg.DefaultMaxTokens, "stop"
+	asked := g.n
+	if limit != nil {
+		if *limit < 1 {
+			e := badRequest(fmt.Sprintf("%s must be at least 1, got %d.", param, *limit), param)
+			return &e
+		}
+		asked = *limit
+		if asked <= g.n {
+			g.n, g.reason = asked, "length"
+		}
+	}
+	return s.checkFit(g, asked, param)
+}
+
 // checkFit rejects, as vLLM does, a request whose prompt and asked-for
 // output exceed max_model_len, and in the engine model one whose prompt and
 // reply cannot fit the KV cache at all.

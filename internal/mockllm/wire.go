@@ -146,6 +146,31 @@ func countWords(s string) int {
 	return n
 }
 
+// appendWords appends the words countWords counts.
+func appendWords(dst []string, s string) []string {
+	if dst == nil {
+		dst = []string{}
+	}
+	start := -1
+	for i := 0; i <= len(s); i++ {
+		space := i == len(s)
+		if !space {
+			switch s[i] {
+			case ' ', '\t', '\n', '\r', '\v', '\f':
+				space = true
+			}
+		}
+		switch {
+		case space && start >= 0:
+			dst = append(dst, s[start:i])
+			start = -1
+		case !space && start < 0:
+			start = i
+		}
+	}
+	return dst
+}
+
 // messageTokens counts the prompt tokens of a chat request's messages,
 // whose content is a string or a list of parts with text.
 func messageTokens(raw json.RawMessage) (int, *apiError) {
