@@ -22,6 +22,9 @@ const (
 	DefaultMaxTokens     = 16
 	DefaultMaxModelLen   = 32768
 	DefaultEmbeddingDim  = 64
+	// DefaultMaxAudioFileSize is vLLM's default VLLM_MAX_AUDIO_CLIP_FILESIZE_MB
+	// (25), in bytes.
+	DefaultMaxAudioFileSize = 25 << 20
 )
 
 // Config describes one simulated vLLM server. A zero field means its default,
@@ -37,6 +40,7 @@ type Config struct {
 	DefaultMaxTokens int           // output tokens when a request sets no max_tokens (default 16)
 	MaxModelLen      int           // prompt plus output tokens allowed, as vLLM's --max-model-len (default 32768)
 	EmbeddingDim     int           // embedding vector length (default 64)
+	MaxAudioFileSize int64         // largest audio file the audio endpoints take, in bytes (default 25 MiB, as vLLM)
 	APIKey           string        // "" = no auth; else /v1/* requires "Authorization: Bearer <APIKey>"
 	Faults           Faults        // faults in force from the start
 	Seed             int64         // seeds Rand when Rand is nil (mixed with Name, so backends differ)
@@ -100,6 +104,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.EmbeddingDim <= 0 {
 		c.EmbeddingDim = DefaultEmbeddingDim
+	}
+	if c.MaxAudioFileSize <= 0 {
+		c.MaxAudioFileSize = DefaultMaxAudioFileSize
 	}
 	if c.SpeedUp <= 0 {
 		c.SpeedUp = 1

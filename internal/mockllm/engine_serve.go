@@ -57,14 +57,13 @@ func (s *Server) generateOnEngine(ctx context.Context, g *generation, f *Faults)
 
 // streamOnEngine writes a stream's token events as the engine samples the
 // tokens. The status line and headers have been sent.
-func (s *Server) streamOnEngine(w http.ResponseWriter, r *http.Request, g *generation, f *Faults, flush func() error) {
+func (s *Server) streamOnEngine(w http.ResponseWriter, r *http.Request, g *generation, f *Faults, flush func() error, enc encoder) {
 	ctx := r.Context()
 	er := s.submit(ctx, g, f)
 	if er == nil {
 		return
 	}
-	head := s.chunkHead(g)
-	buf := make([]byte, 0, 4*(len(head)+160))
+	buf := make([]byte, 0, 2048)
 	for sent := 0; sent < g.n; {
 		if !s.wait(ctx, er, er.notify) {
 			s.end(g, sent, &s.stats.cancelled)
@@ -75,13 +74,7 @@ func (s *Server) streamOnEngine(w http.ResponseWriter, r *http.Request, g *gener
 		buf = buf[:0]
 		for ; sent < ready; sent++ {
 			last := sent == g.n-1
-			buf = s.appendTokenChunk(buf, head, g, sent, last)
-			if last {
-				if g.usage {
-					buf = appendUsageChunk(buf, head, g)
-				}
-				buf = append(buf, sseDone...)
-			}
+			buf = enc.token(buf, sent, last)
 			if !last && sent+1 == f.DropAfterChunks {
 				sent++
 				drop = true

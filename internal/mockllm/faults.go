@@ -12,9 +12,13 @@ import (
 )
 
 // Faults are the misbehaviours the mock can be told to show. The zero value
-// is a healthy server. Faults apply to inference requests (chat, completions,
-// embeddings) except Refuse, which affects the whole server, and Unhealthy,
-// which affects only /health. A request keeps the faults in force when it
+// is a healthy server. Faults apply to inference requests (those Stats
+// counts: chat, completions, embeddings, messages and count_tokens, POST
+// /v1/responses, rerank and score, audio, tokenize and detokenize; not the
+// retrieval or deletion of a stored response) except Refuse, which affects
+// the whole server, and Unhealthy, which affects only /health.
+// DropAfterChunks cuts every kind of stream after that many tokens, whatever
+// events surround them. A request keeps the faults in force when it
 // arrived until it ends.
 type Faults struct {
 	// ErrorRate is the share (0..1) of inference requests answered with

@@ -72,7 +72,8 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, k kind, endpoi
 		return
 	}
 	if g.stream {
-		s.stream(w, r, &g, f)
+		enc := s.chatEncoder(g)
+		s.stream(w, r, &enc.g, f, enc)
 	} else {
 		s.complete(w, r, &g, f)
 	}
@@ -117,17 +118,49 @@ func (s *Server) parseGeneration(body []byte, k kind) (generation, *apiError) {
 		}
 		g.n, g.reason = *limit, "length"
 	}
-	if g.prompt+g.n > s.cfg.MaxModelLen {
+	if e := s.checkFit(&g, g.n, param); e != nil {
+		return generation{}, e
+	}
+	return g, nil
+}
+
+// capReply sizes the reply of the APIs whose token limit is a cap rather
+// than a length (Anthropic's max_tokens, which is required and which agents
+// set to tens of thousands, and the Responses API's max_output_tokens): the
+// mock writes DefaultMaxTokens tokens and stops, unless the limit is lower,
+// in which case it writes the limit and ends by length. The limit asked for
+// still counts against max_model_len, as in vLLM.
+func (s *Server) capReply(g *generation, limit *int, param string) *apiError {
+	g.n, g.reason = s.cfg.DefaultMaxTokens, "stop"
+	asked := g.n
+	if limit != nil {
+		if *limit < 1 {
+			e := badRequest(fmt.Sprintf("%s must be at least 1, got %d.", param, *limit), param)
+			return &e
+		}
+		asked = *limit
+		if asked <= g.n {
+			g.n, g.reason = asked, "length"
+		}
+	}
+	return s.checkFit(g, asked, param)
+}
+
+// checkFit rejects, as vLLM does, a request whose prompt and asked-for
+// output exceed max_model_len, and in the engine model one whose prompt and
+// reply cannot fit the KV cache at all.
+func (s *Server) checkFit(g *generation, asked int, param string) *apiError {
+	if g.prompt+asked > s.cfg.MaxModelLen {
 		e := badRequest(fmt.Sprintf("This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the messages, %d in the completion). Please reduce the length of the messages or completion.",
-			s.cfg.MaxModelLen, g.prompt+g.n, g.prompt, g.n), param)
-		return generation{}, &e
+			s.cfg.MaxModelLen, g.prompt+asked, g.prompt, asked), param)
+		return &e
 	}
 	if s.engine != nil && !s.engine.fits(g.prompt+g.n) {
 		e := badRequest(fmt.Sprintf("This request needs %d tokens of KV cache (%d in the messages, %d in the completion) but the cache holds %d.",
 			g.prompt+g.n, g.prompt, g.n, s.engine.cfg.NumGPUBlocks*s.engine.cfg.BlockSize), param)
-		return generation{}, &e
+		return &e
 	}
-	return g, nil
+	return nil
 }
 
 // start takes a GPU slot for g and counts its prompt. On failure the client
@@ -203,22 +236,29 @@ type completionChoice struct {
 	StopReason   any    `json:"stop_reason"`
 }
 
+// run makes all of a non-streaming request's tokens, on the engine or in a
+// GPU slot. On false the request has been counted as cancelled; on true the
+// caller answers and then counts it with end.
+func (s *Server) run(r *http.Request, g *generation, f *Faults) bool {
+	if s.engine != nil {
+		return s.generateOnEngine(r.Context(), g, f)
+	}
+	if !s.start(r, g) {
+		return false
+	}
+	defer s.release(g.m)
+	d := s.firstTokenDelay(f) + time.Duration(g.n-1)*s.tokenDelay(f)
+	if err := s.sleep(r.Context(), d); err != nil {
+		s.end(g, 0, &s.stats.cancelled)
+		return false
+	}
+	return true
+}
+
 // complete answers a non-streaming request once all its tokens are made.
 func (s *Server) complete(w http.ResponseWriter, r *http.Request, g *generation, f *Faults) {
-	if s.engine != nil {
-		if !s.generateOnEngine(r.Context(), g, f) {
-			return
-		}
-	} else {
-		if !s.start(r, g) {
-			return
-		}
-		defer s.release(g.m)
-		d := s.firstTokenDelay(f) + time.Duration(g.n-1)*s.tokenDelay(f)
-		if err := s.sleep(r.Context(), d); err != nil {
-			s.end(g, 0, &s.stats.cancelled)
-			return
-		}
+	if !s.run(r, g, f) {
+		return
 	}
 	u := usage{PromptTokens: g.prompt, TotalTokens: g.prompt + g.n, CompletionTokens: g.n}
 	created := s.cfg.Now().Unix()
@@ -247,10 +287,49 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, g *generation,
 
 var sseDone = []byte("data: [DONE]\n\n")
 
-// stream answers a streaming request with one server-sent event per token,
-// each flushed at once. The status and headers go out before the request
-// waits for a GPU slot, as vLLM's do.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, g *generation, f *Faults) {
+// encoder renders a stream's events in the format of one API: chat and
+// completion chunks, Anthropic's message events, the Responses API's events.
+type encoder interface {
+	// open appends the events sent before the first token, with the
+	// headers (none for most APIs).
+	open(b []byte) []byte
+	// token appends the events of token i; the last token's also close the
+	// stream.
+	token(b []byte, i int, last bool) []byte
+}
+
+// chatEncoder renders chat and completion chunks as vLLM writes them. It
+// holds its own copy of the generation, so that a handler's stays on the
+// stack when the request does not stream.
+type chatEncoder struct {
+	s    *Server
+	g    generation
+	head []byte
+}
+
+func (s *Server) chatEncoder(g generation) *chatEncoder {
+	e := &chatEncoder{s: s, g: g}
+	e.head = s.chunkHead(&e.g)
+	return e
+}
+
+func (e *chatEncoder) open(b []byte) []byte { return b }
+
+func (e *chatEncoder) token(b []byte, i int, last bool) []byte {
+	b = e.s.appendTokenChunk(b, e.head, &e.g, i, last)
+	if last {
+		if e.g.usage {
+			b = appendUsageChunk(b, e.head, &e.g)
+		}
+		b = append(b, sseDone...)
+	}
+	return b
+}
+
+// stream answers a streaming request with the events enc renders for each
+// token, each flushed at once. The status and headers go out before the
+// request waits for a GPU slot, as vLLM's do.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, g *generation, f *Faults, enc encoder) {
 	ctx := r.Context()
 	w.Header()["Content-Type"] = contentTypeSSE
 	w.WriteHeader(http.StatusOK)
@@ -261,12 +340,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, g *generation, f
 		}
 		return nil
 	}
+	if opening := enc.open(nil); len(opening) > 0 {
+		if _, err := w.Write(opening); err != nil {
+			s.stats.cancelled.Add(1)
+			return
+		}
+	}
 	if err := flush(); err != nil {
 		s.stats.cancelled.Add(1)
 		return
 	}
 	if s.engine != nil {
-		s.streamOnEngine(w, r, g, f, flush)
+		s.streamOnEngine(w, r, g, f, flush, enc)
 		return
 	}
 	if !s.start(r, g) {
@@ -274,8 +359,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, g *generation, f
 	}
 	defer s.release(g.m)
 
-	head := s.chunkHead(g)
-	buf := make([]byte, 0, len(head)+160)
+	buf := make([]byte, 0, 512)
 	delay, tpot := s.firstTokenDelay(f), s.tokenDelay(f)
 	for i := range g.n {
 		if err := s.sleep(ctx, delay); err != nil {
@@ -284,13 +368,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, g *generation, f
 		}
 		delay = tpot
 		last := i == g.n-1
-		buf = s.appendTokenChunk(buf[:0], head, g, i, last)
-		if last {
-			if g.usage {
-				buf = appendUsageChunk(buf, head, g)
-			}
-			buf = append(buf, sseDone...)
-		}
+		buf = enc.token(buf[:0], i, last)
 		if _, err := w.Write(buf); err != nil {
 			s.end(g, i, &s.stats.cancelled)
 			return

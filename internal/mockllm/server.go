@@ -28,19 +28,21 @@ const maxBody = 32 << 20
 // listener and so can refuse connections. Its methods are safe for
 // concurrent use.
 type Server struct {
-	cfg      Config // defaults applied; never changed after New
-	mux      *http.ServeMux
-	slots    *semaphore.Weighted // the GPU's sequence slots, granted in FIFO order
-	models   map[string]*modelState
-	text     tokenText
-	nameJSON []byte   // cfg.Name as a JSON string
-	backend  []string // the X-Mock-Backend header value
-	stats    counters
-	last     atomic.Pointer[RecordedRequest]
-	faults   atomic.Pointer[Faults]
-	registry *prometheus.Registry
-	engine   *engine                  // nil: the simple model
-	ttft     *prometheus.HistogramVec // vllm:time_to_first_token_seconds by model_name
+	cfg       Config // defaults applied; never changed after New
+	mux       *http.ServeMux
+	slots     *semaphore.Weighted // the GPU's sequence slots, granted in FIFO order
+	models    map[string]*modelState
+	text      tokenText
+	nameJSON  []byte   // cfg.Name as a JSON string
+	backend   []string // the X-Mock-Backend header value
+	stats     counters
+	last      atomic.Pointer[RecordedRequest]
+	faults    atomic.Pointer[Faults]
+	registry  *prometheus.Registry
+	engine    *engine                  // nil: the simple model
+	vocab     vocab                    // long words /tokenize has seen
+	responses responseStore            // stored responses of the Responses API
+	ttft      *prometheus.HistogramVec // vllm:time_to_first_token_seconds by model_name
 
 	randMu sync.Mutex
 	rand   *rand.Rand
@@ -106,6 +108,21 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
 	s.mux.HandleFunc("POST /v1/completions", s.completions)
 	s.mux.HandleFunc("POST /v1/embeddings", s.embeddings)
+	s.mux.HandleFunc("POST /v1/messages", s.messages)
+	s.mux.HandleFunc("POST /v1/messages/count_tokens", s.countTokens)
+	s.mux.HandleFunc("POST /v1/responses", s.createResponse)
+	s.mux.HandleFunc("GET /v1/responses/{id}", s.retrieveResponse)
+	s.mux.HandleFunc("DELETE /v1/responses/{id}", s.deleteResponse)
+	s.mux.HandleFunc("POST /v1/responses/{id}/cancel", s.cancelResponse)
+	for _, p := range []string{"/rerank", "/v1/rerank", "/v2/rerank"} {
+		s.mux.HandleFunc("POST "+p, s.rerank)
+	}
+	s.mux.HandleFunc("POST /score", s.score)
+	s.mux.HandleFunc("POST /v1/score", s.score)
+	s.mux.HandleFunc("POST /v1/audio/transcriptions", s.transcriptions)
+	s.mux.HandleFunc("POST /v1/audio/translations", s.translations)
+	s.mux.HandleFunc("POST /tokenize", s.tokenize)
+	s.mux.HandleFunc("POST /detokenize", s.detokenize)
 	s.mux.HandleFunc("GET /v1/models", s.listModels)
 	s.mux.HandleFunc("GET /health", s.health)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
@@ -292,13 +309,18 @@ func unauthorized(w http.ResponseWriter) {
 // admit reads, counts and records an inference request and checks its key.
 // It returns false after answering the request itself.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint *atomic.Int64) ([]byte, bool) {
+	return s.admitAs(w, r, endpoint, writeError)
+}
+
+// admitAs is admit for an API with its own error envelope.
+func (s *Server) admitAs(w http.ResponseWriter, r *http.Request, endpoint *atomic.Int64, werr errorWriter) ([]byte, bool) {
 	s.stats.requests.Add(1)
 	endpoint.Add(1)
 	body, err := readBody(w, r)
 	s.record(r, body)
 	if err != nil {
 		s.stats.rejected.Add(1)
-		writeError(w, *err)
+		werr(w, *err)
 		return nil, false
 	}
 	if !s.authorized(r) {
@@ -312,6 +334,11 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint *atomic.
 // inject applies the request-level faults: a hang or an injected error. It
 // returns false after the request has been dealt with.
 func (s *Server) inject(w http.ResponseWriter, r *http.Request, f *Faults) bool {
+	return s.injectAs(w, r, f, writeError)
+}
+
+// injectAs is inject for an API with its own error envelope.
+func (s *Server) injectAs(w http.ResponseWriter, r *http.Request, f *Faults, werr errorWriter) bool {
 	if f.Hang {
 		select {
 		case <-r.Context().Done():
@@ -330,7 +357,7 @@ func (s *Server) inject(w http.ResponseWriter, r *http.Request, f *Faults) bool 
 	if f.RetryAfter > 0 && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
 		w.Header().Set("Retry-After", retryAfter(f.RetryAfter))
 	}
-	writeError(w, apiError{
+	werr(w, apiError{
 		status: status,
 		typ:    errorType(status),
 		msg:    fmt.Sprintf("mock backend %s: injected fault (%d %s)", s.cfg.Name, status, http.StatusText(status)),

@@ -8,8 +8,10 @@ import (
 )
 
 // Stats counts what the server has seen since it was made. Inference
-// requests are those to /v1/chat/completions, /v1/completions and
-// /v1/embeddings. Every one of them ends in exactly one of Completed, Failed,
+// requests are those to /v1/chat/completions, /v1/completions,
+// /v1/embeddings, /v1/messages (and count_tokens), POST /v1/responses, the
+// rerank and score endpoints, the audio endpoints, /tokenize and
+// /detokenize. Every one of them ends in exactly one of Completed, Failed,
 // Cancelled and Rejected, so once the server is idle
 // Requests == Completed + Failed + Cancelled + Rejected.
 type Stats struct {
@@ -24,6 +26,11 @@ type Stats struct {
 	ChatCompletions int64 `json:"chat_completions"` // requests to /v1/chat/completions
 	Completions     int64 `json:"completions"`      // requests to /v1/completions
 	Embeddings      int64 `json:"embeddings"`       // requests to /v1/embeddings
+	Messages        int64 `json:"messages"`         // requests to /v1/messages
+	Responses       int64 `json:"responses"`        // POST /v1/responses (retrieving and deleting are not counted)
+	Rerank          int64 `json:"rerank"`           // requests to the rerank and score endpoints
+	Audio           int64 `json:"audio"`            // requests to /v1/audio/transcriptions and /v1/audio/translations
+	Tokenize        int64 `json:"tokenize"`         // requests to /tokenize, /detokenize and /v1/messages/count_tokens
 
 	PromptTokens     int64 `json:"prompt_tokens"`     // prompt tokens of requests that got a GPU slot
 	GenerationTokens int64 `json:"generation_tokens"` // output tokens produced, including those of cut-short streams
@@ -57,6 +64,7 @@ type counters struct {
 	requests, completed, failed, cancelled, rejected atomic.Int64
 	running, waiting                                 atomic.Int64
 	chat, completions, embeddings                    atomic.Int64
+	messages, responses, rerank, audio, tokenize     atomic.Int64
 	promptTokens, generationTokens                   atomic.Int64
 }
 
@@ -97,6 +105,11 @@ func (s *Server) Stats() Stats {
 		ChatCompletions:  s.stats.chat.Load(),
 		Completions:      s.stats.completions.Load(),
 		Embeddings:       s.stats.embeddings.Load(),
+		Messages:         s.stats.messages.Load(),
+		Responses:        s.stats.responses.Load(),
+		Rerank:           s.stats.rerank.Load(),
+		Audio:            s.stats.audio.Load(),
+		Tokenize:         s.stats.tokenize.Load(),
 		PromptTokens:     s.stats.promptTokens.Load(),
 		GenerationTokens: s.stats.generationTokens.Load(),
 	}

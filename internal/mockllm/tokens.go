@@ -120,3 +120,50 @@ func appendTokenIDs(dst []uint64, ids []int64) []uint64 {
 	}
 	return dst
 }
+
+// turn is one message of a conversation as the token model sees it: its
+// role and the texts of its content. The Messages and Responses APIs are
+// reduced to turns, so their prompts count as a chat request's would.
+type turn struct {
+	role  string
+	texts []string
+}
+
+// promptOf counts the prompt tokens of turns as a chat request's: their
+// words, and in the engine model also a marker per turn and the assistant's
+// marker at the end, whose token ids it returns.
+func (s *Server) promptOf(turns []turn) (int, []uint64) {
+	if s.engine == nil {
+		n := 0
+		for _, t := range turns {
+			for _, x := range t.texts {
+				n += countWords(x)
+			}
+		}
+		return n, nil
+	}
+	ids := appendTurnIDs(make([]uint64, 0, 64), turns)
+	ids = append(ids, roleID("assistant"))
+	return len(ids), ids
+}
+
+// appendTurnIDs appends the token ids of turns: each one's role marker and
+// words.
+func appendTurnIDs(dst []uint64, turns []turn) []uint64 {
+	for _, t := range turns {
+		dst = append(dst, roleID(t.role))
+		for _, x := range t.texts {
+			dst = appendWordIDs(dst, x)
+		}
+	}
+	return dst
+}
+
+// replyIDs appends the token ids of the first n tokens the engine
+// generates, as they enter the KV cache.
+func (e *engine) replyIDs(dst []uint64, n int) []uint64 {
+	for i := range n {
+		dst = append(dst, e.outIDs[i%len(e.outIDs)])
+	}
+	return dst
+}

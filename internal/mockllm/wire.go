@@ -34,7 +34,11 @@ func badRequest(msg, param string) apiError {
 	return apiError{status: http.StatusBadRequest, typ: "BadRequestError", msg: msg, param: param}
 }
 
-// writeError is the one place the mock renders an error envelope.
+// errorWriter renders an error in one API's envelope: writeError for
+// OpenAI's, writeAnthropicError for Anthropic's.
+type errorWriter func(http.ResponseWriter, apiError)
+
+// writeError renders an error in OpenAI's envelope, as vLLM does.
 func writeError(w http.ResponseWriter, e apiError) {
 	body := errorBody{Error: errorInfo{Message: e.msg, Type: e.typ, Code: e.status}}
 	if e.param != "" {
@@ -140,6 +144,31 @@ func countWords(s string) int {
 		}
 	}
 	return n
+}
+
+// appendWords appends the words countWords counts.
+func appendWords(dst []string, s string) []string {
+	if dst == nil {
+		dst = []string{}
+	}
+	start := -1
+	for i := 0; i <= len(s); i++ {
+		space := i == len(s)
+		if !space {
+			switch s[i] {
+			case ' ', '\t', '\n', '\r', '\v', '\f':
+				space = true
+			}
+		}
+		switch {
+		case space && start >= 0:
+			dst = append(dst, s[start:i])
+			start = -1
+		case !space && start < 0:
+			start = i
+		}
+	}
+	return dst
 }
 
 // messageTokens counts the prompt tokens of a chat request's messages,
