@@ -12,8 +12,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/maasgate/maasgate/internal/auth"
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/mockllm"
+	"github.com/maasgate/maasgate/internal/router"
 )
 
 // seen is what an upstream got: one request's path, Content-Type, and its
@@ -194,5 +198,57 @@ func TestWildcardModels(t *testing.T) {
 	resp.Body.Close()
 	if strings.Contains(string(b), "*") || !strings.Contains(string(b), `"qwen"`) {
 		t.Errorf("/v1/models: %s", b)
+	}
+}
+
+// TestEndpointsOnSimulatedBackends: each new endpoint through the gateway
+// to two simulated vLLM servers: rerank orders by relevance, tokenize and
+// detokenize round-trip, a transcription names the file's size, and a
+// Responses follow-up finds its previous response (each server stores its
+// own, and answers 404 for another's).
+func TestEndpointsOnSimulatedBackends(t *testing.T) {
+	t.Parallel()
+	a, b := backend(t, "a", mockllm.Faults{}), backend(t, "b", mockllm.Faults{})
+	settings := config.DefaultRouterSettings()
+	settings.RoutingStrategy = router.RoundRobin
+	srv, _ := newGateway(t, settings, mdep("m", "a", a), mdep("m", "b", b))
+	call := func(path, body string) (int, string) {
+		resp := post(t, srv.URL+path, body)
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	status, body := call("/v1/rerank", `{"model":"m","query":"red apples","documents":["blue sky","red apples grow","green"],"top_n":2}`)
+	if status != 200 || gjson.Get(body, "results.0.index").Int() != 1 || len(gjson.Get(body, "results").Array()) != 2 {
+		t.Errorf("rerank: %d %s", status, body)
+	}
+	status, body = call("/tokenize", `{"model":"m","prompt":"one two three"}`)
+	tokens := gjson.Get(body, "tokens").Raw
+	if status != 200 || gjson.Get(body, "count").Int() == 0 {
+		t.Fatalf("tokenize: %d %s", status, body)
+	}
+	if status, body = call("/detokenize", `{"model":"m","tokens":`+tokens+`}`); status != 200 || !strings.Contains(body, "one two three") {
+		t.Errorf("detokenize: %d %s", status, body)
+	}
+	ct, form := audioForm(t, map[string]string{"model": "m"}, strings.Repeat("x", 1000))
+	resp, err := http.Post(srv.URL+"/v1/audio/transcriptions", ct, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(out), "1000 bytes of audio") {
+		t.Errorf("transcription: %d %s", resp.StatusCode, out)
+	}
+	status, body = call("/v1/responses", `{"model":"m","input":"hello"}`)
+	prev := gjson.Get(body, "id").Str
+	if status != 200 || !strings.HasPrefix(prev, "resp_") {
+		t.Fatalf("responses: %d %s", status, body)
+	}
+	for i := range 2 { // the servers' 64-token context holds two more turns
+		status, body = call("/v1/responses", `{"model":"m","input":"again","previous_response_id":"`+prev+`"}`)
+		if status != 200 {
+			t.Fatalf("follow-up %d: %d %s", i, status, body)
+		}
+		prev = gjson.Get(body, "id").Str
 	}
 }
