@@ -60,6 +60,9 @@ func EstimateChatTokens(chat []byte) int64 {
 			n += partTokens(content)
 		}
 		m.Get("tool_calls").ForEach(func(_, call gjson.Result) bool {
+			if !isObject(call) { // also what ForEach gives for a non-array
+				return true
+			}
 			fn := call.Get("function")
 			n += messageTokens + textTokens(inner(fn.Get("name"))) + jsonTokens(len(inner(fn.Get("arguments"))))
 			return true
@@ -67,7 +70,9 @@ func EstimateChatTokens(chat []byte) int64 {
 		return true
 	})
 	root.Get("tools").ForEach(func(_, tool gjson.Result) bool {
-		n += jsonTokens(len(tool.Raw))
+		if isObject(tool) {
+			n += jsonTokens(len(tool.Raw))
+		}
 		return true
 	})
 	return n

@@ -146,6 +146,9 @@ func FromChat(dst, chat []byte, model string) ([]byte, Usage, *Error) {
 	}
 	calls := 0
 	msg.Get("tool_calls").ForEach(func(_, call gjson.Result) bool {
+		if !isObject(call) { // also what ForEach gives for a non-array
+			return true
+		}
 		fn := call.Get("function")
 		if blocks > 0 {
 			dst = append(dst, ',')

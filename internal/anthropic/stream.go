@@ -178,13 +178,17 @@ func (s *Stream) Data(dst, data []byte) []byte {
 		dst = s.text(dst, text.Raw)
 		content = true
 	}
-	k := 0
-	delta.Get("tool_calls").ForEach(func(_, call gjson.Result) bool {
-		dst = s.toolCall(dst, call, k)
-		content = true
-		k++
-		return true
-	})
+	if calls := delta.Get("tool_calls"); calls.IsArray() {
+		k := 0
+		calls.ForEach(func(_, call gjson.Result) bool {
+			if isObject(call) {
+				dst = s.toolCall(dst, call, k)
+				content = true
+			}
+			k++
+			return true
+		})
+	}
 	if content {
 		s.deltas++
 	}
