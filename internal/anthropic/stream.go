@@ -158,27 +158,70 @@ func (s *Stream) Data(dst, data []byte) []byte {
 	if len(data) == 0 || data[0] != '{' || !gjson.ValidBytes(data) {
 		return dst
 	}
-	root := gjson.Parse(str(data))
-	if root.Get("error").Exists() || root.Get("object").Str == "error" {
+	// One pass over each level (gjson's Get would scan the chunk from its
+	// start for every field).
+	var id, choice, usage gjson.Result
+	failed := false
+	gjson.Parse(str(data)).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "id":
+			id = v
+		case "choices":
+			v.ForEach(func(_, c gjson.Result) bool {
+				choice = c
+				return false
+			})
+		case "usage":
+			usage = v
+		case "error":
+			failed = true
+		case "object":
+			failed = failed || v.Str == "error"
+		}
+		return true
+	})
+	if failed {
 		return s.Fail(dst, FromOpenAIBody(0, data))
 	}
-	if u := root.Get("usage"); isObject(u) {
-		s.usage, s.sawUsage = usageOf(u), true
+	if isObject(usage) {
+		s.usage, s.sawUsage = usageOf(usage), true
 	}
 	if !s.started {
-		dst = s.start(dst, root.Get("id").Str)
+		dst = s.start(dst, id.Str)
 	}
-	choice := root.Get("choices.0")
 	if !isObject(choice) {
 		return dst
 	}
-	delta := choice.Get("delta")
+	var delta, finish, seq gjson.Result
+	choice.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "delta":
+			delta = v
+		case "finish_reason":
+			finish = v
+		case "stop_reason":
+			seq = v
+		}
+		return true
+	})
+	var text, calls gjson.Result
+	if isObject(delta) {
+		delta.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "content":
+				text = v
+			case "tool_calls":
+				calls = v
+			}
+			return true
+		})
+	}
 	content := false
-	if text := delta.Get("content"); text.Type == gjson.String && len(text.Raw) > 2 {
+	if text.Type == gjson.String && len(text.Raw) > 2 {
 		dst = s.text(dst, text.Raw)
 		content = true
 	}
-	if calls := delta.Get("tool_calls"); calls.IsArray() {
+	if calls.IsArray() {
 		k := 0
 		calls.ForEach(func(_, call gjson.Result) bool {
 			if isObject(call) {
@@ -192,9 +235,8 @@ func (s *Stream) Data(dst, data []byte) []byte {
 	if content {
 		s.deltas++
 	}
-	if f := choice.Get("finish_reason"); f.Type == gjson.String && f.Str != "" {
-		seq := choice.Get("stop_reason")
-		s.reason = stopReason(f.Str, len(s.tools) > 0, seq)
+	if finish.Type == gjson.String && finish.Str != "" {
+		s.reason = stopReason(finish.Str, len(s.tools) > 0, seq)
 		if s.reason == stopSequence {
 			s.stopSeq = append(s.stopSeq[:0], seq.Raw...)
 		}
@@ -248,11 +290,29 @@ func (s *Stream) text(dst []byte, raw string) []byte {
 // toolCall writes a tool call's delta: a tool_use block's start for a call
 // not seen before, then the arguments that came.
 func (s *Stream) toolCall(dst []byte, call gjson.Result, k int) []byte {
+	var id, name, args gjson.Result
 	index := k
-	if i := call.Get("index"); isNumber(i) {
-		index = int(i.Int())
-	}
-	fn := call.Get("function")
+	call.ForEach(func(key, v gjson.Result) bool {
+		switch key.Str {
+		case "index":
+			if isNumber(v) {
+				index = int(v.Int())
+			}
+		case "id":
+			id = v
+		case "function":
+			v.ForEach(func(key, v gjson.Result) bool {
+				switch key.Str {
+				case "name":
+					name = v
+				case "arguments":
+					args = v
+				}
+				return true
+			})
+		}
+		return true
+	})
 	block := -1
 	for _, t := range s.tools {
 		if t.call == index {
@@ -270,16 +330,16 @@ func (s *Stream) toolCall(dst []byte, call gjson.Result, k int) []byte {
 		dst = append(dst, `{"type":"content_block_start","index":`...)
 		dst = strconv.AppendInt(dst, int64(block), 10)
 		dst = append(dst, `,"content_block":{"type":"tool_use","id":"`...)
-		dst = appendToolID(dst, call.Get("id").Str, s.id[len("msg_"):], len(s.tools)-1)
+		dst = appendToolID(dst, id.Str, s.id[len("msg_"):], len(s.tools)-1)
 		dst = append(dst, `","name":`...)
-		if name := fn.Get("name"); name.Type == gjson.String {
+		if name.Type == gjson.String {
 			dst = append(dst, name.Raw...)
 		} else {
 			dst = append(dst, `""`...)
 		}
 		dst = append(dst, ",\"input\":{}}}\n\n"...)
 	}
-	if args := fn.Get("arguments"); args.Type == gjson.String && len(args.Raw) > 2 {
+	if args.Type == gjson.String && len(args.Raw) > 2 {
 		dst = event(dst, "content_block_delta")
 		dst = append(dst, `{"type":"content_block_delta","index":`...)
 		dst = strconv.AppendInt(dst, int64(block), 10)
