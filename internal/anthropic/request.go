@@ -68,17 +68,19 @@ func translate(body []byte, needMax bool) (Request, *Error) {
 	if !root.IsObject() {
 		return Request{}, invalid("", "the request body must be a JSON object")
 	}
-	model := root.Get("model")
+	var f fields
+	f.read(root)
+	model := f.model
 	if model.Type != gjson.String || model.Str == "" {
 		return Request{}, invalid("model", "field required: a string naming the model")
 	}
-	maxTokens := root.Get("max_tokens")
+	maxTokens := f.maxTokens
 	if maxTokens.Exists() || needMax {
 		if !isNumber(maxTokens) || maxTokens.Int() < 1 || float64(maxTokens.Int()) != maxTokens.Num {
 			return Request{}, invalid("max_tokens", "field required: an integer of at least 1")
 		}
 	}
-	msgs := root.Get("messages")
+	msgs := f.messages
 	if !msgs.IsArray() {
 		return Request{}, invalid("messages", "field required: an array of messages")
 	}
@@ -87,7 +89,7 @@ func translate(body []byte, needMax bool) (Request, *Error) {
 	w.b = append(w.b, `{"model":`...)
 	w.b = appendString(w.b, model.Str)
 	w.b = append(w.b, `,"messages":[`...)
-	if err := w.system(root.Get("system")); err != nil {
+	if err := w.system(f.system); err != nil {
 		return Request{}, err
 	}
 	prefill := false
@@ -103,15 +105,18 @@ func translate(body []byte, needMax bool) (Request, *Error) {
 		return Request{}, invalid("messages", "at least one message is required")
 	}
 	w.b = append(w.b, ']')
-	if err := w.tools(root.Get("tools"), root.Get("tool_choice")); err != nil {
+	if err := w.tools(f.tools, f.toolChoice); err != nil {
 		return Request{}, err
 	}
 	if maxTokens.Exists() {
 		w.b = append(w.b, `,"max_tokens":`...)
 		w.b = append(w.b, maxTokens.Raw...)
 	}
-	for _, name := range [...]string{"temperature", "top_p", "top_k"} {
-		v := root.Get(name)
+	for _, p := range [...]struct {
+		name string
+		v    gjson.Result
+	}{{"temperature", f.temperature}, {"top_p", f.topP}, {"top_k", f.topK}} {
+		name, v := p.name, p.v
 		if !v.Exists() || v.Type == gjson.Null {
 			continue
 		}
@@ -123,7 +128,7 @@ func translate(body []byte, needMax bool) (Request, *Error) {
 		w.b = append(w.b, `":`...)
 		w.b = append(w.b, v.Raw...)
 	}
-	if stop := root.Get("stop_sequences"); stop.Exists() && stop.Type != gjson.Null {
+	if stop := f.stop; stop.Exists() && stop.Type != gjson.Null {
 		if !stop.IsArray() {
 			return Request{}, invalid("stop_sequences", "must be an array of strings")
 		}
@@ -150,7 +155,7 @@ func translate(body []byte, needMax bool) (Request, *Error) {
 		}
 	}
 	stream := false
-	if s := root.Get("stream"); s.Exists() && s.Type != gjson.Null {
+	if s := f.stream; s.Exists() && s.Type != gjson.Null {
 		if s.Type != gjson.True && s.Type != gjson.False {
 			return Request{}, invalid("stream", "must be a boolean")
 		}
@@ -159,7 +164,7 @@ func translate(body []byte, needMax bool) (Request, *Error) {
 	if stream {
 		w.b = append(w.b, `,"stream":true,"stream_options":{"include_usage":true}`...)
 	}
-	if u := root.Get("metadata.user_id"); u.Type == gjson.String && u.Str != "" {
+	if u := f.metadata.Get("user_id"); u.Type == gjson.String && u.Str != "" {
 		w.b = append(w.b, `,"user":`...)
 		w.b = append(w.b, u.Raw...)
 	}
@@ -168,6 +173,46 @@ func translate(body []byte, needMax bool) (Request, *Error) {
 	}
 	w.b = append(w.b, '}')
 	return Request{Model: strings.Clone(model.Str), Stream: stream, Body: w.b}, nil
+}
+
+// fields are the request's top-level fields that ToChat reads, taken in
+// one pass (each gjson Get would scan the body from its start, skipping
+// every long prompt before the field).
+type fields struct {
+	model, maxTokens, messages, system, tools, toolChoice gjson.Result
+	temperature, topP, topK, stop, stream, metadata       gjson.Result
+}
+
+func (f *fields) read(root gjson.Result) {
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			f.model = v
+		case "max_tokens":
+			f.maxTokens = v
+		case "messages":
+			f.messages = v
+		case "system":
+			f.system = v
+		case "tools":
+			f.tools = v
+		case "tool_choice":
+			f.toolChoice = v
+		case "temperature":
+			f.temperature = v
+		case "top_p":
+			f.topP = v
+		case "top_k":
+			f.topK = v
+		case "stop_sequences":
+			f.stop = v
+		case "stream":
+			f.stream = v
+		case "metadata":
+			f.metadata = v
+		}
+		return true
+	})
 }
 
 // chatWriter writes the chat request's messages array.
