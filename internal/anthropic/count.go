@@ -36,15 +36,21 @@ func CountTokens(body []byte) ([]byte, *Error) {
 }
 
 // EstimateChatTokens estimates the prompt tokens of a chat-completions
-// request without a tokenizer: text at 4 bytes a token for ASCII (English
-// prose runs 4 to 4.5 bytes a token in current tokenizers, code 3 to 4)
-// and 3 bytes a token for other UTF-8 (about a token per CJK character,
-// which most tokenizers beat); tool definitions and call arguments, JSON,
-// at 3 bytes a token; 4 tokens around each message, 3 for the reply's
+// request without a tokenizer: ASCII text at 3.7 bytes a token, 2-byte
+// UTF-8 characters (Cyrillic, Greek, accented Latin...) at 3 characters a
+// token, wider ones (CJK...) at 0.75 token each; tool definitions and call
+// arguments as text; 4 tokens around each message, 3 for the reply's
 // prompt and 1,600 per image. Text is measured as it stands in the JSON,
-// escapes included. Expect it within about a quarter of the served
-// model's count for English text and code, high for other scripts, and
-// anywhere for images; it is not checked here against a real tokenizer.
+// escapes included (they stand for what the model sees as whitespace and
+// quotes, which tokenize short).
+//
+// Measured against OpenAI's o200k_base and cl100k_base tokenizers (not the
+// served model's: Qwen's and Llama's compress English and code about as
+// well): within 5% on this repository's Go code and its English docs (177
+// KB and 235 KB samples), 12% high on compact JSON schemas, and on short
+// hand-written samples 0-30% off for Chinese and Japanese and 20-30% for
+// Russian (tokenizers differ most there). Images are anyone's guess: vision
+// models spend from a few hundred to a few thousand tokens on one.
 func EstimateChatTokens(chat []byte) int64 {
 	if !gjson.ValidBytes(chat) {
 		return 0
@@ -64,14 +70,14 @@ func EstimateChatTokens(chat []byte) int64 {
 				return true
 			}
 			fn := call.Get("function")
-			n += messageTokens + textTokens(inner(fn.Get("name"))) + jsonTokens(len(inner(fn.Get("arguments"))))
+			n += messageTokens + textTokens(inner(fn.Get("name"))) + textTokens(inner(fn.Get("arguments")))
 			return true
 		})
 		return true
 	})
 	root.Get("tools").ForEach(func(_, tool gjson.Result) bool {
 		if isObject(tool) {
-			n += jsonTokens(len(tool.Raw))
+			n += textTokens(tool.Raw)
 		}
 		return true
 	})
@@ -93,18 +99,19 @@ func partTokens(parts gjson.Result) int64 {
 	return n
 }
 
-// textTokens estimates the tokens of text.
+// textTokens estimates the tokens of text (UTF-8, counted by the lead
+// byte of each character).
 func textTokens(s string) int64 {
-	ascii, other := 0, 0
+	ascii, two, wide := 0, 0, 0
 	for i := 0; i < len(s); i++ {
-		if s[i] < 0x80 {
+		switch c := s[i]; {
+		case c < 0x80:
 			ascii++
-		} else {
-			other++
+		case c >= 0xc0 && c < 0xe0:
+			two++
+		case c >= 0xe0:
+			wide++
 		}
 	}
-	return int64((ascii+3)/4 + (other+2)/3)
+	return int64((ascii*10+36)/37 + (two+2)/3 + (wide*3+3)/4)
 }
-
-// jsonTokens estimates the tokens of n bytes of JSON.
-func jsonTokens(n int) int64 { return int64((n + 2) / 3) }
