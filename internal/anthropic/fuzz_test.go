@@ -3,7 +3,11 @@ package anthropic
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 // FuzzToChat checks that no request panics ToChat or CountTokens, that a
@@ -69,6 +73,51 @@ func FuzzStream(f *testing.F) {
 		s.Usage()
 		if msg, _, err := FromChat(nil, in, "m"); err == nil && !json.Valid(msg) {
 			t.Fatalf("FromChat wrote invalid JSON: %s", msg)
+		}
+	})
+}
+
+// FuzzRaw checks the request walker against gjson on valid JSON: the same
+// members and elements, the same raw values.
+func FuzzRaw(f *testing.F) {
+	for _, seed := range []string{
+		`{"a":1,"b":"x\"y\\","c":[1,{"d":[]},"]"],"e":{"f":null}, "g" : true }`,
+		`[ 1 , "two\\\"" , {"3":[4]} , [] , {} ]`,
+		`{"":"","\u0061":"\\\\"}`,
+		`  {"k":-1.5e3}  `,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !gjson.Valid(s) {
+			return
+		}
+		s = strings.TrimSpace(s)
+		var want, got []string
+		g := gjson.Parse(s)
+		if g.IsObject() {
+			g.ForEach(func(k, v gjson.Result) bool {
+				want = append(want, k.Raw[1:len(k.Raw)-1]+"="+v.Raw)
+				return true
+			})
+			raw(s).members(func(k string, v raw) bool {
+				got = append(got, k+"="+string(v))
+				return true
+			})
+		} else if g.IsArray() {
+			g.ForEach(func(_, v gjson.Result) bool {
+				want = append(want, v.Raw)
+				return true
+			})
+			raw(s).elements(func(_ int, v raw) bool {
+				got = append(got, string(v))
+				return true
+			})
+		} else if r := raw(s); r.isString() && r.str() != g.Str {
+			t.Fatalf("str() = %q, gjson %q", r.str(), g.Str)
+		}
+		if !slices.Equal(want, got) {
+			t.Fatalf("%s:\ngjson %q\nraw   %q", s, want, got)
 		}
 	})
 }

@@ -64,38 +64,36 @@ func translate(body []byte, needMax bool) (Request, *Error) {
 	if !gjson.ValidBytes(body) {
 		return Request{}, invalid("", "the request body is not valid JSON")
 	}
-	root := gjson.Parse(str(body))
-	if !root.IsObject() {
+	root := raw(strings.TrimSpace(str(body)))
+	if !root.isObject() {
 		return Request{}, invalid("", "the request body must be a JSON object")
 	}
 	var f fields
 	f.read(root)
-	model := f.model
-	if model.Type != gjson.String || model.Str == "" {
+	if !f.model.isString() || f.model.inner() == "" {
 		return Request{}, invalid("model", "field required: a string naming the model")
 	}
-	maxTokens := f.maxTokens
-	if maxTokens.Exists() || needMax {
-		if !isNumber(maxTokens) || maxTokens.Int() < 1 || float64(maxTokens.Int()) != maxTokens.Num {
+	if !f.maxTokens.isNull() || needMax {
+		n := gjson.Parse(string(f.maxTokens))
+		if !f.maxTokens.isNumber() || n.Int() < 1 || float64(n.Int()) != n.Num {
 			return Request{}, invalid("max_tokens", "field required: an integer of at least 1")
 		}
 	}
-	msgs := f.messages
-	if !msgs.IsArray() {
+	if !f.messages.isArray() {
 		return Request{}, invalid("messages", "field required: an array of messages")
 	}
 
 	w := chatWriter{b: make([]byte, 0, len(body)+256)}
 	w.b = append(w.b, `{"model":`...)
-	w.b = appendString(w.b, model.Str)
+	w.b = append(w.b, f.model...)
 	w.b = append(w.b, `,"messages":[`...)
 	if err := w.system(f.system); err != nil {
 		return Request{}, err
 	}
 	prefill := false
 	var err *Error
-	msgs.ForEach(func(k, m gjson.Result) bool {
-		prefill, err = w.message(int(k.Int()), m)
+	f.messages.elements(func(i int, m raw) bool {
+		prefill, err = w.message(i, m)
 		return err == nil
 	})
 	if err != nil {
@@ -108,34 +106,33 @@ func translate(body []byte, needMax bool) (Request, *Error) {
 	if err := w.tools(f.tools, f.toolChoice); err != nil {
 		return Request{}, err
 	}
-	if maxTokens.Exists() {
+	if !f.maxTokens.isNull() {
 		w.b = append(w.b, `,"max_tokens":`...)
-		w.b = append(w.b, maxTokens.Raw...)
+		w.b = append(w.b, f.maxTokens...)
 	}
 	for _, p := range [...]struct {
 		name string
-		v    gjson.Result
+		v    raw
 	}{{"temperature", f.temperature}, {"top_p", f.topP}, {"top_k", f.topK}} {
-		name, v := p.name, p.v
-		if !v.Exists() || v.Type == gjson.Null {
+		if p.v.isNull() {
 			continue
 		}
-		if !isNumber(v) {
-			return Request{}, invalid(name, "must be a number")
+		if !p.v.isNumber() {
+			return Request{}, invalid(p.name, "must be a number")
 		}
 		w.b = append(w.b, `,"`...)
-		w.b = append(w.b, name...)
+		w.b = append(w.b, p.name...)
 		w.b = append(w.b, `":`...)
-		w.b = append(w.b, v.Raw...)
+		w.b = append(w.b, p.v...)
 	}
-	if stop := f.stop; stop.Exists() && stop.Type != gjson.Null {
-		if !stop.IsArray() {
+	if !f.stop.isNull() {
+		if !f.stop.isArray() {
 			return Request{}, invalid("stop_sequences", "must be an array of strings")
 		}
 		n := 0
-		stop.ForEach(func(k, s gjson.Result) bool {
-			if s.Type != gjson.String {
-				err = invalid(fmt.Sprintf("stop_sequences.%d", k.Int()), "must be a string")
+		f.stop.elements(func(k int, s raw) bool {
+			if !s.isString() {
+				err = invalid(fmt.Sprintf("stop_sequences.%d", k), "must be a string")
 				return false
 			}
 			if n == 0 {
@@ -143,7 +140,7 @@ func translate(body []byte, needMax bool) (Request, *Error) {
 			} else {
 				w.b = append(w.b, ',')
 			}
-			w.b = append(w.b, s.Raw...)
+			w.b = append(w.b, s...)
 			n++
 			return true
 		})
@@ -154,38 +151,34 @@ func translate(body []byte, needMax bool) (Request, *Error) {
 			w.b = append(w.b, ']')
 		}
 	}
-	stream := false
-	if s := f.stream; s.Exists() && s.Type != gjson.Null {
-		if s.Type != gjson.True && s.Type != gjson.False {
-			return Request{}, invalid("stream", "must be a boolean")
-		}
-		stream = s.Bool()
+	if f.stream != "" && f.stream != "null" && f.stream != "true" && f.stream != "false" {
+		return Request{}, invalid("stream", "must be a boolean")
 	}
+	stream := f.stream == "true"
 	if stream {
 		w.b = append(w.b, `,"stream":true,"stream_options":{"include_usage":true}`...)
 	}
-	if u := f.metadata.Get("user_id"); u.Type == gjson.String && u.Str != "" {
+	if u := f.metadata.get("user_id"); u.isString() && u.inner() != "" {
 		w.b = append(w.b, `,"user":`...)
-		w.b = append(w.b, u.Raw...)
+		w.b = append(w.b, u...)
 	}
 	if prefill {
 		w.b = append(w.b, `,"add_generation_prompt":false,"continue_final_message":true`...)
 	}
 	w.b = append(w.b, '}')
-	return Request{Model: strings.Clone(model.Str), Stream: stream, Body: w.b}, nil
+	return Request{Model: strings.Clone(f.model.str()), Stream: stream, Body: w.b}, nil
 }
 
 // fields are the request's top-level fields that ToChat reads, taken in
-// one pass (each gjson Get would scan the body from its start, skipping
-// every long prompt before the field).
+// one pass.
 type fields struct {
-	model, maxTokens, messages, system, tools, toolChoice gjson.Result
-	temperature, topP, topK, stop, stream, metadata       gjson.Result
+	model, maxTokens, messages, system, tools, toolChoice raw
+	temperature, topP, topK, stop, stream, metadata       raw
 }
 
-func (f *fields) read(root gjson.Result) {
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
+func (f *fields) read(root raw) {
+	root.members(func(k string, v raw) bool {
+		switch k {
 		case "model":
 			f.model = v
 		case "max_tokens":
@@ -215,6 +208,40 @@ func (f *fields) read(root gjson.Result) {
 	})
 }
 
+// block is a content block's fields, read in one pass.
+type block struct {
+	typ, text, source, id, name, input, toolUseID, isError, content raw
+	object                                                          bool
+}
+
+func readBlock(v raw) block {
+	b := block{object: v.isObject()}
+	v.members(func(k string, v raw) bool {
+		switch k {
+		case "type":
+			b.typ = v
+		case "text":
+			b.text = v
+		case "source":
+			b.source = v
+		case "id":
+			b.id = v
+		case "name":
+			b.name = v
+		case "input":
+			b.input = v
+		case "tool_use_id":
+			b.toolUseID = v
+		case "is_error":
+			b.isError = v
+		case "content":
+			b.content = v
+		}
+		return true
+	})
+	return b
+}
+
 // chatWriter writes the chat request's messages array.
 type chatWriter struct {
 	b []byte
@@ -234,19 +261,19 @@ func (w *chatWriter) open(role string) {
 
 // system writes the system prompt: a string, or text blocks joined with
 // "\n" into one string (every chat server takes a string there).
-func (w *chatWriter) system(s gjson.Result) *Error {
+func (w *chatWriter) system(s raw) *Error {
 	switch {
-	case !s.Exists() || s.Type == gjson.Null:
+	case s.isNull():
 		return nil
-	case s.Type == gjson.String:
-		if s.Str == "" {
+	case s.isString():
+		if s.inner() == "" {
 			return nil
 		}
 		w.open("system")
-		w.b = append(w.b, s.Raw...)
+		w.b = append(w.b, s...)
 		w.b = append(w.b, '}')
 		return nil
-	case !s.IsArray():
+	case !s.isArray():
 		return invalid("system", "must be a string or an array of text blocks")
 	}
 	start, n := len(w.b), w.n
@@ -254,21 +281,20 @@ func (w *chatWriter) system(s gjson.Result) *Error {
 	w.b = append(w.b, '"')
 	var err *Error
 	texts := 0
-	s.ForEach(func(k, block gjson.Result) bool {
-		path := func() string { return fmt.Sprintf("system.%d", k.Int()) }
-		if t := block.Get("type"); t.Str != "text" {
-			err = unsupported(path(), t, "system prompt blocks must be text")
+	s.elements(func(k int, v raw) bool {
+		b := readBlock(v)
+		if !b.typ.is("text") {
+			err = unsupported(fmt.Sprintf("system.%d", k), b.typ, "system prompt blocks must be text")
 			return false
 		}
-		text := block.Get("text")
-		if text.Type != gjson.String {
-			err = invalid(path()+".text", "field required: a string")
+		if !b.text.isString() {
+			err = invalid(fmt.Sprintf("system.%d.text", k), "field required: a string")
 			return false
 		}
 		if texts > 0 {
 			w.b = append(w.b, `\n`...)
 		}
-		w.b = append(w.b, inner(text)...)
+		w.b = append(w.b, b.text.inner()...)
 		texts++
 		return true
 	})
@@ -285,11 +311,11 @@ func (w *chatWriter) system(s gjson.Result) *Error {
 
 // unsupported is the error for a block or tool whose type has no
 // translation.
-func unsupported(path string, typ gjson.Result, why string) *Error {
-	if !typ.Exists() {
+func unsupported(path string, typ raw, why string) *Error {
+	if typ == "" {
 		return invalid(path+".type", "field required")
 	}
-	return invalid(path+".type", fmt.Sprintf("unsupported type %s: %s", clip(typ.Raw), why))
+	return invalid(path+".type", fmt.Sprintf("unsupported type %s: %s", clip(string(typ)), why))
 }
 
 // clip keeps a client's string short in an error message.
@@ -304,25 +330,38 @@ func clip(s string) string {
 // message writes message i; prefill says it is an assistant message with
 // text and no tool calls (which, when it is the last one, the reply
 // continues).
-func (w *chatWriter) message(i int, m gjson.Result) (prefill bool, err *Error) {
+func (w *chatWriter) message(i int, m raw) (prefill bool, err *Error) {
 	path := func() string { return fmt.Sprintf("messages.%d", i) }
-	if !m.IsObject() {
+	if !m.isObject() {
 		return false, invalid(path(), "must be an object with role and content")
 	}
-	role := m.Get("role")
-	if role.Str != "user" && role.Str != "assistant" {
+	var role, content raw
+	m.members(func(k string, v raw) bool {
+		switch k {
+		case "role":
+			role = v
+		case "content":
+			content = v
+		}
+		return true
+	})
+	user := role.is("user")
+	if !user && !role.is("assistant") {
 		return false, invalid(path()+".role", `must be "user" or "assistant"`)
 	}
-	content := m.Get("content")
 	switch {
-	case content.Type == gjson.String:
-		w.open(role.Str)
-		w.b = append(w.b, content.Raw...)
+	case content.isString():
+		if user {
+			w.open("user")
+		} else {
+			w.open("assistant")
+		}
+		w.b = append(w.b, content...)
 		w.b = append(w.b, '}')
-		return role.Str == "assistant", nil
-	case !content.IsArray():
+		return !user, nil
+	case !content.isArray():
 		return false, invalid(path()+".content", "field required: a string or an array of content blocks")
-	case role.Str == "user":
+	case user:
 		return false, w.user(i, content)
 	default:
 		return w.assistant(i, content)
@@ -331,16 +370,15 @@ func (w *chatWriter) message(i int, m gjson.Result) (prefill bool, err *Error) {
 
 // user writes a user message's blocks: runs of text and image blocks as
 // user messages of parts, each tool_result as a tool message.
-func (w *chatWriter) user(i int, content gjson.Result) *Error {
+func (w *chatWriter) user(i int, content raw) *Error {
 	var err *Error
 	parts := 0 // parts in the user message being written; 0: none open
 	blocks := 0
-	content.ForEach(func(k, block gjson.Result) bool {
+	content.elements(func(k int, v raw) bool {
 		blocks++
-		path := fmt.Sprintf("messages.%d.content.%d", i, k.Int())
-		typ := block.Get("type")
-		switch typ.Str {
-		case "text", "image":
+		b := readBlock(v)
+		switch {
+		case b.typ.is("text"), b.typ.is("image"):
 			if parts == 0 {
 				w.open("user")
 				w.b = append(w.b, '[')
@@ -348,15 +386,16 @@ func (w *chatWriter) user(i int, content gjson.Result) *Error {
 				w.b = append(w.b, ',')
 			}
 			parts++
-			err = w.part(path, typ.Str, block)
-		case "tool_result":
+			err = w.part(i, k, -1, b)
+		case b.typ.is("tool_result"):
 			if parts > 0 {
 				w.b = append(w.b, "]}"...)
 				parts = 0
 			}
-			err = w.toolResult(path, block)
+			err = w.toolResult(i, k, b)
 		default:
-			err = unsupported(path, typ, "a user message's blocks must be text, image or tool_result (chat completions carries no other)")
+			err = unsupported(fmt.Sprintf("messages.%d.content.%d", i, k), b.typ,
+				"a user message's blocks must be text, image or tool_result (chat completions carries no other)")
 		}
 		return err == nil
 	})
@@ -373,103 +412,126 @@ func (w *chatWriter) user(i int, content gjson.Result) *Error {
 	return nil
 }
 
+// blockPath names block k of message i, or block j of that block's content
+// when j is not negative.
+func blockPath(i, k, j int) string {
+	if j < 0 {
+		return fmt.Sprintf("messages.%d.content.%d", i, k)
+	}
+	return fmt.Sprintf("messages.%d.content.%d.content.%d", i, k, j)
+}
+
 // part writes a text or image block as a chat content part.
-func (w *chatWriter) part(path, typ string, block gjson.Result) *Error {
-	if typ == "text" {
-		text := block.Get("text")
-		if text.Type != gjson.String {
-			return invalid(path+".text", "field required: a string")
+func (w *chatWriter) part(i, k, j int, b block) *Error {
+	if b.typ.is("text") {
+		if !b.text.isString() {
+			return invalid(blockPath(i, k, j)+".text", "field required: a string")
 		}
 		w.b = append(w.b, `{"type":"text","text":`...)
-		w.b = append(w.b, text.Raw...)
+		w.b = append(w.b, b.text...)
 		w.b = append(w.b, '}')
 		return nil
 	}
-	src := block.Get("source")
+	var typ, mediaType, data, url raw
+	b.source.members(func(k string, v raw) bool {
+		switch k {
+		case "type":
+			typ = v
+		case "media_type":
+			mediaType = v
+		case "data":
+			data = v
+		case "url":
+			url = v
+		}
+		return true
+	})
 	w.b = append(w.b, `{"type":"image_url","image_url":{"url":`...)
-	switch st := src.Get("type"); st.Str {
-	case "base64":
-		mt, data := src.Get("media_type"), src.Get("data")
-		if mt.Type != gjson.String || data.Type != gjson.String {
-			return invalid(path+".source", "a base64 source needs media_type and data strings")
+	switch {
+	case typ.is("base64"):
+		if !mediaType.isString() || !data.isString() {
+			return invalid(blockPath(i, k, j)+".source", "a base64 source needs media_type and data strings")
 		}
 		w.b = append(w.b, `"data:`...)
-		w.b = append(w.b, inner(mt)...)
+		w.b = append(w.b, mediaType.inner()...)
 		w.b = append(w.b, ";base64,"...)
-		w.b = append(w.b, inner(data)...)
+		w.b = append(w.b, data.inner()...)
 		w.b = append(w.b, '"')
-	case "url":
-		u := src.Get("url")
-		if u.Type != gjson.String {
-			return invalid(path+".source.url", "field required: a string")
+	case typ.is("url"):
+		if !url.isString() {
+			return invalid(blockPath(i, k, j)+".source.url", "field required: a string")
 		}
-		w.b = append(w.b, u.Raw...)
+		w.b = append(w.b, url...)
 	default:
-		return unsupported(path+".source", st, `image sources must be "base64" or "url"`)
+		return unsupported(blockPath(i, k, j)+".source", typ, `image sources must be "base64" or "url"`)
 	}
 	w.b = append(w.b, "}}"...)
 	return nil
 }
 
 // toolResult writes a tool_result block as a tool message.
-func (w *chatWriter) toolResult(path string, block gjson.Result) *Error {
-	id := block.Get("tool_use_id")
-	if id.Type != gjson.String {
-		return invalid(path+".tool_use_id", "field required: a string")
+func (w *chatWriter) toolResult(i, k int, b block) *Error {
+	if !b.toolUseID.isString() {
+		return invalid(blockPath(i, k, -1)+".tool_use_id", "field required: a string")
 	}
-	isErr := block.Get("is_error").Bool()
+	isErr := b.isError == "true"
 	if w.n > 0 {
 		w.b = append(w.b, ',')
 	}
 	w.n++
 	w.b = append(w.b, `{"role":"tool","tool_call_id":`...)
-	w.b = append(w.b, id.Raw...)
+	w.b = append(w.b, b.toolUseID...)
 	w.b = append(w.b, `,"content":`...)
-	content := block.Get("content")
 	switch {
-	case !content.Exists() || content.Type == gjson.Null:
+	case b.content.isNull():
 		if isErr {
 			w.b = append(w.b, `"Error"}`...)
 		} else {
 			w.b = append(w.b, `""}`...)
 		}
 		return nil
-	case content.Type == gjson.String:
+	case b.content.isString():
 		w.b = append(w.b, '"')
 		if isErr {
 			w.b = append(w.b, "Error: "...)
 		}
-		w.b = append(w.b, inner(content)...)
+		w.b = append(w.b, b.content.inner()...)
 		w.b = append(w.b, `"}`...)
 		return nil
-	case !content.IsArray():
-		return invalid(path+".content", "must be a string or an array of text and image blocks")
+	case !b.content.isArray():
+		return invalid(blockPath(i, k, -1)+".content", "must be a string or an array of text and image blocks")
 	}
-	blocks := content.Array()
+	var err *Error
 	images := false
-	for k, b := range blocks {
-		switch t := b.Get("type"); t.Str {
-		case "text":
-			if b.Get("text").Type != gjson.String {
-				return invalid(fmt.Sprintf("%s.content.%d.text", path, k), "field required: a string")
+	b.content.elements(func(j int, v raw) bool {
+		c := readBlock(v)
+		switch {
+		case c.typ.is("text"):
+			if !c.text.isString() {
+				err = invalid(blockPath(i, k, j)+".text", "field required: a string")
 			}
-		case "image":
+		case c.typ.is("image"):
 			images = true
 		default:
-			return unsupported(fmt.Sprintf("%s.content.%d", path, k), t, "a tool result's blocks must be text or image")
+			err = unsupported(blockPath(i, k, j), c.typ, "a tool result's blocks must be text or image")
 		}
+		return err == nil
+	})
+	if err != nil {
+		return err
 	}
 	if !images { // text only: one string, which every server takes
 		w.b = append(w.b, '"')
 		if isErr {
 			w.b = append(w.b, "Error: "...)
 		}
-		for k, b := range blocks {
-			if k > 0 {
+		b.content.elements(func(j int, v raw) bool {
+			if j > 0 {
 				w.b = append(w.b, `\n`...)
 			}
-			w.b = append(w.b, inner(b.Get("text"))...)
-		}
+			w.b = append(w.b, readBlock(v).text.inner()...)
+			return true
+		})
 		w.b = append(w.b, `"}`...)
 		return nil
 	}
@@ -477,13 +539,15 @@ func (w *chatWriter) toolResult(path string, block gjson.Result) *Error {
 	if isErr {
 		w.b = append(w.b, `{"type":"text","text":"Error:"},`...)
 	}
-	for k, b := range blocks {
-		if k > 0 {
+	b.content.elements(func(j int, v raw) bool {
+		if j > 0 {
 			w.b = append(w.b, ',')
 		}
-		if err := w.part(fmt.Sprintf("%s.content.%d", path, k), b.Get("type").Str, b); err != nil {
-			return err
-		}
+		err = w.part(i, k, j, readBlock(v))
+		return err == nil
+	})
+	if err != nil {
+		return err
 	}
 	w.b = append(w.b, "]}"...)
 	return nil
@@ -491,42 +555,46 @@ func (w *chatWriter) toolResult(path string, block gjson.Result) *Error {
 
 // assistant writes an assistant message: its text blocks joined as the
 // content, its tool_use blocks as tool_calls.
-func (w *chatWriter) assistant(i int, content gjson.Result) (prefill bool, err *Error) {
-	blocks := content.Array()
+func (w *chatWriter) assistant(i int, content raw) (prefill bool, err *Error) {
 	texts, calls := 0, 0
-	for k, b := range blocks {
-		path := fmt.Sprintf("messages.%d.content.%d", i, k)
-		switch t := b.Get("type"); t.Str {
-		case "text":
-			if b.Get("text").Type != gjson.String {
-				return false, invalid(path+".text", "field required: a string")
+	content.elements(func(k int, v raw) bool {
+		b := readBlock(v)
+		path := func() string { return blockPath(i, k, -1) }
+		switch {
+		case b.typ.is("text"):
+			if !b.text.isString() {
+				err = invalid(path()+".text", "field required: a string")
 			}
 			texts++
-		case "tool_use":
-			if id := b.Get("id"); id.Type != gjson.String || id.Str == "" {
-				return false, invalid(path+".id", "field required: a string")
-			}
-			if name := b.Get("name"); name.Type != gjson.String || name.Str == "" {
-				return false, invalid(path+".name", "field required: a string")
-			}
-			if in := b.Get("input"); in.Exists() && !isObject(in) {
-				return false, invalid(path+".input", "must be an object")
+		case b.typ.is("tool_use"):
+			switch {
+			case !b.id.isString() || b.id.inner() == "":
+				err = invalid(path()+".id", "field required: a string")
+			case !b.name.isString() || b.name.inner() == "":
+				err = invalid(path()+".name", "field required: a string")
+			case !b.input.isNull() && !b.input.isObject():
+				err = invalid(path()+".input", "must be an object")
 			}
 			calls++
-		case "thinking", "redacted_thinking":
+		case b.typ.is("thinking"), b.typ.is("redacted_thinking"):
 		default:
-			return false, unsupported(path, t, "an assistant message's blocks must be text, tool_use or thinking (chat completions carries no other)")
+			err = unsupported(path(), b.typ, "an assistant message's blocks must be text, tool_use or thinking (chat completions carries no other)")
 		}
+		return err == nil
+	})
+	if err != nil {
+		return false, err
 	}
 	w.open("assistant")
 	switch {
 	case texts > 0:
 		w.b = append(w.b, '"')
-		for _, b := range blocks {
-			if b.Get("type").Str == "text" {
-				w.b = append(w.b, inner(b.Get("text"))...)
+		content.elements(func(_ int, v raw) bool {
+			if b := readBlock(v); b.typ.is("text") {
+				w.b = append(w.b, b.text.inner()...)
 			}
-		}
+			return true
+		})
 		w.b = append(w.b, '"')
 	case calls > 0:
 		w.b = append(w.b, "null"...)
@@ -536,26 +604,28 @@ func (w *chatWriter) assistant(i int, content gjson.Result) (prefill bool, err *
 	if calls > 0 {
 		w.b = append(w.b, `,"tool_calls":[`...)
 		n := 0
-		for _, b := range blocks {
-			if b.Get("type").Str != "tool_use" {
-				continue
+		content.elements(func(_ int, v raw) bool {
+			b := readBlock(v)
+			if !b.typ.is("tool_use") {
+				return true
 			}
 			if n > 0 {
 				w.b = append(w.b, ',')
 			}
 			n++
 			w.b = append(w.b, `{"id":`...)
-			w.b = append(w.b, b.Get("id").Raw...)
+			w.b = append(w.b, b.id...)
 			w.b = append(w.b, `,"type":"function","function":{"name":`...)
-			w.b = append(w.b, b.Get("name").Raw...)
+			w.b = append(w.b, b.name...)
 			w.b = append(w.b, `,"arguments":`...)
-			if in := b.Get("input"); in.Exists() {
-				w.b = appendString(w.b, in.Raw)
-			} else {
+			if b.input.isNull() {
 				w.b = append(w.b, `"{}"`...)
+			} else {
+				w.b = appendString(w.b, string(b.input))
 			}
 			w.b = append(w.b, "}}"...)
-		}
+			return true
+		})
 		w.b = append(w.b, ']')
 	}
 	w.b = append(w.b, '}')
@@ -563,26 +633,39 @@ func (w *chatWriter) assistant(i int, content gjson.Result) (prefill bool, err *
 }
 
 // tools writes tools and tool_choice.
-func (w *chatWriter) tools(tools, choice gjson.Result) *Error {
-	if tools.Exists() && tools.Type != gjson.Null {
-		if !tools.IsArray() {
+func (w *chatWriter) tools(tools, choice raw) *Error {
+	if !tools.isNull() {
+		if !tools.isArray() {
 			return invalid("tools", "must be an array of tools")
 		}
 		var err *Error
 		n := 0
-		tools.ForEach(func(k, t gjson.Result) bool {
-			path := fmt.Sprintf("tools.%d", k.Int())
-			if typ := t.Get("type"); typ.Exists() && typ.Type != gjson.Null && typ.Str != "custom" {
-				err = unsupported(path, typ, "server tools run at Anthropic; this gateway serves custom tools (name, description, input_schema) only")
+		tools.elements(func(k int, t raw) bool {
+			path := func() string { return fmt.Sprintf("tools.%d", k) }
+			var typ, name, description, schema raw
+			t.members(func(key string, v raw) bool {
+				switch key {
+				case "type":
+					typ = v
+				case "name":
+					name = v
+				case "description":
+					description = v
+				case "input_schema":
+					schema = v
+				}
+				return true
+			})
+			if !typ.isNull() && !typ.is("custom") {
+				err = unsupported(path(), typ, "server tools run at Anthropic; this gateway serves custom tools (name, description, input_schema) only")
 				return false
 			}
-			name, schema := t.Get("name"), t.Get("input_schema")
-			if name.Type != gjson.String || name.Str == "" {
-				err = invalid(path+".name", "field required: a string")
+			if !name.isString() || name.inner() == "" {
+				err = invalid(path()+".name", "field required: a string")
 				return false
 			}
-			if !isObject(schema) {
-				err = invalid(path+".input_schema", "field required: a JSON schema object")
+			if !schema.isObject() {
+				err = invalid(path()+".input_schema", "field required: a JSON schema object")
 				return false
 			}
 			if n == 0 {
@@ -592,13 +675,13 @@ func (w *chatWriter) tools(tools, choice gjson.Result) *Error {
 			}
 			n++
 			w.b = append(w.b, `{"type":"function","function":{"name":`...)
-			w.b = append(w.b, name.Raw...)
-			if d := t.Get("description"); d.Type == gjson.String {
+			w.b = append(w.b, name...)
+			if description.isString() {
 				w.b = append(w.b, `,"description":`...)
-				w.b = append(w.b, d.Raw...)
+				w.b = append(w.b, description...)
 			}
 			w.b = append(w.b, `,"parameters":`...)
-			w.b = append(w.b, schema.Raw...)
+			w.b = append(w.b, schema...)
 			w.b = append(w.b, "}}"...)
 			return true
 		})
@@ -609,31 +692,42 @@ func (w *chatWriter) tools(tools, choice gjson.Result) *Error {
 			w.b = append(w.b, ']')
 		}
 	}
-	if !choice.Exists() || choice.Type == gjson.Null {
+	if choice.isNull() {
 		return nil
 	}
-	if !isObject(choice) {
+	if !choice.isObject() {
 		return invalid("tool_choice", "must be an object with a type")
 	}
-	switch t := choice.Get("type"); t.Str {
-	case "auto":
+	var typ, name, noParallel raw
+	choice.members(func(k string, v raw) bool {
+		switch k {
+		case "type":
+			typ = v
+		case "name":
+			name = v
+		case "disable_parallel_tool_use":
+			noParallel = v
+		}
+		return true
+	})
+	switch {
+	case typ.is("auto"):
 		w.b = append(w.b, `,"tool_choice":"auto"`...)
-	case "any":
+	case typ.is("any"):
 		w.b = append(w.b, `,"tool_choice":"required"`...)
-	case "none":
+	case typ.is("none"):
 		w.b = append(w.b, `,"tool_choice":"none"`...)
-	case "tool":
-		name := choice.Get("name")
-		if name.Type != gjson.String || name.Str == "" {
+	case typ.is("tool"):
+		if !name.isString() || name.inner() == "" {
 			return invalid("tool_choice.name", "field required: a string")
 		}
 		w.b = append(w.b, `,"tool_choice":{"type":"function","function":{"name":`...)
-		w.b = append(w.b, name.Raw...)
+		w.b = append(w.b, name...)
 		w.b = append(w.b, "}}"...)
 	default:
-		return unsupported("tool_choice", t, `must be "auto", "any", "tool" or "none"`)
+		return unsupported("tool_choice", typ, `must be "auto", "any", "tool" or "none"`)
 	}
-	if choice.Get("disable_parallel_tool_use").Bool() {
+	if noParallel == "true" {
 		w.b = append(w.b, `,"parallel_tool_calls":false`...)
 	}
 	return nil
