@@ -88,3 +88,17 @@ func agentBody(rounds, tools, lines int) []byte {
 	sb.WriteString(`]}`)
 	return []byte(sb.String())
 }
+
+// BenchmarkEstimateChatTokens measures the token estimate of the 1 MB
+// session's chat request (what a pre-call context check would pay).
+func BenchmarkEstimateChatTokens(b *testing.B) {
+	req, err := ToChat(agentBody(60, 1, 400))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(req.Body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		EstimateChatTokens(req.Body)
+	}
+}

@@ -2,6 +2,7 @@ package anthropic
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -55,48 +56,70 @@ func EstimateChatTokens(chat []byte) int64 {
 	if !gjson.ValidBytes(chat) {
 		return 0
 	}
-	root := gjson.Parse(str(chat))
 	n := int64(replyTokens)
-	root.Get("messages").ForEach(func(_, m gjson.Result) bool {
-		n += messageTokens
-		content := m.Get("content")
-		if content.Type == gjson.String {
-			n += textTokens(inner(content))
-		} else if content.IsArray() {
-			n += partTokens(content)
+	var messages, tools raw
+	raw(strings.TrimSpace(str(chat))).members(func(k string, v raw) bool {
+		switch k {
+		case "messages":
+			messages = v
+		case "tools":
+			tools = v
 		}
-		m.Get("tool_calls").ForEach(func(_, call gjson.Result) bool {
-			if !isObject(call) { // also what ForEach gives for a non-array
-				return true
+		return true
+	})
+	messages.elements(func(_ int, m raw) bool {
+		n += messageTokens
+		var content, calls raw
+		m.members(func(k string, v raw) bool {
+			switch k {
+			case "content":
+				content = v
+			case "tool_calls":
+				calls = v
 			}
-			fn := call.Get("function")
-			n += messageTokens + textTokens(inner(fn.Get("name"))) + textTokens(inner(fn.Get("arguments")))
+			return true
+		})
+		if content.isString() {
+			n += textTokens(content.inner())
+		}
+		content.elements(func(_ int, part raw) bool {
+			switch p := readPart(part); {
+			case p.typ.is("text"):
+				n += textTokens(p.text.inner())
+			case p.typ.is("image_url"):
+				n += imageTokens
+			}
+			return true
+		})
+		calls.elements(func(_ int, call raw) bool {
+			fn := call.get("function")
+			n += messageTokens + textTokens(fn.get("name").inner()) + textTokens(fn.get("arguments").inner())
 			return true
 		})
 		return true
 	})
-	root.Get("tools").ForEach(func(_, tool gjson.Result) bool {
-		if isObject(tool) {
-			n += textTokens(tool.Raw)
-		}
+	tools.elements(func(_ int, tool raw) bool {
+		n += textTokens(string(tool))
 		return true
 	})
 	return n
 }
 
-// partTokens estimates the tokens of an array of content parts.
-func partTokens(parts gjson.Result) int64 {
-	var n int64
-	parts.ForEach(func(_, part gjson.Result) bool {
-		switch part.Get("type").Str {
+// part is a chat content part's type and text.
+type part struct{ typ, text raw }
+
+func readPart(v raw) part {
+	var p part
+	v.members(func(k string, v raw) bool {
+		switch k {
+		case "type":
+			p.typ = v
 		case "text":
-			n += textTokens(inner(part.Get("text")))
-		case "image_url":
-			n += imageTokens
+			p.text = v
 		}
 		return true
 	})
-	return n
+	return p
 }
 
 // textTokens estimates the tokens of text (UTF-8, counted by the lead

@@ -63,16 +63,6 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// inner returns the text between the quotes of a JSON string's raw form:
-// still escaped, so it can be joined with other such text inside one new
-// JSON string without decoding and encoding it again.
-func inner(r gjson.Result) string {
-	if r.Type != gjson.String || len(r.Raw) < 2 {
-		return ""
-	}
-	return r.Raw[1 : len(r.Raw)-1]
-}
-
 // appendID appends an id made of prefix and the string s, keeping only the
 // characters Anthropic allows in ids ([A-Za-z0-9_-]; others become '_'), so
 // an upstream id can never break the JSON or a client's id check.
