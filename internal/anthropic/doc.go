@@ -8,9 +8,12 @@
 // Messages response; a Stream turns a chat event stream into Messages
 // events as the bytes arrive; FromOpenAI and FromOpenAIBody put errors in
 // Anthropic's envelope; CountTokens estimates a request's input tokens.
-// The proxy calls these on its request path, so the stream translator
-// reads chunks with gjson in place and appends to the caller's buffer,
-// allocating nothing per chunk.
+// The proxy calls these on its request path: input is validated with gjson
+// and then walked in place by a small scanner (scan.go) that decodes no
+// string, since chat takes Anthropic's strings as they are; output is
+// appended to the caller's buffer. A stream chunk costs about 0.5 µs and no
+// allocation, a 1 MB request a few milliseconds and two allocations
+// (BenchmarkStreamChunk, BenchmarkToChat).
 //
 // What has no equivalent in chat completions is said where it is dropped
 // or refused (ToChat's doc lists it): thinking is dropped, documents and

@@ -158,16 +158,16 @@ func (s *Stream) Data(dst, data []byte) []byte {
 	if len(data) == 0 || data[0] != '{' || !gjson.ValidBytes(data) {
 		return dst
 	}
-	// One pass over each level (gjson's Get would scan the chunk from its
-	// start for every field).
-	var id, choice, usage gjson.Result
+	// The chunk is valid JSON: the scanner walks it (gjson would decode
+	// every escaped string it passes, allocating).
+	var id, choice, usage raw
 	failed := false
-	gjson.Parse(str(data)).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
+	raw(str(data)).members(func(k string, v raw) bool {
+		switch k {
 		case "id":
 			id = v
 		case "choices":
-			v.ForEach(func(_, c gjson.Result) bool {
+			v.elements(func(_ int, c raw) bool {
 				choice = c
 				return false
 			})
@@ -176,25 +176,22 @@ func (s *Stream) Data(dst, data []byte) []byte {
 		case "error":
 			failed = true
 		case "object":
-			failed = failed || v.Str == "error"
+			failed = failed || v.is("error")
 		}
 		return true
 	})
 	if failed {
 		return s.Fail(dst, FromOpenAIBody(0, data))
 	}
-	if isObject(usage) {
-		s.usage, s.sawUsage = usageOf(usage), true
+	if usage.isObject() {
+		s.usage, s.sawUsage = usageOf(gjson.Parse(string(usage))), true
 	}
 	if !s.started {
-		dst = s.start(dst, id.Str)
+		dst = s.start(dst, id.str())
 	}
-	if !isObject(choice) {
-		return dst
-	}
-	var delta, finish, seq gjson.Result
-	choice.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
+	var delta, finish, seq raw
+	choice.members(func(k string, v raw) bool {
+		switch k {
 		case "delta":
 			delta = v
 		case "finish_reason":
@@ -204,41 +201,36 @@ func (s *Stream) Data(dst, data []byte) []byte {
 		}
 		return true
 	})
-	var text, calls gjson.Result
-	if isObject(delta) {
-		delta.ForEach(func(k, v gjson.Result) bool {
-			switch k.Str {
-			case "content":
-				text = v
-			case "tool_calls":
-				calls = v
-			}
-			return true
-		})
-	}
+	var text, calls raw
+	delta.members(func(k string, v raw) bool {
+		switch k {
+		case "content":
+			text = v
+		case "tool_calls":
+			calls = v
+		}
+		return true
+	})
 	content := false
-	if text.Type == gjson.String && len(text.Raw) > 2 {
-		dst = s.text(dst, text.Raw)
+	if text.isString() && len(text) > 2 {
+		dst = s.text(dst, string(text))
 		content = true
 	}
-	if calls.IsArray() {
-		k := 0
-		calls.ForEach(func(_, call gjson.Result) bool {
-			if isObject(call) {
-				dst = s.toolCall(dst, call, k)
-				content = true
-			}
-			k++
-			return true
-		})
-	}
+	calls.elements(func(k int, call raw) bool {
+		if call.isObject() {
+			dst = s.toolCall(dst, call, k)
+			content = true
+		}
+		return true
+	})
 	if content {
 		s.deltas++
 	}
-	if finish.Type == gjson.String && finish.Str != "" {
-		s.reason = stopReason(finish.Str, len(s.tools) > 0, seq)
+	if finish.isString() && len(finish) > 2 {
+		g := gjson.Parse(string(seq))
+		s.reason = stopReason(finish.str(), len(s.tools) > 0, g)
 		if s.reason == stopSequence {
-			s.stopSeq = append(s.stopSeq[:0], seq.Raw...)
+			s.stopSeq = append(s.stopSeq[:0], seq...)
 		}
 	}
 	return dst
@@ -289,20 +281,20 @@ func (s *Stream) text(dst []byte, raw string) []byte {
 
 // toolCall writes a tool call's delta: a tool_use block's start for a call
 // not seen before, then the arguments that came.
-func (s *Stream) toolCall(dst []byte, call gjson.Result, k int) []byte {
-	var id, name, args gjson.Result
+func (s *Stream) toolCall(dst []byte, call raw, k int) []byte {
+	var id, name, args raw
 	index := k
-	call.ForEach(func(key, v gjson.Result) bool {
-		switch key.Str {
+	call.members(func(key string, v raw) bool {
+		switch key {
 		case "index":
-			if isNumber(v) {
-				index = int(v.Int())
+			if v.isNumber() {
+				index = int(gjson.Parse(string(v)).Int())
 			}
 		case "id":
 			id = v
 		case "function":
-			v.ForEach(func(key, v gjson.Result) bool {
-				switch key.Str {
+			v.members(func(key string, v raw) bool {
+				switch key {
 				case "name":
 					name = v
 				case "arguments":
@@ -330,21 +322,21 @@ func (s *Stream) toolCall(dst []byte, call gjson.Result, k int) []byte {
 		dst = append(dst, `{"type":"content_block_start","index":`...)
 		dst = strconv.AppendInt(dst, int64(block), 10)
 		dst = append(dst, `,"content_block":{"type":"tool_use","id":"`...)
-		dst = appendToolID(dst, id.Str, s.id[len("msg_"):], len(s.tools)-1)
+		dst = appendToolID(dst, id.str(), s.id[len("msg_"):], len(s.tools)-1)
 		dst = append(dst, `","name":`...)
-		if name.Type == gjson.String {
-			dst = append(dst, name.Raw...)
+		if name.isString() {
+			dst = append(dst, name...)
 		} else {
 			dst = append(dst, `""`...)
 		}
 		dst = append(dst, ",\"input\":{}}}\n\n"...)
 	}
-	if args.Type == gjson.String && len(args.Raw) > 2 {
+	if args.isString() && len(args) > 2 {
 		dst = event(dst, "content_block_delta")
 		dst = append(dst, `{"type":"content_block_delta","index":`...)
 		dst = strconv.AppendInt(dst, int64(block), 10)
 		dst = append(dst, `,"delta":{"type":"input_json_delta","partial_json":`...)
-		dst = append(dst, args.Raw...)
+		dst = append(dst, args...)
 		dst = append(dst, "}}\n\n"...)
 	}
 	return dst
