@@ -3,13 +3,12 @@ package anthropic
 import (
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/tidwall/gjson"
 )
 
-// str views b as a string without copying, so gjson's results point into b
-// instead of being copied out (gjson.GetBytes copies every result). A
-// result must not be kept once b is reused; every caller here reads and
+// str views b as a string without copying, so what gjson and the scanner
+// return points into b instead of being copied out (gjson.GetBytes copies
+// every result). A result must not be kept once b is reused; every caller
+// here reads and
 // writes out within the call.
 func str(b []byte) string {
 	if len(b) == 0 {
@@ -78,9 +77,3 @@ func appendID(dst []byte, prefix, s string) []byte {
 	}
 	return dst
 }
-
-// isObject says whether r is a JSON object.
-func isObject(r gjson.Result) bool { return r.IsObject() }
-
-// isNumber says whether r is a JSON number.
-func isNumber(r gjson.Result) bool { return r.Type == gjson.Number }

@@ -124,7 +124,7 @@ func FromChat(dst, chat []byte, model string) ([]byte, Usage, *Error) {
 		return dst, Usage{}, FromOpenAIBody(0, chat)
 	}
 	choice := root.Get("choices.0")
-	if !isObject(choice) {
+	if !choice.IsObject() {
 		return dst, Usage{}, NewError(http.StatusBadGateway, "the deployment's response has no choices")
 	}
 	msg := choice.Get("message")
@@ -146,7 +146,7 @@ func FromChat(dst, chat []byte, model string) ([]byte, Usage, *Error) {
 	}
 	calls := 0
 	msg.Get("tool_calls").ForEach(func(_, call gjson.Result) bool {
-		if !isObject(call) { // also what ForEach gives for a non-array
+		if !call.IsObject() { // also what ForEach gives for a non-array
 			return true
 		}
 		fn := call.Get("function")
@@ -185,11 +185,11 @@ func FromChat(dst, chat []byte, model string) ([]byte, Usage, *Error) {
 // appendInput appends a tool call's arguments as a JSON object: the
 // arguments string parsed, or an object given as is; {} for anything else.
 func appendInput(dst []byte, args gjson.Result) []byte {
-	if isObject(args) {
+	if args.IsObject() {
 		return append(dst, args.Raw...)
 	}
 	if args.Type == gjson.String && gjson.Valid(args.Str) {
-		if v := gjson.Parse(args.Str); isObject(v) {
+		if v := gjson.Parse(args.Str); v.IsObject() {
 			return append(dst, v.Raw...)
 		}
 	}

@@ -76,6 +76,9 @@ func (s *Stream) Reset(model string) {
 		stopSeq: s.stopSeq[:0],
 		partial: s.partial[:0],
 	}
+	if cap(s.partial) > 64<<10 { // a long event passed: do not keep its buffer
+		s.partial = nil
+	}
 }
 
 // Done says whether the stream has ended (message_stop or an error event
