@@ -8,8 +8,7 @@ import (
 // str views b as a string without copying, so what gjson and the scanner
 // return points into b instead of being copied out (gjson.GetBytes copies
 // every result). A result must not be kept once b is reused; every caller
-// here reads and
-// writes out within the call.
+// here reads and writes out within the call.
 func str(b []byte) string {
 	if len(b) == 0 {
 		return ""
