@@ -363,6 +363,7 @@ func ParamsView(m config.Model) map[string]any {
 	set("input_cost_per_token", p.InputCostPerToken, p.InputCostPerToken > 0)
 	set("output_cost_per_token", p.OutputCostPerToken, p.OutputCostPerToken > 0)
 	set("tags", p.Tags, len(p.Tags) > 0)
+	set("messages_api", "native", p.NativeMessages)
 	for k, v := range publicParams(p.Extra) {
 		out[k] = v
 	}

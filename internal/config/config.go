@@ -45,8 +45,13 @@ type Params struct {
 	// Tags are litellm_params.tags, for tag routing: a request with tags
 	// (metadata.tags) goes to deployments that have one of them; "default"
 	// marks those that take requests whose tags no deployment has.
-	Tags  []string
-	Extra map[string]any // every other key, as written (not resolved); unused by maasgate
+	Tags []string
+	// NativeMessages is maasgate's own litellm_params.messages_api:
+	// native: the server speaks Anthropic's Messages API itself (recent
+	// vLLM does), so /v1/messages requests are passed through to it
+	// instead of translated to chat completions (translate, the default).
+	NativeMessages bool
+	Extra          map[string]any // every other key, as written (not resolved); unused by maasgate
 }
 
 // Info is a deployment's model_info.

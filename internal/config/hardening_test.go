@@ -69,3 +69,16 @@ func TestTagSettings(t *testing.T) {
 		t.Errorf("problems %v", got)
 	}
 }
+
+// TestMessagesAPI: litellm_params.messages_api is native or translate.
+func TestMessagesAPI(t *testing.T) {
+	t.Parallel()
+	cfg, _ := mustParse(t, "model_list:\n  - model_name: g\n    litellm_params: {model: hosted_vllm/m, api_base: http://127.0.0.1:1/v1, messages_api: native}\n", nil)
+	if !cfg.Models[0].Params.NativeMessages {
+		t.Error("messages_api: native not read")
+	}
+	got := parseErrors(t, "model_list:\n  - model_name: g\n    litellm_params: {model: hosted_vllm/m, api_base: http://127.0.0.1:1/v1, messages_api: anthropic}\n", nil)
+	if len(got) != 1 || !strings.Contains(got[0], "litellm_params.messages_api: must be native") {
+		t.Errorf("problems %v", got)
+	}
+}

@@ -215,6 +215,15 @@ func (d *decoder) params(v *value, path string) (Params, []KV) {
 			}
 		case "tags":
 			p.Tags = d.tags(val, key)
+		case "messages_api":
+			if s, ok := d.str(val, key, false); ok {
+				switch s {
+				case "native", "translate":
+					p.NativeMessages = s == "native"
+				default:
+					d.errorAt(val, key, fmt.Sprintf("must be native (the server speaks Anthropic's Messages API) or translate (to chat completions, the default), got %q", openai.Clip(s)))
+				}
+			}
 		default:
 			if p.Extra == nil {
 				p.Extra = map[string]any{}

@@ -86,6 +86,9 @@ type Deployment struct {
 	MaxInputTokens int64
 	// Tags are litellm_params.tags, for tag routing.
 	Tags []string
+	// NativeMessages says the server takes Anthropic Messages requests
+	// as they are (litellm_params.messages_api: native).
+	NativeMessages bool
 
 	urls       [numEndpoints]string
 	publicBase string
@@ -136,6 +139,7 @@ func New(m config.Model, src Source) *Deployment {
 		MaxParallel:    int64(m.Params.MaxParallelRequests),
 		MaxInputTokens: int64(m.Info.MaxInputTokens),
 		Tags:           m.Params.Tags,
+		NativeMessages: m.Params.NativeMessages,
 		NumRetries:     m.Params.NumRetries,
 		CooldownTime:   m.Params.CooldownTime,
 		Cost:           m.Params.InputCostPerToken + m.Params.OutputCostPerToken,

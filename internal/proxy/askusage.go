@@ -76,7 +76,7 @@ func (f *lineFilter) filter(b []byte) []byte {
 
 // take returns the unfinished line held at the end of the stream, edited
 // as a piece, and forgets it.
-func (f *lineFilter) take() []byte {
+func (f *lineFilter) take(bool) []byte {
 	h := f.held
 	f.held = nil
 	if len(h) == 0 {

@@ -1,6 +1,16 @@
 package proxy
 
-import "github.com/maasgate/maasgate/internal/deployment"
+import (
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/maasgate/maasgate/internal/anthropic"
+	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/openai"
+)
 
 // endpoints are the inference APIs the gateway routes by model, with the
 // paths clients call each under: LiteLLM's, and vLLM's where they differ.
@@ -18,6 +28,7 @@ var endpoints = []struct {
 	{deployment.Tokenize, []string{"/tokenize", "/v1/tokenize"}},
 	{deployment.Detokenize, []string{"/detokenize", "/v1/detokenize"}},
 	{deployment.Responses, []string{"/v1/responses", "/responses"}},
+	{deployment.Messages, []string{"/v1/messages"}},
 }
 
 // isForm says the endpoint takes a multipart form (an audio file) rather
@@ -34,4 +45,43 @@ func InferencePaths() []string {
 		out = append(out, e.paths...)
 	}
 	return out
+}
+
+// countTokens serves POST /v1/messages/count_tokens: an estimate of the
+// request's input tokens, made here (see anthropic.CountTokens), for a
+// model the key may call.
+func (p *Proxy) countTokens(w http.ResponseWriter, r *http.Request) {
+	fail := func(e *openai.Error) { anthropic.WriteError(w, anthropic.FromOpenAI(e), "") }
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			fail(tooLarge(-1, p.maxBodyBytes))
+		} else {
+			fail(badRequest("Could not read the request body: the connection failed or the body was cut short."))
+		}
+		return
+	}
+	k, team, e := p.keyOf(r)
+	if e != nil {
+		fail(e)
+		return
+	}
+	model := gjson.GetBytes(body, "model").Str
+	tg, ok := p.router.Resolve(model)
+	if e := p.access(k, team, model, tg, nil); e != nil {
+		fail(e)
+		return
+	}
+	if !ok && model != "" {
+		fail(unknownModel(model))
+		return
+	}
+	out, aerr := anthropic.CountTokens(body)
+	if aerr != nil {
+		anthropic.WriteError(w, aerr, "")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
 }

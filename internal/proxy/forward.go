@@ -16,6 +16,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/maasgate/maasgate/internal/anthropic"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/openai"
 	"github.com/maasgate/maasgate/internal/router"
@@ -75,6 +76,7 @@ type attempt struct {
 	shortened     bool // budget is under half to all of limit: the router's deadline came first
 	streamTimeout time.Duration
 	midResponse   bool // the failure came after the response had started
+	native        bool // a Messages request sent as it came, to a server that speaks Messages
 	// firstChunk, for a stream with a stream_timeout, cancels the attempt
 	// unless the first chunk wins the race for chunkState (0 waiting, 1
 	// the chunk came, 2 the timeout came), so a chunk that arrives as the
@@ -155,17 +157,25 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	if c.req.contentType != nil { // a form: the model is the field's text
 		model, contentType = d.ModelFor(wildcard), c.req.contentType
 	}
-	out, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL(c.ep), c.body.reader(model, &c.req.open))
+	body, url := &c.body, d.URL(c.ep)
+	if c.messages && d.NativeMessages { // the server speaks Messages: as the client sent it
+		body, url, a.native = &c.req.native, d.URL(deployment.Messages), true
+	}
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, url, body.reader(model, &c.req.open))
 	if err != nil {
 		return result{err: openai.NewError(http.StatusInternalServerError, openai.TypeServerError,
 			fmt.Sprintf("deployment %s: build request: %v", d.ID, err)), outcome: router.Outcome{Class: router.ClientError}}
 	}
-	out.ContentLength = c.body.len(len(model))
-	out.GetBody = func() (io.ReadCloser, error) { return c.body.reader(model, &c.req.open), nil }
+	out.ContentLength = body.len(len(model))
+	out.GetBody = func() (io.ReadCloser, error) { return body.reader(model, &c.req.open), nil }
 	out.Header = http.Header{
 		"Content-Type": contentType,
 		"Accept":       r.Header["Accept"],
 		"User-Agent":   p.userAgent,
+	}
+	if a.native {
+		out.Header["Anthropic-Version"] = r.Header["Anthropic-Version"]
+		out.Header["Anthropic-Beta"] = r.Header["Anthropic-Beta"]
 	}
 	if h := d.AuthHeader(); h != "" {
 		out.Header["Authorization"] = []string{h}
@@ -210,10 +220,21 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 		return p.relayStream(w, r, c, &a, resp)
 	}
 
+	translate := c.messages && !a.native
+	limit := maxBufferedResponse
+	if translate {
+		limit = maxTranslatedResponse // translated whole, never relayed in pieces
+	}
 	buf := getBuffer()
 	defer putBuffer(buf)
-	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxBufferedResponse+1))
-	if err == nil && buf.Len() > maxBufferedResponse {
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, int64(limit)+1))
+	if err == nil && buf.Len() > limit {
+		if translate {
+			c.upstream += p.now().Sub(a.sent)
+			return result{err: openai.NewError(http.StatusBadGateway, openai.TypeAPIError, fmt.Sprintf(
+				"Deployment %s answered with more than %d MiB, too much to translate to a Messages response.", d.ID, limit>>20)),
+				outcome: router.Outcome{Class: router.ServerError, Status: http.StatusBadGateway}}
+		}
 		return p.relayLarge(w, r, c, &a, resp, buf.Bytes())
 	}
 	latency := p.now().Sub(a.sent)
@@ -227,8 +248,16 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	o.PromptTokens, o.CompletionTokens, o.TotalTokens = usageOf(gjson.GetBytes(buf.Bytes(), "usage"))
 	c.keepReply(buf.Bytes())
 	answer := buf.Bytes()
-	if c.req.ep == deployment.Responses {
+	switch {
+	case c.req.ep == deployment.Responses:
 		answer = c.responseIDs(d).body(answer)
+	case translate:
+		var aerr *anthropic.Error
+		if answer, _, aerr = anthropic.FromChat(nil, answer, c.req.model); aerr != nil {
+			return result{err: openai.NewError(http.StatusBadGateway, openai.TypeAPIError, fmt.Sprintf(
+				"Deployment %s answered with a chat completion that could not be translated: %s", d.ID, aerr.Message)),
+				outcome: router.Outcome{Class: router.ServerError, Status: http.StatusBadGateway}}
+		}
 	}
 
 	h := w.Header()
@@ -396,8 +425,12 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	if c.hint != nil {
 		usage.keep = c
 	}
-	var strip *lineFilter
+	var strip streamFilter
+	var messages *messagesStream
 	switch {
+	case c.messages && !a.native:
+		messages = &messagesStream{s: anthropic.NewStream(c.req.model)}
+		strip = messages
 	case c.req.askUsage:
 		strip = newUsageStrip()
 	case c.req.ep == deployment.Responses:
@@ -411,7 +444,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 			if strip != nil {
 				out = strip.filter(out)
 				if err != nil { // the last bytes: nothing more will end a line
-					out = append(out, strip.take()...)
+					out = append(out, strip.take(err == io.EOF)...)
 				}
 			}
 			if len(out) > 0 {
@@ -454,7 +487,11 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 		return res
 	}
 	c.errMsg, c.class, c.errStatus = cmp.Or(res.logged, res.err.Message), res.outcome.Class, res.err.Status
-	_ = openai.WriteErrorEvent(w, tail[:], res.err)
+	if messages != nil {
+		_, _ = w.Write(messages.s.Fail(nil, anthropic.FromOpenAI(res.err)))
+	} else {
+		_ = openai.WriteErrorEvent(w, tail[:], res.err)
+	}
 	_ = rc.Flush()
 	res.committed = true
 	return res
@@ -562,9 +599,29 @@ func (u *streamUsage) line(line []byte, whole bool) {
 	if !whole || !bytes.Contains(data, usageKey) {
 		return
 	}
-	usage := gjson.GetBytes(data, "usage")
-	if t := usage.Get("total_tokens").Int(); t > 0 {
-		u.prompt, u.completion, u.total = usage.Get("prompt_tokens").Int(), usage.Get("completion_tokens").Int(), t
+	// Chat and completions: "usage" with total_tokens. Anthropic's
+	// Messages: message_start's message.usage, message_delta's usage, in
+	// input_tokens and output_tokens. Responses: response.completed's
+	// response.usage.
+	for _, path := range [...]string{"usage", "message.usage", "response.usage"} {
+		usage := gjson.GetBytes(data, path)
+		if !usage.IsObject() {
+			continue
+		}
+		if t := usage.Get("total_tokens").Int(); t > 0 {
+			if p := usage.Get("prompt_tokens"); p.Exists() {
+				u.prompt, u.completion, u.total = p.Int(), usage.Get("completion_tokens").Int(), t
+			} else {
+				u.prompt, u.completion, u.total = usage.Get("input_tokens").Int(), usage.Get("output_tokens").Int(), t
+			}
+			return
+		}
+		in, out := usage.Get("input_tokens").Int(), usage.Get("output_tokens").Int()
+		if in > 0 || out > 0 {
+			u.prompt, u.completion = max(u.prompt, in), max(u.completion, out)
+			u.total = u.prompt + u.completion
+		}
+		return
 	}
 }
 
@@ -682,4 +739,35 @@ func (c *call) cutShort(u *streamUsage, class router.Class) router.Outcome {
 		o.TotalTokens += o.PromptTokens
 	}
 	return o
+}
+
+// maxTranslatedResponse bounds a chat completion translated to a Messages
+// response, which is read whole.
+const maxTranslatedResponse = 16 << 20
+
+// streamFilter edits a relayed stream: filter returns what the client
+// gets of b now, take what it gets at the end (eof: the upstream ended it
+// normally).
+type streamFilter interface {
+	filter(b []byte) []byte
+	take(eof bool) []byte
+}
+
+// messagesStream translates a chat completion stream to Anthropic's
+// Messages events.
+type messagesStream struct {
+	s   *anthropic.Stream
+	out []byte
+}
+
+func (m *messagesStream) filter(b []byte) []byte {
+	m.out = m.s.Write(m.out[:0], b)
+	return m.out
+}
+
+func (m *messagesStream) take(eof bool) []byte {
+	if !eof {
+		return nil // the error event follows
+	}
+	return m.s.End(nil)
 }

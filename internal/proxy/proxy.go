@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/maasgate/maasgate/internal/anthropic"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/limits"
@@ -197,6 +198,7 @@ func (p *Proxy) Register(mux *http.ServeMux) {
 			mux.Handle("POST "+path, h)
 		}
 	}
+	mux.HandleFunc("POST /v1/messages/count_tokens", p.countTokens)
 	for _, path := range []string{"/v1/responses/{id}", "/responses/{id}"} {
 		mux.HandleFunc("GET "+path, p.storedResponse)
 		mux.HandleFunc("DELETE "+path, p.storedResponse)
@@ -282,6 +284,8 @@ type call struct {
 	// prevResponse is, for a Responses request continuing a stored
 	// response, the server's id of it and the id the client sent.
 	prevResponse [2]string
+	// messages says the client speaks Anthropic's Messages API.
+	messages bool
 	// tags are the request's tags, for tag routing.
 	tags []string
 	// promptTokens is the prompt's estimated length, for the pre-call
@@ -320,6 +324,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 	defer p.finish(r.Context(), &c)
 
 	c.req.ep = ep
+	if ep == deployment.Messages {
+		// Translated to chat completions, the request is a chat request
+		// to every deployment but those that speak Messages themselves;
+		// its answers and errors are translated back.
+		c.ep, c.messages = deployment.Chat, true
+	}
 	if e := p.readRequest(w, r, &c.req); e != nil {
 		p.fail(w, &c, e)
 		return
@@ -651,6 +661,10 @@ func (p *Proxy) fail(w http.ResponseWriter, c *call, e *openai.Error) {
 		p.setResultHeaders(w.Header(), c, c.d)
 	} else {
 		c.overhead = p.now().Sub(c.start)
+	}
+	if c.messages {
+		anthropic.WriteError(w, anthropic.FromOpenAI(e), c.id)
+		return
 	}
 	openai.WriteError(w, e)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/tidwall/gjson"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/maasgate/maasgate/internal/anthropic"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/openai"
 )
@@ -52,6 +53,11 @@ type request struct {
 	// upstream body is sent with contentType.
 	ep          deployment.Endpoint
 	contentType []string
+	// For an Anthropic Messages request, translated to chat completions
+	// (raw, body and the rest): the request as the client sent it, in
+	// nativeRaw, and as sent to a server that speaks Messages itself.
+	nativeRaw *bytes.Buffer
+	native    upstreamBody
 
 	model  string
 	stream bool
@@ -98,7 +104,11 @@ func (q *request) release() {
 	}
 	if q.open.Load() == 0 {
 		putBuffer(q.raw)
+		if q.nativeRaw != nil {
+			putBuffer(q.nativeRaw)
+		}
 	}
+	q.nativeRaw, q.native = nil, upstreamBody{}
 	q.raw, q.json, q.root, q.body, q.held, q.holding = nil, "", gjson.Result{}, upstreamBody{}, 0, nil
 	q.model, q.fallbacks, q.fbGroups, q.fbOverrides, q.metadata, q.tags = "", gjson.Result{}, nil, nil, gjson.Result{}, gjson.Result{}
 	q.stream, q.askUsage, q.contentType = false, false, nil
@@ -180,9 +190,30 @@ func (p *Proxy) readRequest(w http.ResponseWriter, r *http.Request, q *request) 
 		return openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest,
 			"Could not read the request body: the connection failed or the body was cut short.")
 	}
-	if isForm(q.ep) {
+	switch {
+	case isForm(q.ep):
 		return q.parseForm(r.Header.Get("Content-Type"))
+	case q.ep == deployment.Messages:
+		return q.parseMessages()
 	}
+	return q.parse()
+}
+
+// parseMessages reads an Anthropic Messages request: as it came, for a
+// server that speaks Messages, and translated to chat completions, which
+// the request then is for everything else (routing, limits, usage).
+func (q *request) parseMessages() *openai.Error {
+	if e := q.parse(); e != nil {
+		return e
+	}
+	chat, aerr := anthropic.ToChat(q.raw.Bytes())
+	if aerr != nil {
+		return openai.NewError(aerr.Status, openai.TypeInvalidRequest, aerr.Message)
+	}
+	q.nativeRaw, q.native = q.raw, q.body
+	q.raw = getBuffer()
+	q.raw.Write(chat.Body)
+	q.model, q.stream = "", false // metadata and tags stay, unless the translation has its own
 	return q.parse()
 }
 
