@@ -125,6 +125,8 @@ func demoHelp(base, key string, backends []any) string {
 		"    -d '{\"model\":\"qwen3-7b\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":8}'\n", base, auth)
 	fmt.Fprintf(&b, "  curl -s %s/v1/embeddings %s -H 'Content-Type: application/json' \\\n"+
 		"    -d '{\"model\":\"granite-embedding\",\"input\":\"hello\"}'\n", base, auth)
+	fmt.Fprintf(&b, "  curl -s %s/v1/messages -H 'x-api-key: %s' -H 'anthropic-version: 2023-06-01' -H 'Content-Type: application/json' \\\n"+
+		"    -d '{\"model\":\"qwen3-14b\",\"max_tokens\":16,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'   # Anthropic's Messages API\n", base, key)
 	fmt.Fprintf(&b, "  for i in 1 2 3 4 5; do curl -s -o /dev/null -D - %s/v1/chat/completions %s -H 'Content-Type: application/json' \\\n"+
 		"    -d '{\"model\":\"qwen3-14b\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":1}' | grep -i x-litellm-model-id; done\n\n", base, auth)
 	return b.String()

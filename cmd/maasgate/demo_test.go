@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func startDemo(t *testing.T) *runningGateway {
 func TestDemoServesQuickstart(t *testing.T) {
 	g := startDemo(t)
 	out := g.stdout.String()
-	for _, want := range []string{"master key " + demoKey, "curl -s " + g.url + "/v1/chat/completions", "qwen3-7b", "/v1/embeddings"} {
+	for _, want := range []string{"master key " + demoKey, "curl -s " + g.url + "/v1/chat/completions", "qwen3-7b", "/v1/embeddings", "/v1/messages"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
@@ -41,6 +42,20 @@ func TestDemoServesQuickstart(t *testing.T) {
 	}
 	if resp, body := call(t, g.url+"/v1/chat/completions", demoKey, chatBody("qwen3-7b", 1)); resp.Header.Get("x-litellm-model-id") != "gpu-c-qwen3-7b" {
 		t.Errorf("qwen3-7b served by %q: %s", resp.Header.Get("x-litellm-model-id"), body)
+	}
+	// The printed Messages call, as Claude Code sends it (key in x-api-key).
+	req, _ := http.NewRequest(http.MethodPost, g.url+"/v1/messages?beta=true",
+		strings.NewReader(`{"model":"qwen3-14b","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("x-api-key", demoKey)
+	req.Header.Set("anthropic-version", "2023-06-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"type":"message"`) || !strings.Contains(string(b), `"stop_reason"`) {
+		t.Errorf("the demo's Messages call: %d %s", resp.StatusCode, b)
 	}
 }
 
