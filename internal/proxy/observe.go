@@ -62,6 +62,10 @@ func (p *Proxy) logCall(ctx context.Context, c *call, total time.Duration) {
 		slog.String("model", clip(c.req.model, maxLoggedModel)),
 		slog.String("model_group", c.group),
 	)
+	if c.responseGroup != "" && c.responseGroup != c.group {
+		// After a fallback: the group that answered, as x-litellm-model-group.
+		attrs = append(attrs, slog.String("response_group", c.responseGroup))
+	}
 	if c.d != nil {
 		attrs = append(attrs, slog.String("model_id", c.d.ID))
 	}
@@ -69,6 +73,8 @@ func (p *Proxy) logCall(ctx context.Context, c *call, total time.Duration) {
 		slog.Bool("stream", c.req.stream),
 		slog.Int("status", c.status),
 		slog.Int("attempts", c.attempts),
+		slog.Int("retries", c.retries),     // x-litellm-attempted-retries: in the response's group
+		slog.Int("fallbacks", c.fallbacks), // x-litellm-attempted-fallbacks
 		slog.Int("fallback_depth", c.fallbacks),
 		slog.Float64("duration_ms", ms(total)),
 		slog.Float64("upstream_ms", ms(c.upstream)),

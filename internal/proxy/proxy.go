@@ -247,6 +247,10 @@ type call struct {
 	route     string // the request path
 	req       request
 	group     string        // the model group the request resolved to
+	// responseGroup is the group x-litellm-model-group names: the one
+	// tried last, which answered (or the requested one, whose error the
+	// client gets).
+	responseGroup string
 	body      upstreamBody  // the upstream body for the current group
 	attempts  int           // attempts on deployments, every group included
 	retries   int           // retries within the group being tried
@@ -401,7 +405,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 // group is cooling down.
 func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call) {
 	tg := c.plan.Target()
-	w.Header()[hdrModelGroup] = []string{tg.Group.Name}
+	c.setGroupHeader(w, tg.Group.Name)
 	res := p.tryGroup(w, r, c)
 	if res.committed {
 		return
@@ -412,7 +416,7 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call) {
 		p.fail(w, c, res.err)
 		return
 	}
-	first, firstD := res, c.d
+	first, firstD, firstRetries := res, c.d, c.retries
 	groups := c.plan.Fallbacks(res.outcome.Class)
 	requested := c.plan
 	tried, skipped := 0, ""
@@ -439,7 +443,7 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call) {
 		if o, ok := c.req.fbOverrides[name]; ok {
 			c.body = c.req.rewrite(o)
 		}
-		w.Header()[hdrModelGroup] = []string{ftg.Group.Name}
+		c.setGroupHeader(w, ftg.Group.Name)
 		p.log.Info("falling back", "call_id", c.id, "from", tg.Group.Name, "to", ftg.Group.Name,
 			"depth", c.fallbacks, "reason", res.outcome.Class.String())
 		c.plan = fplan
@@ -469,8 +473,9 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call) {
 		e = &openai.Error{Status: e.Status, Type: e.Type, Header: e.Header, Param: e.Param, Message: msg + skipped}
 		c.errMsg += skipped
 	}
-	w.Header()[hdrModelGroup] = []string{tg.Group.Name}
+	c.setGroupHeader(w, tg.Group.Name)
 	c.d = firstD // the headers describe the requested group's error
+	c.retries, c.fallbacks = firstRetries, tried // the requested group's retries; the fallbacks tried
 	c.class, c.ownError = first.outcome.Class, first.own
 	p.fail(w, c, e)
 }
@@ -480,6 +485,14 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call) {
 // virtual keys unless it is set to false.
 func (p *Proxy) hides(c *call) bool {
 	return p.hideUpstream || c.key != nil && !p.showToKeys
+}
+
+// setGroupHeader sets x-litellm-model-group, as LiteLLM does: the group
+// being tried, so after a fallback the one that answered. The log line
+// reports the same as response_group.
+func (c *call) setGroupHeader(w http.ResponseWriter, group string) {
+	w.Header()[hdrModelGroup] = []string{group}
+	c.responseGroup = group
 }
 
 // MaxAttempts bounds the upstream attempts one client request makes,
