@@ -92,6 +92,13 @@ func chat(model string) string {
 	return fmt.Sprintf(`{"model":%q,"max_tokens":2,"messages":[{"role":"user","content":"hi"}]}`, model)
 }
 
+// charged reports whether the latest finished request on deployment id
+// counted as its failure.
+func charged(rt *router.Router, id string) bool {
+	d, _ := rt.Deployment(id)
+	return d.LastFailed()
+}
+
 func cooling(rt *router.Router, clk *clock, id string) time.Duration {
 	d, _ := rt.Deployment(id)
 	u := d.CooldownUntil(clk.Now())
@@ -256,8 +263,14 @@ func TestStreamCutMidwayEndsWithErrorEvent(t *testing.T) {
 	if len(events) != 3 || !strings.HasPrefix(events[2], `data: {"error":`) || !strings.Contains(events[2], `"code":"502"`) {
 		t.Fatalf("events %q, want 2 chunks then an error event", events)
 	}
-	if got := cooling(rt, clk, "cut"); got == 0 {
-		t.Error("a deployment that cut a stream was not recorded as failed (no cooldown)")
+	if !charged(rt, "cut") {
+		t.Error("a deployment that cut a stream was not recorded as failed")
+	}
+	if got := cooling(rt, clk, "cut"); got != 0 {
+		t.Errorf("the group's only deployment is cooling down for %v after one broken stream: every request would get 429", got)
+	}
+	if r := send(t, url, chat("g")); r.status == http.StatusTooManyRequests {
+		t.Errorf("the next request got 429 %s", r.body)
 	}
 }
 

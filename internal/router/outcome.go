@@ -252,7 +252,8 @@ const timeoutPenalty = 1000.0 // seconds, as LiteLLM records
 // more than allowed_fails failures in a minute (allowed_fails_policy per
 // error class), more than half of at least 5 requests failed in a minute, or
 // at once on 401, 404 and connection errors. A group's only deployment is
-// not cooled down for 429s. The cooldown lasts the upstream's Retry-After
+// cooled down only for 401 and 404, or when at least 1,000 requests in a
+// minute all failed (LiteLLM's rule), unless allowed_fails_policy is set. The cooldown lasts the upstream's Retry-After
 // when given, else the deployment's cooldown_time, else the router's. It
 // returns whether this outcome started a cooldown of d (extending one
 // already running does not count), and logs each start once.
@@ -293,8 +294,16 @@ func (r *Router) record(tb *table, d *deployment.Deployment, o Outcome) bool {
 	if cooldown <= 0 {
 		return false
 	}
-	if g := tb.groups[d.Group]; o.Class == RateLimited && g != nil && len(g.all) == 1 {
-		return false
+	if g := tb.groups[d.Group]; g != nil && len(g.all) == 1 && len(s.AllowedFailsPolicy) == 0 {
+		// A group's only deployment, as LiteLLM treats it: cooling it down
+		// would turn every request into a 429 until the cooldown ends, so
+		// it is cooled only when its failure says it cannot serve (401,
+		// 404), or when every one of at least singleDeploymentFailures
+		// requests this minute failed. Overloads, timeouts, server errors
+		// and broken connections are retried against it instead.
+		if o.Class != AuthError && o.Class != NotFound && (fails < reqs || reqs < singleDeploymentFailures) {
+			return false
+		}
 	}
 	allowed := s.AllowedFails
 	for _, k := range allowedFailsKeys(o.Class, o.Status) {
@@ -323,6 +332,11 @@ func (r *Router) record(tb *table, d *deployment.Deployment, o Outcome) bool {
 		"failures_this_minute", fails, "requests_this_minute", reqs, "cooldown", cooldown.String())
 	return true
 }
+
+// singleDeploymentFailures is LiteLLM's SINGLE_DEPLOYMENT_TRAFFIC_FAILURE_THRESHOLD:
+// the requests in a minute, every one failed, after which a group's only
+// deployment is cooled down all the same.
+const singleDeploymentFailures = 1000
 
 // Retries returns how many retries a request gets after a failure of class c
 // on d: the request's own num_retries (at most max_request_num_retries),

@@ -128,9 +128,16 @@ func TestCooldownRules(t *testing.T) {
 		{name: "only deployment is not cooled for 429", single: true, steps: []step{
 			{fail(RateLimited), false}, {fail(RateLimited), false}, {fail(RateLimited), false}, {fail(RateLimited), false}, {fail(RateLimited), false},
 		}},
-		{name: "only deployment is cooled for 500s", single: true, steps: []step{
-			{fail(ServerError), false}, {fail(ServerError), false}, {fail(ServerError), false}, {fail(ServerError), true},
+		{name: "only deployment is not cooled for 500s, timeouts or broken connections", single: true, steps: []step{
+			{fail(ServerError), false}, {fail(ServerError), false}, {fail(ServerError), false}, {fail(ServerError), false},
+			{fail(Timeout), false}, {Outcome{Class: ConnectionError}, false},
+		}},
+		{name: "only deployment is cooled for 401", single: true, steps: []step{
+			{fail(ServerError), false}, {Outcome{Class: AuthError, Status: 401}, true},
 		}, wantFor: 5 * time.Second},
+		{name: "only deployment follows allowed_fails_policy", single: true, settings: func(s *config.RouterSettings) {
+			s.AllowedFailsPolicy = map[string]int{"InternalServerErrorAllowedFails": 1}
+		}, steps: []step{{fail(ServerError), false}, {fail(ServerError), true}}, wantFor: 5 * time.Second},
 		{name: "disable_cooldowns", settings: func(s *config.RouterSettings) { s.DisableCooldowns = true }, steps: []step{
 			{Outcome{Class: ConnectionError}, false}, {Outcome{Class: AuthError}, false},
 		}},
@@ -346,5 +353,33 @@ func TestDefaultMaxParallelRequests(t *testing.T) {
 	}
 	if n != 4 {
 		t.Errorf("%d picks held at once, want 1 (default cap) + 3 (own cap)", n)
+	}
+}
+
+// TestOnlyDeploymentCooledWhenEverythingFails: a group's only deployment
+// is cooled down once 1,000 requests in a minute all failed (LiteLLM's
+// SINGLE_DEPLOYMENT_TRAFFIC_FAILURE_THRESHOLD), not before, and not when
+// some succeeded.
+func TestOnlyDeploymentCooledWhenEverythingFails(t *testing.T) {
+	t.Parallel()
+	fail := func(c Class) Outcome { return Outcome{Class: c, Status: 500} }
+	r, _ := clockRouter(t, defaults(), model("g", "a"))
+	d, _ := r.Deployment("a")
+	for i := range singleDeploymentFailures - 1 {
+		if r.Record(d, fail(ServerError)) {
+			t.Fatalf("cooled after %d failures", i+1)
+		}
+	}
+	if !r.Record(d, fail(ServerError)) {
+		t.Errorf("not cooled after %d failures and no success in the minute", singleDeploymentFailures)
+	}
+
+	r, _ = clockRouter(t, defaults(), model("g", "a"))
+	d, _ = r.Deployment("a")
+	r.Record(d, Outcome{Class: Success})
+	for range singleDeploymentFailures + 10 {
+		if r.Record(d, fail(ServerError)) {
+			t.Fatal("cooled although a request succeeded this minute")
+		}
 	}
 }
