@@ -163,9 +163,27 @@ func TestModelLifecycleSurvivesRestart(t *testing.T) {
 				t.Errorf("full update: %d %v (created %v)", s, out, row["created_at"])
 			}
 
-			// Restart on the same database: the model is back and serving.
+			if s, out := adminCall(t, "POST", g.url+"/config/update", `{"router_settings":{"routing_strategy":"least-busy"}}`); s != 200 {
+				t.Fatalf("/config/update: %d %v", s, out)
+			}
+
+			// Restart on the same database: the model is back and serving,
+			// and the start-up summary names what is served, not the file.
 			g.stop(t)
 			g2 := startGateway(t, env, "serve", "--config", cfg, "--database-url", db)
+			wants := []string{"deployments_from_config=1", "deployments_from_database=1", "routing_strategy=least-busy", `encryption_key_from="master key"`}
+			if name == "sqlite" {
+				wants = append(wants, "location=/")
+			}
+			for _, want := range wants {
+				if !strings.Contains(g2.stderr.String(), want) {
+					t.Errorf("the start-up log lacks %s:\n%s", want, g2.stderr.String())
+				}
+			}
+			if s, eff := adminCall(t, "GET", g2.url+"/config/effective", ""); s != 200 || eff["deployments_from_database"] != 1.0 ||
+				eff["router_settings"].(map[string]any)["routing_strategy"] != "least-busy" || strings.Contains(fmt.Sprint(eff), "sk-gpu-b-secret") {
+				t.Errorf("/config/effective: %d %v", s, eff)
+			}
 			resp, body := call(t, g2.url+"/v1/chat/completions", testKey, fmt.Sprintf(`{"model":%q,"messages":[],"max_tokens":1}`, id))
 			if resp.StatusCode != 200 || resp.Header.Get("x-litellm-model-id") != id {
 				t.Fatalf("after restart: %d %s", resp.StatusCode, body)

@@ -29,6 +29,7 @@ import (
 	"github.com/maasgate/maasgate/internal/limits"
 	"github.com/maasgate/maasgate/internal/metrics"
 	"github.com/maasgate/maasgate/internal/proxy"
+	"github.com/maasgate/maasgate/internal/router"
 	"github.com/maasgate/maasgate/internal/scrape"
 	"github.com/maasgate/maasgate/internal/store"
 	"github.com/maasgate/maasgate/internal/tracing"
@@ -47,6 +48,9 @@ type gateway struct {
 	// endStreams ends the streams still open with an in-band error event,
 	// when the shutdown's grace period is over.
 	endStreams func()
+	// router serves the effective state: the config file's deployments
+	// and settings with the database's applied over them.
+	router *router.Router
 }
 
 // buildGateway opens the store and wires every package in dependency
@@ -250,6 +254,7 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		run:        run,
 		endStreams: p.EndStreams,
 		close:      closeAll,
+		router:     rt,
 	}, nil
 }
 
@@ -301,12 +306,14 @@ func openStore(ctx context.Context, cfg *config.Config, opts serverOptions, log 
 	secret, secretFrom := cfg.General.MasterKey, "master key"
 	if v, ok := lookupEnv("LITELLM_SALT_KEY"); ok && v != "" {
 		secret, secretFrom = v, "LITELLM_SALT_KEY"
+	} else if secret == "" {
+		secretFrom = "a fixed development key (no master key, no LITELLM_SALT_KEY)"
 	}
 	st, err := store.Open(ctx, dbURL, secret, log)
 	if err != nil {
 		return nil, fmt.Errorf("open the database: %w", err)
 	}
-	log.Info("database ready", "dialect", st.Dialect(), "location", storeLocation(dbURL), "encryption_key_from", secretFrom)
+	log.Info("database ready", "dialect", st.Dialect(), "location", st.Location(), "encryption_key_from", secretFrom)
 	return st, nil
 }
 

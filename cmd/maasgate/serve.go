@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/maasgate/maasgate/internal/auth"
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/health"
 	"github.com/maasgate/maasgate/internal/logbuf"
 	"github.com/maasgate/maasgate/internal/metrics"
@@ -249,12 +251,7 @@ func serveGateway(ctx context.Context, ln net.Listener, cfg *config.Config, opts
 		}
 		defer stop()
 	}
-	groups := map[string]int{}
-	for _, m := range cfg.Models {
-		groups[m.Name]++
-	}
-	log.Info("maasgate listening", "addr", ln.Addr().String(), "version", version,
-		"deployments", len(cfg.Models), "model_groups", len(groups), "routing_strategy", cfg.Router.RoutingStrategy)
+	log.Info("maasgate listening", append([]any{"addr", ln.Addr().String(), "version", version}, servedSummary(gw.router)...)...)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -393,4 +390,32 @@ func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("pprof listening", "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil
+}
+
+// servedSummary describes what the router serves, for the start-up log:
+// the deployments from the config file and from the database apart, the
+// model groups, and the effective routing settings (the stored ones
+// applied over the file's).
+func servedSummary(rt *router.Router) []any {
+	fromConfig, fromDB := 0, 0
+	groups := map[string]bool{}
+	for _, d := range rt.Deployments() {
+		if d.Source == deployment.FromDatabase {
+			fromDB++
+		} else {
+			fromConfig++
+		}
+		groups[d.Group] = true
+	}
+	s := rt.Settings()
+	out := []any{"deployments_from_config", fromConfig, "deployments_from_database", fromDB,
+		"model_groups", len(groups), "routing_strategy", cmp.Or(s.RoutingStrategy, router.SimpleShuffle),
+		"num_retries", s.NumRetries, "timeout", s.Timeout.String()}
+	if len(s.ModelGroupRoutingStrategy) > 0 {
+		out = append(out, "model_group_routing_strategy", s.ModelGroupRoutingStrategy)
+	}
+	if len(s.Fallbacks) > 0 {
+		out = append(out, "fallbacks", len(s.Fallbacks))
+	}
+	return out
 }

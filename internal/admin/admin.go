@@ -136,6 +136,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /health", read(a.health))
 	mux.Handle("GET /router/settings", read(a.routerSettings))
 	mux.Handle("GET /router/fields", read(a.routerFields))
+	mux.Handle("GET /config/effective", read(a.effectiveConfig))
 	mux.Handle("POST /config/update", write(a.configUpdate))
 	mux.Handle("GET /traffic", read(a.traffic))
 }

@@ -248,3 +248,37 @@ func TestModelGroupInfo(t *testing.T) {
 		t.Errorf("/v2/model/info: %d %v", status, v2)
 	}
 }
+
+// TestEffectiveConfig: GET /config/effective shows the settings in force
+// (stored changes applied) and every deployment with where it comes from,
+// without secrets.
+func TestEffectiveConfig(t *testing.T) {
+	srv, _, _ := newAPI(t)
+	if status, b := post(t, srv.URL+"/config/update", `{"router_settings":{"num_retries":7,"routing_strategy":"least-busy"}}`); status != 200 {
+		t.Fatalf("%d %s", status, b)
+	}
+	if status, b := post(t, srv.URL+"/model/new", `{"model_name":"g2","litellm_params":{"model":"openai/m","api_base":"http://127.0.0.1:2/v1","api_key":"sk-very-secret"}}`); status != 200 {
+		t.Fatalf("%d %s", status, b)
+	}
+	resp, err := http.Get(srv.URL + "/config/effective")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var got struct {
+		Models   []map[string]any `json:"model_list"`
+		Settings map[string]any   `json:"router_settings"`
+		Config   int              `json:"deployments_from_config"`
+		Database int              `json:"deployments_from_database"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Settings["num_retries"] != 7.0 || got.Settings["routing_strategy"] != "least-busy" || got.Config != 1 || got.Database != 1 || len(got.Models) != 2 {
+		t.Errorf("effective config %s", b)
+	}
+	if strings.Contains(string(b), "sk-very-secret") {
+		t.Errorf("a secret in the effective config: %s", b)
+	}
+}

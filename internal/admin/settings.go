@@ -8,6 +8,7 @@ import (
 
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/control"
+	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/openai"
 )
 
@@ -143,4 +144,42 @@ func (a *API) configUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Config updated successfully", "router_settings": control.SettingsValues(settings)})
+}
+
+// effectiveConfig serves GET /config/effective: what the gateway serves,
+// the config file's model list and router settings with the database's
+// models and stored settings applied, in the config file's shape and with
+// no secrets (litellm_params as /model/info shows them), so an operator
+// can compare what runs with the file.
+func (a *API) effectiveConfig(w http.ResponseWriter, r *http.Request) {
+	models := []map[string]any{}
+	fromConfig, fromDB := 0, 0
+	for _, d := range a.router.Deployments() {
+		info := maps.Clone(d.Model.Info.Metadata)
+		if info == nil {
+			info = map[string]any{}
+		}
+		info["id"] = d.ID
+		if d.Model.Info.Mode != "" {
+			info["mode"] = d.Model.Info.Mode
+		}
+		if d.Model.Info.MaxInputTokens > 0 {
+			info["max_input_tokens"] = d.Model.Info.MaxInputTokens
+		}
+		source := "config"
+		if d.Source == deployment.FromDatabase {
+			source, fromDB = "database", fromDB+1
+		} else {
+			fromConfig++
+		}
+		models = append(models, map[string]any{
+			"model_name": d.Group, "litellm_params": ParamsView(d.Model), "model_info": info, "source": source,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"model_list":                models,
+		"router_settings":           control.SettingsValues(a.router.Settings()),
+		"deployments_from_config":   fromConfig,
+		"deployments_from_database": fromDB,
+	})
 }

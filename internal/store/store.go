@@ -127,6 +127,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Location names the database for logs: a SQLite file's absolute path
+// (":memory:" and the like as given), or a PostgreSQL URL without its
+// password.
+func (s *Store) Location() string {
+	if s.dialect == dialectPostgres {
+		return redact(s.url)
+	}
+	if s.path == "" {
+		return "(in memory)"
+	}
+	if abs, err := filepath.Abs(s.path); err == nil {
+		return abs
+	}
+	return s.path
+}
+
 // Dialect is "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.dialect }
 
