@@ -241,23 +241,23 @@ func (p *Proxy) inference(ep deployment.Endpoint) http.Handler {
 // call is the state of one client request across its attempts, and what
 // its log line, metrics and span report when it ends.
 type call struct {
-	id        string
-	start     time.Time
-	ep        deployment.Endpoint
-	route     string // the request path
-	req       request
-	group     string        // the model group the request resolved to
+	id    string
+	start time.Time
+	ep    deployment.Endpoint
+	route string // the request path
+	req   request
+	group string // the model group the request resolved to
 	// responseGroup is the group x-litellm-model-group names: the one
 	// tried last, which answered (or the requested one, whose error the
 	// client gets).
 	responseGroup string
-	body      upstreamBody  // the upstream body for the current group
-	attempts  int           // attempts on deployments, every group included
-	retries   int           // retries within the group being tried
-	fallbacks int           // fallback depth of the group being tried
-	upstream  time.Duration // time spent waiting on deployments
-	waited    time.Duration // time spent in backoff before retries
-	overhead  time.Duration // the gateway's own time before the response started
+	body          upstreamBody  // the upstream body for the current group
+	attempts      int           // attempts on deployments, every group included
+	retries       int           // retries within the group being tried
+	fallbacks     int           // fallback depth of the group being tried
+	upstream      time.Duration // time spent waiting on deployments
+	waited        time.Duration // time spent in backoff before retries
+	overhead      time.Duration // the gateway's own time before the response started
 	// deadline ends the whole call, retries and fallbacks included: the
 	// request's timeout when it gives one (at most the router's), else
 	// the router's. timeout is its length, fromRequest whose it is.
@@ -474,7 +474,7 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call) {
 		c.errMsg += skipped
 	}
 	c.setGroupHeader(w, tg.Group.Name)
-	c.d = firstD // the headers describe the requested group's error
+	c.d = firstD                                 // the headers describe the requested group's error
 	c.retries, c.fallbacks = firstRetries, tried // the requested group's retries; the fallbacks tried
 	c.class, c.ownError = first.outcome.Class, first.own
 	p.fail(w, c, e)
