@@ -51,6 +51,8 @@ type gateway struct {
 	// router serves the effective state: the config file's deployments
 	// and settings with the database's applied over them.
 	router *router.Router
+	// reload serves a new config file's models and router settings.
+	reload func(ctx context.Context, cfg *config.Config) error
 }
 
 // buildGateway opens the store and wires every package in dependency
@@ -255,6 +257,9 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		endStreams: p.EndStreams,
 		close:      closeAll,
 		router:     rt,
+		reload: func(ctx context.Context, next *config.Config) error {
+			return ctl.ReloadConfig(ctx, next.Models, next.Router)
+		},
 	}, nil
 }
 

@@ -51,6 +51,11 @@ type serverOptions struct {
 	dbCheckInterval time.Duration
 	stallAfter      time.Duration
 	metricsMaxKeys  int
+	// configPath is the config file served (for reloads; "" for the
+	// demo's built-in one); configWatch how often it is checked for
+	// changes (0: only on SIGHUP).
+	configPath  string
+	configWatch time.Duration
 }
 
 func (o *serverOptions) bind(fs *flagSet, defaultHost string) {
@@ -166,10 +171,12 @@ const logFlushInterval = 50 * time.Millisecond
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "serve --config config.yaml [flags]", stderr)
-	configPath := fs.String("config", "", "LiteLLM-format config.yaml to serve (required)")
+	configPath := fs.String("config", "", "LiteLLM-format config.yaml to serve (required); SIGHUP reloads it")
 	fs.bindEnv("config", "MAASGATE_CONFIG", "CONFIG_FILE_PATH")
 	var opts serverOptions
 	opts.bind(fs, "0.0.0.0")
+	fs.DurationVar(&opts.configWatch, "config-watch-interval", 0, "how often the config file is checked for changes and reloaded when it changed, e.g. 10s (0: only on SIGHUP); suits a Kubernetes ConfigMap mounted as a volume")
+	fs.bindEnv("config-watch-interval", "MAASGATE_CONFIG_WATCH_INTERVAL")
 	if err := fs.parse(args, lookupEnv); err != nil {
 		return err
 	}
@@ -192,6 +199,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	opts.configPath = *configPath
 	return serveGateway(ctx, ln, cfg, opts, log)
 }
 
@@ -229,6 +237,10 @@ func serveGateway(ctx context.Context, ln net.Listener, cfg *config.Config, opts
 	bg, stopBackground := context.WithCancel(context.Background())
 	background := make(chan error, 1)
 	go func() { background <- gw.run(bg) }()
+	if opts.configPath != "" {
+		stopReloads := watchConfig(bg, opts.configPath, opts.configWatch, cfg, gw.reload, log)
+		defer stopReloads()
+	}
 	// Runs before gw.close: the health checks, scrapes and cooldown watch
 	// end before the store and the tracer they use are closed.
 	defer func() {

@@ -74,16 +74,36 @@ func loadRegistry(ctx context.Context, st Store, cfgModels []config.Model, base 
 func (p *Plane) reloadRegistry(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var cfgModels []config.Model
+	quiet := slog.New(slog.DiscardHandler) // problems were logged when first seen
+	return p.serveRegistry(ctx, quiet, "models and settings reloaded from the database")
+}
+
+// ReloadConfig serves a new config file's models and router settings, with
+// the stored ones applied over them as at start-up: one swap of the
+// router's table, so a request sees the old configuration or the new one,
+// never a mix; requests and streams in flight finish on the deployments
+// they hold, and unchanged deployments keep their state.
+func (p *Plane) ReloadConfig(ctx context.Context, models []config.Model, base config.RouterSettings) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.o
+	p.o.Models, p.o.Base = models, base
+	if err := p.serveRegistry(ctx, p.o.Logger, "config file reloaded"); err != nil {
+		p.o = old
+		return err
+	}
+	return nil
+}
+
+// serveRegistry loads the registry (the config file's models and settings
+// with the stored ones) and serves it, logging what changed under msg.
+// The caller holds mu.
+func (p *Plane) serveRegistry(ctx context.Context, log *slog.Logger, msg string) error {
 	before := map[string]*deployment.Deployment{}
 	for _, d := range p.router.Deployments() {
 		before[d.ID] = d
-		if d.Source == deployment.FromConfig {
-			cfgModels = append(cfgModels, d.Model)
-		}
 	}
-	quiet := slog.New(slog.DiscardHandler) // problems were logged when first seen
-	reg, err := loadRegistry(ctx, p.o.Store, cfgModels, p.o.Base, p.o.Getenv, quiet)
+	reg, err := loadRegistry(ctx, p.o.Store, p.o.Models, p.o.Base, p.o.Getenv, log)
 	if err != nil {
 		return err
 	}
@@ -122,7 +142,7 @@ func (p *Plane) reloadRegistry(ctx context.Context) error {
 	if len(added)+len(removed)+len(changed)+len(settingsChanged) > 0 {
 		slices.Sort(removed)
 		slices.Sort(settingsChanged)
-		p.o.Logger.Info("models and settings reloaded from the database", "added", added, "removed", removed,
+		p.o.Logger.Info(msg, "added", added, "removed", removed,
 			"changed", changed, "router_settings_changed", settingsChanged)
 	}
 	return nil
