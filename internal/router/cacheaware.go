@@ -77,7 +77,7 @@ const (
 	// spreadTolerance and sessionTolerance are the shares of the prompt's
 	// prefill by which a deployment may score worse than the best and
 	// still be chosen when nothing of the prompt is cached anywhere
-	// (spreading new prompts), or as the request's session's home.
+	// (spreading new prompts in turn), or as the request's session's home.
 	spreadTolerance  = 0.5
 	sessionTolerance = 0.25
 	// maxCacheAware is the tier size scored without allocating.
@@ -89,12 +89,14 @@ const (
 // tier's mean load, except that:
 //   - the session's home (rendezvous hashing of the session id) wins when
 //     it is within sessionTolerance of the prompt's prefill of the best;
-//   - with nothing of the prompt cached anywhere, the home of the prompt's
-//     first block wins among those within spreadTolerance of the best:
-//     every replica of the gateway, each with its own prefix index, sends
-//     a new prefix to the same server, and unrelated prompts spread.
-//     Round-robin order among them when the prompt is shorter than a
-//     block.
+//   - with nothing of the prompt cached anywhere, the next in round-robin
+//     order among those within spreadTolerance of the best wins.
+//
+// Ranking new prompts by rendezvous hashing of their first block instead,
+// so that replicas with separate prefix indexes send a new prefix to the
+// same server, kept more of the shared long context's hits with several
+// replicas but made the no-sharing control's TTFT p90 27% worse than
+// round-robin's with one (docs/routing.md, "Several replicas").
 func (t *tier) pickCacheAware(a *pickArgs) *deployment.Deployment {
 	var buf [maxCacheAware]float64
 	loads := buf[:0]
@@ -150,21 +152,9 @@ func (t *tier) pickCacheAware(a *pickArgs) *deployment.Deployment {
 	if anyCached || n == 1 {
 		return best
 	}
-	if a.hint != nil && a.hint.Prompt != nil && len(a.hint.Prompt.Blocks) > 0 {
-		i, top := -1, uint64(0)
-		for j, d := range t.ds {
-			if !near(j, spreadTolerance) {
-				continue
-			}
-			if v := rendezvous(a.hint.Prompt.Blocks[0], d.ID); i < 0 || v > top {
-				i, top = j, v
-			}
-		}
-		if i >= 0 {
-			return t.ds[i]
-		}
-		return best
-	}
+	// Nothing to gain from a cache: the next deployment in turn among
+	// those near the best, which spreads equal requests as evenly as
+	// round-robin without sending one where work is piling up.
 	start := t.next.add() - 1
 	for k := range uint64(len(t.ds)) {
 		if i := int((start + k) % uint64(len(t.ds))); near(i, spreadTolerance) {

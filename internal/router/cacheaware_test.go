@@ -121,8 +121,8 @@ func TestCacheAwareSpreadsWithoutCache(t *testing.T) {
 func BenchmarkPickCacheAware(b *testing.B) { benchmarkPrefixPick(b, CacheAware) }
 
 // BenchmarkPickCacheAwareNewPrompt is a pick for an 8K-token prompt that no
-// deployment holds (the rendezvous hashing of its first block), over 16
-// deployments, the hashing of the prompt included.
+// deployment holds, over 16 deployments, the hashing of the prompt
+// included.
 func BenchmarkPickCacheAwareNewPrompt(b *testing.B) {
 	ms := make([]config.Model, 16)
 	for i := range ms {
@@ -265,28 +265,14 @@ func TestCacheAwareQueueCountedOnce(t *testing.T) {
 }
 
 // TestCacheAwareReplicasAgree: two replicas of the gateway, each with its
-// own prefix index, send a prompt none of them has seen to the same
-// deployment (so the second finds it cached there), and a session to the
-// same home; unrelated prompts still spread.
+// own state, send a session to the same home, and the ranking does not
+// depend on the process.
 func TestCacheAwareReplicasAgree(t *testing.T) {
 	t.Parallel()
 	r1, tg1, _ := cacheAwareRouter(t)
 	r2, tg2, _ := cacheAwareRouter(t)
 	pickWith(t, r1, tg1, &Hint{}) // the replicas have not served the same requests
-	used := map[string]bool{}
-	for i := range 40 {
-		p := prefix.Hash(chatBody(fmt.Sprint("context ", i), 2000, "q"))
-		d1, d2 := pickWith(t, r1, tg1, &Hint{Prompt: p}), pickWith(t, r2, tg2, &Hint{Prompt: p})
-		p.Release()
-		if d1.ID != d2.ID {
-			t.Fatalf("prompt %d: replicas picked %s and %s", i, d1.ID, d2.ID)
-		}
-		used[d1.ID] = true
-	}
-	if len(used) < 3 {
-		t.Errorf("40 unrelated prompts went to %v, want them spread", used)
-	}
-	for _, s := range []string{"user-1", "user-2", "user-3"} {
+	for _, s := range []string{"user-1", "user-2", "user-3", "user-4", "user-5"} {
 		if d1, d2 := pickWith(t, r1, tg1, &Hint{Session: s}), pickWith(t, r2, tg2, &Hint{Session: s}); d1.ID != d2.ID {
 			t.Errorf("session %s: replicas picked %s and %s", s, d1.ID, d2.ID)
 		}
