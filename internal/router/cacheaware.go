@@ -64,8 +64,8 @@ const (
 	// it on that server. Counted once, the fleet benchmark's shared long
 	// context (B) moved contexts off their server whenever one more
 	// request waited there, and each move was a miss that lengthened the
-	// queues further (TTFT p90 0.60-0.90 s against 0.27-0.31 s counted
-	// twice, three seeds).
+	// queues further: TTFT p90 0.60-0.90 s over three seeds, 0.27-0.31 s
+	// with a miss counted twice and the queue once (see score).
 	missCost = 2
 	// runningCost is what one running sequence adds to the wait for a
 	// first token, in prompt tokens: it lengthens every step (about
