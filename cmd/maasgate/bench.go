@@ -45,6 +45,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	only := fs.String("only", "pick,load,routing", "parts to run: pick, load, routing, fleet (comma-separated; fleet takes about 4 minutes)")
 	fleet := bench.DefaultFleet()
 	fs.IntVar(&fleet.Backends, "fleet-backends", fleet.Backends, "fleet: simulated H100 servers")
+	fs.IntVar(&fleet.Replicas, "fleet-replicas", fleet.Replicas, "fleet: gateway processes in front of the servers, each with its own prefix index; requests go to each in turn")
 	fs.Float64Var(&fleet.SpeedUp, "fleet-speed-up", fleet.SpeedUp, "fleet: simulated seconds per wall second")
 	fs.DurationVar(&fleet.Duration, "fleet-duration", fleet.Duration, "fleet: arrivals per run, in simulated time")
 	fs.DurationVar(&fleet.Warmup, "fleet-warmup", fleet.Warmup, "fleet: first part of each run left out of the figures, in simulated time")

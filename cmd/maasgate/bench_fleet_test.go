@@ -13,9 +13,9 @@ import (
 )
 
 // TestBenchFleetSmoke runs "maasgate bench --only fleet" end to end on two
-// simulated H100s at a light load, with two strategies and every workload,
-// and checks that each run produced its figures, nothing failed and the
-// charts were written. The figures themselves are the full benchmark's to
+// simulated H100s at a light load behind two gateway replicas, with two
+// strategies and every workload, and checks that each run produced its
+// figures, nothing failed and the charts were written. The figures themselves are the full benchmark's to
 // judge (docs/routing.md), not this test's.
 func TestBenchFleetSmoke(t *testing.T) {
 	// Not parallel: the gateway reads the package's lookupEnv, which
@@ -25,7 +25,7 @@ func TestBenchFleetSmoke(t *testing.T) {
 	out := filepath.Join(dir, "fleet.json")
 	var stdout, stderr testutil.Buffer
 	code := run(context.Background(), []string{"bench", "--gateway-bin", bin, "--only", "fleet",
-		"--fleet-backends", "2", "--fleet-speed-up", "8", "--fleet-duration", "8s", "--fleet-warmup", "1s", "--fleet-loads", "0.2",
+		"--fleet-backends", "2", "--fleet-replicas", "2", "--fleet-speed-up", "8", "--fleet-duration", "8s", "--fleet-warmup", "1s", "--fleet-loads", "0.2",
 		"--fleet-strategies", "round-robin,cache-aware", "--fleet-charts", dir, "--json", out,
 	}, &stdout, &stderr)
 	if code != 0 {
@@ -40,8 +40,8 @@ func TestBenchFleetSmoke(t *testing.T) {
 		t.Fatalf("--json file: %v", err)
 	}
 	f := rep.Fleet
-	if f == nil || f.Backends != 2 || len(f.Workloads) != 3 {
-		t.Fatalf("fleet: %+v, want three workloads on two backends", f)
+	if f == nil || f.Backends != 2 || f.Replicas != 2 || len(f.Workloads) != 3 {
+		t.Fatalf("fleet: %+v, want three workloads on two backends behind two replicas", f)
 	}
 	for _, w := range f.Workloads {
 		if len(w.Points) != 1 || len(w.Points[0].Strategies) != 2 {

@@ -22,7 +22,11 @@ var FleetStrategies = []string{
 
 // FleetOptions size the fleet benchmark.
 type FleetOptions struct {
-	Backends int     // simulated H100 servers
+	Backends int // simulated H100 servers
+	// Replicas are the gateway processes in front of the servers, each
+	// with its own prefix index; the client sends each request to the
+	// next in turn, as a load balancer without affinity would.
+	Replicas int
 	SpeedUp  float64 // simulated seconds per wall second
 	// Duration is the arrivals of one run, in simulated time; the first
 	// Warmup of it fills the caches and is left out of the figures.
@@ -47,7 +51,7 @@ type FleetOptions struct {
 // would otherwise show up, multiplied, as simulated time).
 func DefaultFleet() FleetOptions {
 	return FleetOptions{
-		Backends: 8, SpeedUp: 3,
+		Backends: 8, Replicas: 1, SpeedUp: 3,
 		Duration: 18 * time.Second, Warmup: 6 * time.Second,
 		Loads:      []float64{0.6, 1.3},
 		Strategies: FleetStrategies,
@@ -60,6 +64,7 @@ func DefaultFleet() FleetOptions {
 // FleetResult is the fleet benchmark's figures.
 type FleetResult struct {
 	Backends  int             `json:"backends"`
+	Replicas  int             `json:"replicas"`
 	Profile   string          `json:"profile"`
 	SpeedUp   float64         `json:"speed_up"`
 	DurationS float64         `json:"duration_s"` // arrivals per run, simulated
@@ -111,7 +116,7 @@ func secondsOf(ds []time.Duration) seconds {
 // every strategy.
 func runFleet(ctx context.Context, o Options, rep *Report) error {
 	f := *o.Fleet
-	res := &FleetResult{Backends: f.Backends, Profile: mockllm.ProfileH100Llama8B, SpeedUp: f.SpeedUp,
+	res := &FleetResult{Backends: f.Backends, Replicas: f.Replicas, Profile: mockllm.ProfileH100Llama8B, SpeedUp: f.SpeedUp,
 		DurationS: f.Duration.Seconds(), WarmupS: f.Warmup.Seconds(), Seed: f.Seed}
 	rep.Fleet = res
 	for wi, w := range fleetWorkloads(f.Backends, f.Loads) {
@@ -155,8 +160,8 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// runFleetOnce runs sessions through a gateway with strategy in front of
-// fresh simulated servers.
+// runFleetOnce runs sessions through f.Replicas gateways with strategy in
+// front of fresh simulated servers.
 func runFleetOnce(ctx context.Context, o Options, strategy string, sessions []session) (FleetRunResult, error) {
 	f := *o.Fleet
 	out := FleetRunResult{Strategy: strategy}
@@ -187,18 +192,24 @@ func runFleetOnce(ctx context.Context, o Options, strategy string, sessions []se
 	// The servers' metrics every 250 ms of simulated time, as issue 15
 	// asks of cache-aware, for every strategy.
 	scrape := time.Duration(float64(250*time.Millisecond) / f.SpeedUp)
-	g, err := startGateway(ctx, o.GatewayBin, o.Dir, "bench-fleet-"+strategy, text,
-		"--backend-metrics-interval", scrape.String())
-	if err != nil {
-		return out, err
-	}
-	defer g.stop()
-
-	wall := func(sim time.Duration) time.Duration { return time.Duration(float64(sim) / f.SpeedUp) }
 	client := &fleetClient{
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxIdleConns: 4096, DisableCompression: true}},
-		url:  g.url + "/v1/chat/completions", key: o.GatewayKey, model: o.ChatModel,
+		key:  o.GatewayKey, model: o.ChatModel,
 	}
+	// Replicas share nothing but the servers: no Redis, so each has its
+	// own prefix index and in-flight counts, and sees the others' work only
+	// in the servers' scraped metrics.
+	for i := range max(1, f.Replicas) {
+		g, err := startGateway(ctx, o.GatewayBin, o.Dir, fmt.Sprintf("bench-fleet-%s-%d", strategy, i), text,
+			"--backend-metrics-interval", scrape.String())
+		if err != nil {
+			return out, err
+		}
+		defer g.stop()
+		client.urls = append(client.urls, g.url+"/v1/chat/completions")
+	}
+
+	wall := func(sim time.Duration) time.Duration { return time.Duration(float64(sim) / f.SpeedUp) }
 	defer client.http.CloseIdleConnections()
 
 	runCtx, stop := context.WithCancel(ctx)

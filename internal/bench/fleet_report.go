@@ -12,8 +12,8 @@ import (
 // print writes the fleet benchmark's figures as Markdown tables, one per
 // workload and load, then the targets.
 func (r *FleetResult) print(w io.Writer) {
-	fmt.Fprintf(w, "\nFleet: %d simulated %s servers at %g× speed-up, %gs of arrivals per run (the first %gs left out), seed %d; times in simulated seconds\n",
-		r.Backends, r.Profile, r.SpeedUp, r.DurationS, r.WarmupS, r.Seed)
+	fmt.Fprintf(w, "\nFleet: %d simulated %s servers behind %d gateway replica(s) at %g× speed-up, %gs of arrivals per run (the first %gs left out), seed %d; times in simulated seconds\n",
+		r.Backends, r.Profile, r.Replicas, r.SpeedUp, r.DurationS, r.WarmupS, r.Seed)
 	for _, fw := range r.Workloads {
 		for _, p := range fw.Points {
 			fmt.Fprintf(w, "\n(%s) %s, %g requests/s\n\n", fw.Name, fw.About, p.Rate)

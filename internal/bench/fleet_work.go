@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -153,10 +154,12 @@ type turnResult struct {
 	err    string // "" when it succeeded
 }
 
-// fleetClient sends the benchmark's streaming chat requests.
+// fleetClient sends the benchmark's streaming chat requests, each to the
+// next gateway replica in turn.
 type fleetClient struct {
 	http  *http.Client
-	url   string // chat completions URL
+	urls  []string // chat completions URL of each replica
+	next  atomic.Uint64
 	key   string
 	model string
 }
@@ -171,7 +174,8 @@ func (c *fleetClient) send(ctx context.Context, msgs []chatMessage, timeout time
 	res := turnResult{sent: time.Now()}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	url := c.urls[(c.next.Add(1)-1)%uint64(len(c.urls))]
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		res.err = err.Error()
 		return res

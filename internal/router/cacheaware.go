@@ -1,8 +1,9 @@
 package router
 
 import (
-	"hash/maphash"
 	"math"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/prefix"
@@ -47,6 +48,15 @@ const (
 	// prompt it holds.
 	hotSpotFactor = 1.5
 	hotSpotSlack  = 2
+	// missCost is what a prompt token the deployment does not hold counts
+	// against one already queued there. A miss costs twice: this request
+	// waits for its prefill, and so does every request that comes after
+	// it on that server. Counted once, the fleet benchmark's shared long
+	// context (B) moved contexts off their server whenever one more
+	// request waited there, and each move was a miss that lengthened the
+	// queues further: TTFT p90 0.60-0.90 s over three seeds, 0.27-0.31 s
+	// with a miss counted twice and the queue once (see score).
+	missCost = 2
 	// runningCost is what one running sequence adds to the wait for a
 	// first token, in prompt tokens: it lengthens every step (about
 	// c_decode/c_prefill in the engine model).
@@ -54,19 +64,29 @@ const (
 	// kvPressure is where the server's KV cache use starts to cost: above
 	// it, admission waits and preemptions get likely.
 	kvPressure = 0.9
+	// spreadTolerance and sessionTolerance are the shares of the prompt's
+	// prefill by which a deployment may score worse than the best and
+	// still be chosen when nothing of the prompt is cached anywhere
+	// (spreading new prompts in turn), or as the request's session's home.
+	spreadTolerance  = 0.5
+	sessionTolerance = 0.25
 	// maxCacheAware is the tier size scored without allocating.
 	maxCacheAware = 32
 )
 
-var sessionSeed = maphash.MakeSeed()
-
 // pickCacheAware returns the usable deployment with the lowest estimated
 // time to first token for the request, among those not far above the
-// tier's mean load; with nothing of the prompt cached anywhere, the next
-// in round-robin order among those within half a prompt of the best; the
-// session's own
-// deployment (rendezvous hashing of the session id) when it is within a
-// quarter of the prompt's prefill of the best.
+// tier's mean load, except that:
+//   - the session's home (rendezvous hashing of the session id) wins when
+//     it is within sessionTolerance of the prompt's prefill of the best;
+//   - with nothing of the prompt cached anywhere, the next in round-robin
+//     order among those within spreadTolerance of the best wins.
+//
+// Ranking new prompts by rendezvous hashing of their first block instead,
+// so that replicas with separate prefix indexes send a new prefix to the
+// same server, kept more of the shared long context's hits with several
+// replicas but made the no-sharing control's TTFT p90 27% worse than
+// round-robin's with one (docs/routing.md, "Several replicas").
 func (t *tier) pickCacheAware(a *pickArgs) *deployment.Deployment {
 	var buf [maxCacheAware]float64
 	loads := buf[:0]
@@ -109,23 +129,26 @@ func (t *tier) pickCacheAware(a *pickArgs) *deployment.Deployment {
 	if best == nil { // every usable one above the bound: the least loaded
 		return t.pickLowest(a, func(d *deployment.Deployment, _ int64) float64 { return load(d, a) })
 	}
+	// near reports whether the i-th deployment is a candidate within
+	// share of the prompt's prefill of the best.
+	near := func(i int, share float64) bool {
+		return i < maxCacheAware && loads[i] >= 0 && loads[i] <= bound && scores[i] <= bestScore+share*float64(prompt)
+	}
 	if a.hint != nil && a.hint.Session != "" {
-		if i := t.sessionHome(a.hint.Session); loads[i] >= 0 && loads[i] <= bound && i < maxCacheAware &&
-			scores[i] <= bestScore+float64(prompt)/4 {
+		if i := t.sessionHome(a.hint.Session); near(i, sessionTolerance) {
 			return t.ds[i]
 		}
 	}
-	if !anyCached && n > 1 {
-		// Nothing to gain from a cache: the next deployment in turn
-		// among those whose score is within half a prompt's prefill of
-		// the best, which spreads equal requests as evenly as
-		// round-robin without sending one where work is piling up.
-		start := t.next.add() - 1
-		for k := range uint64(len(t.ds)) {
-			i := int((start + k) % uint64(len(t.ds)))
-			if loads[i] >= 0 && loads[i] <= bound && i < maxCacheAware && scores[i] <= bestScore+float64(prompt)/2 {
-				return t.ds[i]
-			}
+	if anyCached || n == 1 {
+		return best
+	}
+	// Nothing to gain from a cache: the next deployment in turn among
+	// those near the best, which spreads equal requests as evenly as
+	// round-robin without sending one where work is piling up.
+	start := t.next.add() - 1
+	for k := range uint64(len(t.ds)) {
+		if i := int((start + k) % uint64(len(t.ds))); near(i, spreadTolerance) {
+			return t.ds[i]
 		}
 	}
 	return best
@@ -142,32 +165,49 @@ func load(d *deployment.Deployment, a *pickArgs) float64 {
 	return l
 }
 
-// score estimates d's time to first token for a prompt of prompt tokens,
-// cached of them in its cache, in prefill tokens.
+// score estimates what sending the request to d costs, in prefill tokens:
+// its prompt tokens d does not hold (cached of prompt are there), counted
+// missCost times, and the prefill queued there before it.
+//
+// The queue is the larger of two views of it: the prefill this gateway
+// sent and that was not answered, and the requests waiting at the server
+// as last scraped, each about one more prompt, which include other
+// replicas' and clients' (and this gateway's, so the two are not added).
 func score(d *deployment.Deployment, a *pickArgs, load float64, prompt, cached int64) float64 {
-	s := float64(prompt-cached) + float64(max(0, d.PendingPrefill()))
+	s := missCost * float64(prompt-cached)
+	queued := float64(max(0, d.PendingPrefill()))
 	if b := d.BackendLoad(); b.Fresh(timeOf(a.now)) {
-		s += b.Waiting * float64(prompt) // each waiting request: about one more prompt to prefill first
+		queued = max(queued, b.Waiting*float64(prompt))
 		if b.KVCacheUsage > kvPressure {
 			s += (b.KVCacheUsage - kvPressure) / (1 - kvPressure) * float64(prompt)
 		}
 	}
-	return s + load*runningCost
+	return s + queued + load*runningCost
 }
 
 // sessionHome returns the index of the session's deployment in the tier
-// by rendezvous hashing: stable while the tier is, and moving only the
-// sessions of a deployment that leaves.
+// by rendezvous hashing: stable while the tier is, moving only the
+// sessions of a deployment that leaves, and the same in every replica.
 func (t *tier) sessionHome(session string) int {
+	key := xxhash.Sum64String(session)
 	best, bestHash := 0, uint64(0)
 	for i, d := range t.ds {
-		var h maphash.Hash
-		h.SetSeed(sessionSeed)
-		h.WriteString(session)
-		h.WriteString(d.ID)
-		if v := h.Sum64(); i == 0 || v > bestHash {
+		if v := rendezvous(key, d.ID); i == 0 || v > bestHash {
 			best, bestHash = i, v
 		}
 	}
 	return best
+}
+
+// rendezvous ranks deployment id for key: the deployment with the highest
+// value wins. It is the same in every process (xxhash has no random seed),
+// so every replica of the gateway, and a restarted one, agree.
+func rendezvous(key uint64, id string) uint64 {
+	x := key ^ xxhash.Sum64String(id)
+	// splitmix64's finalizer: every bit of x moves every bit of the result.
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }

@@ -94,8 +94,8 @@ func TestCacheAwarePrefersTheCache(t *testing.T) {
 	})
 }
 
-// TestCacheAwareSpreadsWithoutCache: with nothing cached, requests spread
-// over the group in turn; a session keeps its deployment.
+// TestCacheAwareSpreadsWithoutCache: with nothing cached, unrelated
+// requests spread over the group; a session keeps its deployment.
 func TestCacheAwareSpreadsWithoutCache(t *testing.T) {
 	t.Parallel()
 	r, tg, _ := cacheAwareRouter(t)
@@ -118,11 +118,16 @@ func TestCacheAwareSpreadsWithoutCache(t *testing.T) {
 
 // BenchmarkPickCacheAware is a pick for an 8K-token prompt over 16
 // deployments, the hashing of the prompt included.
-func BenchmarkPickCacheAware(b *testing.B) { benchmarkPrefixPick(b, CacheAware) }
+func BenchmarkPickCacheAware(b *testing.B) { benchmarkPrefixPick(b, CacheAware, true) }
+
+// BenchmarkPickCacheAwareNewPrompt is a pick for an 8K-token prompt that no
+// deployment holds, over 16 deployments, the hashing of the prompt
+// included.
+func BenchmarkPickCacheAwareNewPrompt(b *testing.B) { benchmarkPrefixPick(b, CacheAware, false) }
 
 // benchmarkPrefixPick measures a pick of strategy for an 8K-token prompt
-// over 16 deployments, one of which holds it, hashing included.
-func benchmarkPrefixPick(b *testing.B, strategy string) {
+// over 16 deployments, one of which holds it when held, hashing included.
+func benchmarkPrefixPick(b *testing.B, strategy string, held bool) {
 	ms := make([]config.Model, 16)
 	for i := range ms {
 		ms[i] = model("g", fmt.Sprint("d", i))
@@ -130,10 +135,12 @@ func benchmarkPrefixPick(b *testing.B, strategy string) {
 	r := newTestRouter(b, strategy, ms...)
 	tg := resolve(b, r, "g")
 	body := chatBody("You are a careful assistant for the billing team.", 8000, "What is my balance?")
-	d3, _ := r.Deployment("d3")
-	p := prefix.Hash(body)
-	d3.PrefixIndex().Insert(p.Blocks)
-	p.Release()
+	if held {
+		d3, _ := r.Deployment("d3")
+		p := prefix.Hash(body)
+		d3.PrefixIndex().Insert(p.Blocks)
+		p.Release()
+	}
 	b.ReportAllocs()
 	for b.Loop() {
 		p := prefix.Hash(body)
@@ -177,5 +184,86 @@ func TestCacheAwareFullAndSessions(t *testing.T) {
 	defer home.AddPendingPrefill(-100_000)
 	if d := pickWith(t, r, tg, &Hint{Session: "s-7"}); d == home {
 		t.Errorf("session s-7 stayed on %s with 100,000 tokens of prefill queued there", home.ID)
+	}
+}
+
+// TestCacheAwareMissCostsTwice: a prompt stays on the deployment that
+// holds it while the prefill queued there is less than twice the prompt
+// (a miss elsewhere costs this request its prefill and the requests behind
+// it there the same), and leaves past that.
+func TestCacheAwareMissCostsTwice(t *testing.T) {
+	t.Parallel()
+	p := prefix.Hash(chatBody("You are a careful assistant for the billing team.", 4000, "What is my balance?"))
+	defer p.Release()
+	h := &Hint{Prompt: p}
+	for _, tc := range []struct {
+		name   string
+		queued float64 // prefill queued at the holder, in prompts
+		stay   bool
+	}{
+		{"one and a half prompts queued", 1.5, true},
+		{"two and a half prompts queued", 2.5, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { // not parallel: p is released when the test returns
+			r, tg, ds := cacheAwareRouter(t)
+			ds[2].PrefixIndex().Insert(p.Blocks)
+			ds[2].AddPendingPrefill(int64(tc.queued * float64(h.PromptTokens())))
+			if d := pickWith(t, r, tg, h); (d == ds[2]) != tc.stay {
+				t.Errorf("picked %s; want c, which holds the prompt: %v", d.ID, tc.stay)
+			}
+		})
+	}
+}
+
+// TestCacheAwareQueueCountedOnce: the server's waiting requests include
+// the prompts this gateway sent there, so the two views of the queue are
+// not added; the server's queue still counts when it is the longer (other
+// replicas' requests).
+func TestCacheAwareQueueCountedOnce(t *testing.T) {
+	t.Parallel()
+	p := prefix.Hash(chatBody("You are a careful assistant for the billing team.", 4000, "What is my balance?"))
+	defer p.Release()
+	h := &Hint{Prompt: p}
+	prompt := h.PromptTokens()
+	for _, tc := range []struct {
+		name    string
+		pending int64   // prefill this gateway sent to the holder
+		waiting float64 // requests waiting at the holder's server
+		stay    bool
+	}{
+		{"own prompt, also in the server's queue", prompt * 6 / 5, 1, true},
+		{"other replicas' queue, longer", 0, 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { // not parallel: p is released when the test returns
+			r, tg, ds := cacheAwareRouter(t)
+			ds[2].PrefixIndex().Insert(p.Blocks)
+			ds[2].AddPendingPrefill(tc.pending)
+			now := r.Now()
+			ds[2].SetBackendLoad(deployment.BackendLoad{Supported: true, Waiting: tc.waiting, KVCacheUsage: 0.5,
+				Scraped: now, ValidUntil: now.Add(time.Second)})
+			if d := pickWith(t, r, tg, h); (d == ds[2]) != tc.stay {
+				t.Errorf("picked %s; want c, which holds the prompt: %v", d.ID, tc.stay)
+			}
+		})
+	}
+}
+
+// TestCacheAwareReplicasAgree: two replicas of the gateway, each with its
+// own state, send a session to the same home, and the ranking does not
+// depend on the process.
+func TestCacheAwareReplicasAgree(t *testing.T) {
+	t.Parallel()
+	r1, tg1, _ := cacheAwareRouter(t)
+	r2, tg2, _ := cacheAwareRouter(t)
+	pickWith(t, r1, tg1, &Hint{}) // the replicas have not served the same requests
+	for _, s := range []string{"user-1", "user-2", "user-3", "user-4", "user-5"} {
+		if d1, d2 := pickWith(t, r1, tg1, &Hint{Session: s}), pickWith(t, r2, tg2, &Hint{Session: s}); d1.ID != d2.ID {
+			t.Errorf("session %s: replicas picked %s and %s", s, d1.ID, d2.ID)
+		}
+	}
+	// Replicas are separate processes: the ranking is a fixed function of
+	// the key and the deployment's id, with no per-process seed.
+	if got, want := rendezvous(42, "gpu-a"), uint64(16527932815841442266); got != want {
+		t.Errorf("rendezvous(42, gpu-a) = %d, want %d in every process", got, want)
 	}
 }

@@ -71,4 +71,4 @@ func TestUsesPrefix(t *testing.T) {
 
 // BenchmarkPickLLMD is BenchmarkPickCacheAware for the llm-d-style scorer:
 // an 8K-token prompt hashed and scored over 16 deployments.
-func BenchmarkPickLLMD(b *testing.B) { benchmarkPrefixPick(b, LLMDScorer) }
+func BenchmarkPickLLMD(b *testing.B) { benchmarkPrefixPick(b, LLMDScorer, true) }
