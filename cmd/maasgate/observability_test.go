@@ -182,6 +182,9 @@ router_settings:
   num_retries: 0
   cooldown_time: 600
   fallbacks: [{broken: [qwen3-14b]}]
+  # With a policy, failures count as it says even for a group's only
+  # deployment (LiteLLM's rule): dead-1's refused connection cools it.
+  allowed_fails_policy: {InternalServerErrorAllowedFails: 3}
 litellm_settings:
   callbacks: [prometheus]
 general_settings:
