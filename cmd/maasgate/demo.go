@@ -53,7 +53,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	masterKey := fs.String("master-key", "sk-maasgate-demo", "master key clients must send as 'Authorization: Bearer <key>'")
 	ttft := fs.Duration("ttft", 150*time.Millisecond, "simulated time to first token of the backends")
 	tpot := fs.Duration("tpot", 20*time.Millisecond, "simulated time per output token of the backends")
-	printConfig := fs.Bool("print-config", false, "print the generated config.yaml before serving")
+	printConfig := fs.Bool("print-config", false, "print the config.yaml the demo serves and exit (the simulated servers' ports change from run to run)")
 	fs.bindEnv("master-key", "MAASGATE_DEMO_MASTER_KEY")
 	var opts serverOptions
 	opts.bind(fs, "127.0.0.1")
@@ -86,6 +86,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	text := fmt.Sprintf(demoConfig, append(urls, *masterKey)...)
 	if *printConfig {
 		fmt.Fprint(stdout, text)
+		return nil
 	}
 	cfg, warnings, err := config.Parse("demo-config.yaml", []byte(text), lookupEnv)
 	for _, w := range warnings {

@@ -161,3 +161,14 @@ func TestOpenAIClientCompatibility(t *testing.T) {
 		}
 	})
 }
+
+// TestDemoPrintConfig: --print-config prints the config and exits.
+func TestDemoPrintConfig(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := run(t.Context(), []string{"demo", "--print-config", "--port", "0"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "model_list:") || strings.Contains(out.String(), "gateway at") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
