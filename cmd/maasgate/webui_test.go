@@ -270,11 +270,11 @@ general_settings:
 	}
 	u.waitJS("the new deployment's row counts its requests", `/% of [1-9]/.test(document.querySelector('#models tr[data-id="qwen-c"]')?.textContent)`, 10*time.Second)
 
-	// A backend dies: its row turns to cooling down (or unhealthy) within
-	// seconds, while the others carry the traffic.
+	// A backend dies: its row turns to cooling down (or probe failed)
+	// within seconds, while the others carry the traffic.
 	gpuB.Close()
-	u.waitJS("the dead backend is marked", `['Cooling down', 'Unhealthy'].includes(`+rowState("qwen-b")+`)`, 10*time.Second)
-	if st := u.text(`#models tr[data-id="qwen-b"] .state-cell`); !strings.Contains(st, "s left") && !strings.Contains(st, "Unhealthy") {
+	u.waitJS("the dead backend is marked", `['Cooling down', 'Probe failed'].includes(`+rowState("qwen-b")+`)`, 10*time.Second)
+	if st := u.text(`#models tr[data-id="qwen-b"] .state-cell`); !strings.Contains(st, "s left") && !strings.Contains(st, "Probe failed") {
 		t.Errorf("the dead backend's state says %q, want the seconds left or the error", st)
 	}
 	// A backend that answers errors is cooled down by the router: its row
@@ -283,6 +283,12 @@ general_settings:
 	u.waitJS("the failing backend is shown cooling down", rowState("qwen-a")+` === 'Cooling down' && /\d+ s left/.test(document.querySelector('#models tr[data-id="qwen-a"] .state-cell')?.textContent)`, 10*time.Second)
 	u.checkPage("models")
 	u.screenshot("models")
+	// qwen-a answers health checks but is cooling down: not healthy, on
+	// this page as on the Health page below.
+	modelsCount := u.text(`section[data-group="qwen3-14b"] .healthy-count`)
+	if modelsCount != "1 of 3 healthy" {
+		t.Errorf("the Models page counts %q for qwen3-14b, want 1 of 3 healthy (qwen-a cools down, qwen-b is dead)", modelsCount)
+	}
 
 	// Edit and delete work on the database model, not on config ones.
 	editable := evalJS[[]string](u, `[...document.querySelectorAll('#models button[aria-label^="Delete"]')].map(b => b.getAttribute('aria-label'))`)
@@ -294,12 +300,21 @@ general_settings:
 	u.do("open Health", chromedp.Click(chromedp.CSS(`#nav a[href="#/health"]`)), chromedp.WaitVisible(chromedp.CSS("#run-health")))
 	u.do("check qwen3-14b", chromedp.WaitReady(chromedp.CSS(`#health-model option[value="qwen3-14b"]`)),
 		chromedp.SetValue(chromedp.CSS("#health-model"), "qwen3-14b"), chromedp.Click(chromedp.CSS("#run-health")))
-	u.waitJS("health results", `document.querySelector('#health-results')?.textContent.includes('Unhealthy endpoints (1)')`, 15*time.Second)
+	u.waitJS("health results", `document.querySelector('#health-results')?.textContent.includes('Unhealthy endpoints (2)')`, 15*time.Second)
 	res := u.text("#health-results")
-	if !strings.Contains(res, "Healthy endpoints (2)") || !strings.Contains(res, "qwen-b") || !strings.Contains(u.text("#main"), "in qwen3-14b") {
-		t.Errorf("health results:\n%s", res)
+	if !strings.Contains(res, "Healthy endpoints (1)") || !strings.Contains(u.text("#main"), "1 healthy, 2 unhealthy in qwen3-14b") {
+		t.Errorf("health results (the Models page said %q):\n%s", modelsCount, res)
 	}
-	u.waitJS("background check results listed", `/Unhealthy/.test(document.querySelector('#health-latest tr[data-id="qwen-b"]')?.textContent)`, 5*time.Second)
+	// The cooling deployment is under Unhealthy, saying why; the dead one
+	// names its failed probe.
+	if st := u.text(`table[aria-labelledby="unhealthy-heading"] tr[data-id="qwen-a"] .state-cell`); !strings.HasPrefix(st, "Cooling down") || !strings.Contains(st, "s left") {
+		t.Errorf("qwen-a (cooling down) under Unhealthy endpoints says %q, want Cooling down with the seconds left", st)
+	}
+	if st := u.text(`table[aria-labelledby="unhealthy-heading"] tr[data-id="qwen-b"] .state-cell`); !strings.HasPrefix(st, "Probe failed") {
+		t.Errorf("qwen-b (dead) under Unhealthy endpoints says %q, want Probe failed", st)
+	}
+	u.waitJS("background check results listed", `/Failed/.test(document.querySelector('#health-latest tr[data-id="qwen-b"]')?.textContent) &&
+		/Passed.*Cooling down/.test(document.querySelector('#health-latest tr[data-id="qwen-a"]')?.textContent)`, 5*time.Second)
 	u.checkPage("health")
 	u.screenshot("health")
 
@@ -330,6 +345,14 @@ general_settings:
 		chromedp.SendKeys(chromedp.CSS("#f-fallbacks-0-to"), "qwen3-7b, granite"),
 		chromedp.Click(chromedp.CSS("#save-settings")))
 	u.waitJS("saved", `document.querySelector('#settings-status')?.textContent.startsWith('Saved')`, 5*time.Second)
+	// Neither fallback group exists: saved, with a warning next to the
+	// field naming both, and in the status line.
+	if s := u.text("#settings-status"); !strings.Contains(s, "Warning: Fallbacks names model groups that are not served now") {
+		t.Errorf("after saving fallbacks to groups not served, the status says %q", s)
+	}
+	if w := u.text("#f-fallbacks-warn"); !strings.Contains(w, `"qwen3-7b" is served now`) || !strings.Contains(w, `"granite" is served now`) {
+		t.Errorf("the warning next to Fallbacks says %q, want it to name qwen3-7b and granite", w)
+	}
 	want := map[string]string{"routing_strategy": "least-busy", "num_retries": "4", "timeout": "600", "fallbacks": "[map[qwen3-14b:[qwen3-7b granite]]]"}
 	checkSettings := func(when, url string) {
 		t.Helper()

@@ -9,7 +9,12 @@ package admin
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"net/http"
+	"time"
+
+	"github.com/maasgate/maasgate/internal/deployment"
 )
 
 // Liveness answers GET /health/liveliness and /health/liveness with
@@ -63,3 +68,54 @@ func (rd *Readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
 }
+
+// The states of a deployment's health, as /model/info's state.status and
+// each GET /health entry's status name them.
+const (
+	statusHealthy     = "healthy"
+	statusProbeFailed = "probe_failed"
+	statusCoolingDown = "cooling_down"
+	statusStalled     = "stalled"
+)
+
+// condition is a deployment's health in the one sense every admin view and
+// the UI give the word: healthy means in rotation as far as health goes.
+// Its latest health probe passed (or none ran yet), the router is not
+// cooling it down after failed requests, and the stall watch does not hold
+// it as stalled. Being at its rpm, tpm or parallel-request cap is load, not
+// health, and does not count.
+//
+// LiteLLM's /health calls each model directly, outside its router, so its
+// healthy_endpoints are those that answered the probe; maasgate's /health
+// also lists as unhealthy a deployment that answered but that its router
+// will not send requests to, so that the count matches the Models page.
+type condition struct {
+	status    string        // one of the status constants
+	reason    string        // why it is not healthy, in plain words; "" when healthy
+	coolUntil time.Time     // when its cooldown ends; zero when not cooling
+	coolLeft  time.Duration // time left in its cooldown; 0 when not cooling
+	stalled   bool
+}
+
+// conditionOf returns d's condition at now, given its latest probe result
+// (probed false when none ran). A failed probe is named first: it lasts
+// until a probe passes, while a cooldown ends by itself.
+func conditionOf(d *deployment.Deployment, probed, passed bool, probeError string, now time.Time) condition {
+	c := condition{status: statusHealthy, stalled: d.Stalled()}
+	if c.coolUntil = d.CooldownUntil(now); !c.coolUntil.IsZero() {
+		c.coolLeft = c.coolUntil.Sub(now)
+	}
+	switch {
+	case probed && !passed:
+		c.status, c.reason = statusProbeFailed, "probe failed: "+probeError
+	case c.coolLeft > 0:
+		c.status = statusCoolingDown
+		c.reason = fmt.Sprintf("cooling down for %d s more after failed requests; the router sends it none meanwhile", int(math.Ceil(c.coolLeft.Seconds())))
+	case c.stalled:
+		c.status = statusStalled
+		c.reason = "stalled: requests waited on it with no answer while its peers answered; it gets one trial request at a time until it answers"
+	}
+	return c
+}
+
+func (c condition) healthy() bool { return c.status == statusHealthy }

@@ -11,10 +11,13 @@ import (
 
 // health serves GET /health?model=X&model_id=Y in LiteLLM's shape. With
 // background checks on it answers from their latest results (probing only
-// deployments not checked yet); otherwise it probes now. Each entry also
-// says whether the router has the deployment cooling down and, when the
-// gateway scrapes the server's vLLM /metrics, what it last reported there
-// ("backend", as in /model/info's state).
+// deployments not checked yet); otherwise it probes now. A deployment is
+// healthy as condition defines it: one that answers the probe while the
+// router cools it down or holds it as stalled is listed unhealthy, its
+// error saying why. Each entry also has its status, whether it is cooling
+// down (and for how long) or stalled, and, when the gateway scrapes the
+// server's vLLM /metrics, what it last reported there ("backend", as in
+// /model/info's state).
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
 	model, modelID := r.URL.Query().Get("model"), r.URL.Query().Get("model_id")
 	var ds []*deployment.Deployment
@@ -73,18 +76,28 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 		entry["model_id"] = d.ID
 		entry["model_name"] = d.Group
 		entry["checked_at"] = res.Checked.UTC().Format(time.RFC3339Nano)
-		if until := d.CooldownUntil(now); !until.IsZero() {
-			entry["cooldown_until"] = until.UTC().Format(time.RFC3339Nano)
+		c := conditionOf(d, true, res.Healthy, res.Error, now)
+		entry["status"] = c.status
+		entry["cooling_down"] = c.coolLeft > 0
+		entry["stalled"] = c.stalled
+		if c.coolLeft > 0 {
+			entry["cooldown_until"] = c.coolUntil.UTC().Format(time.RFC3339Nano)
+			entry["cooldown_seconds_left"] = c.coolLeft.Seconds()
 		}
 		if l := d.BackendLoad(); l != nil {
 			entry["backend"] = backendView(l, now)
 		}
-		if res.Healthy {
+		switch {
+		case c.healthy():
 			healthy = append(healthy, entry)
 			continue
+		case !res.Healthy:
+			entry["error"] = res.Error
+			entry["exception_status"] = res.Status
+		default:
+			// It answered the probe; the router keeps it out of rotation.
+			entry["error"] = c.reason
 		}
-		entry["error"] = res.Error
-		entry["exception_status"] = res.Status
 		unhealthy = append(unhealthy, entry)
 	}
 	status := http.StatusOK

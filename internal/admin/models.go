@@ -268,21 +268,30 @@ func (a *API) infoView(d *deployment.Deployment, now time.Time) map[string]any {
 	if d.Model.Info.MaxInputTokens > 0 {
 		info["max_input_tokens"] = d.Model.Info.MaxInputTokens
 	}
-	until := d.CooldownUntil(now)
-	healthy := until.IsZero()
-	state := map[string]any{"in_flight": d.InFlight(), "cooling_down": !until.IsZero(), "cooldown_until": nil}
-	if !until.IsZero() {
-		state["cooldown_until"] = until.UTC().Format(time.RFC3339Nano)
-		state["cooldown_seconds_left"] = until.Sub(now).Seconds()
+	p := d.Probe()
+	var c condition
+	if p != nil {
+		c = conditionOf(d, true, p.Healthy, p.Error, now)
+	} else {
+		c = conditionOf(d, false, false, "", now)
 	}
-	if p := d.Probe(); p != nil {
-		healthy = healthy && p.Healthy
+	state := map[string]any{"in_flight": d.InFlight(), "cooling_down": c.coolLeft > 0, "cooldown_until": nil, "stalled": c.stalled}
+	if c.coolLeft > 0 {
+		state["cooldown_until"] = c.coolUntil.UTC().Format(time.RFC3339Nano)
+		state["cooldown_seconds_left"] = c.coolLeft.Seconds()
+	}
+	if p != nil {
 		state["last_health_check"] = p.Checked.UTC().Format(time.RFC3339Nano)
 		if !p.Healthy {
 			state["health_check_error"] = p.Error
 		}
 	}
+	healthy := c.healthy()
 	state["healthy"] = healthy
+	state["status"] = c.status
+	if !healthy {
+		state["unhealthy_reason"] = c.reason
+	}
 	if l := d.BackendLoad(); l != nil {
 		state["backend"] = backendView(l, now)
 	}

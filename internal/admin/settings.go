@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/maasgate/maasgate/internal/control"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/openai"
+	"github.com/maasgate/maasgate/internal/router"
 )
 
 // field describes one router setting for GET /router/settings, in
@@ -90,7 +92,8 @@ func fields() []field {
 }
 
 func (a *API) routerSettings(w http.ResponseWriter, r *http.Request) {
-	cur := control.SettingsValues(a.router.Settings())
+	settings := a.router.Settings()
+	cur := control.SettingsValues(settings)
 	fs := fields()
 	for i := range fs {
 		fs[i].Value = cur[fs[i].Name]
@@ -99,7 +102,57 @@ func (a *API) routerSettings(w http.ResponseWriter, r *http.Request) {
 		"fields":                        fs,
 		"current_values":                cur,
 		"routing_strategy_descriptions": strategyDescriptions,
+		"warnings":                      fallbackWarnings(a.router, settings),
 	})
+}
+
+// warning is a setting that was accepted but may not do what was meant.
+type warning struct {
+	Field      string `json:"field"`
+	ModelGroup string `json:"model_group"`
+	Message    string `json:"message"`
+}
+
+// fallbackWarnings names the model groups that fallbacks,
+// context_window_fallbacks, content_policy_fallbacks and default_fallbacks
+// mention and that rt does not serve now (as a group, an alias of one, a
+// deployment id or a match of a wildcard group): warnings, not errors,
+// since deployments come and go at runtime and a fallback to a group that
+// does not exist is skipped.
+func fallbackWarnings(rt *router.Router, s config.RouterSettings) []warning {
+	out := []warning{}
+	seen := map[warning]bool{}
+	add := func(field, group, message string) {
+		w := warning{Field: field, ModelGroup: group, Message: message}
+		if !seen[w] {
+			seen[w] = true
+			out = append(out, w)
+		}
+	}
+	to := func(field string, groups []string) {
+		for _, g := range groups {
+			if _, ok := rt.Resolve(g); !ok {
+				add(field, g, fmt.Sprintf("No model group or alias %q is served now: requests skip this fallback until one is added.", g))
+			}
+		}
+	}
+	for _, l := range []struct {
+		field string
+		list  []config.Fallback
+	}{
+		{"fallbacks", s.Fallbacks},
+		{"context_window_fallbacks", s.ContextWindowFallbacks},
+		{"content_policy_fallbacks", s.ContentPolicyFallbacks},
+	} {
+		for _, f := range l.list {
+			if _, ok := rt.Resolve(f.From); !ok && f.From != "*" {
+				add(l.field, f.From, fmt.Sprintf("No model group %q is served now: its fallbacks apply once one is added.", f.From))
+			}
+			to(l.field, f.To)
+		}
+	}
+	to("default_fallbacks", s.DefaultFallbacks)
+	return out
 }
 
 func (a *API) routerFields(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +196,14 @@ func (a *API) configUpdate(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, a.controlError(r.Context(), err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"message": "Config updated successfully", "router_settings": control.SettingsValues(settings)})
+	// Groups named in fallbacks are checked against what is served after
+	// the change (an alias added with it counts); a group that is missing
+	// is a warning, since it may be added later.
+	writeJSON(w, http.StatusOK, map[string]any{
+		"message":         "Config updated successfully",
+		"router_settings": control.SettingsValues(settings),
+		"warnings":        fallbackWarnings(a.router, settings),
+	})
 }
 
 // effectiveConfig serves GET /config/effective: what the gateway serves,

@@ -225,16 +225,31 @@ function modelForm(groups, editing, done) {
   return form;
 }
 
-function stateOf(info, now) {
-  const st = info.state || {};
-  if (st.cooling_down) {
-    const left = Math.max(0, Math.ceil(st.cooldown_seconds_left || 0));
-    return { cls: 'cooling', text: 'Cooling down', detail: `${left} s left` };
+// stateOf names a deployment's health as the gateway decides it, in
+// the same words on every page. Healthy means in rotation: its last health
+// check passed (or none ran yet) and the router is neither cooling it down
+// after failed requests nor holding it as stalled. x is a GET /health
+// entry, or /model/info's state: status, cooling_down,
+// cooldown_seconds_left and the check's error and time.
+function stateOf(x) {
+  const left = `${Math.max(1, Math.ceil(x.cooldown_seconds_left || 0))} s left`;
+  const checked = x.last_health_check || x.checked_at;
+  switch (x.status) {
+    case 'healthy':
+      return { cls: 'healthy', text: 'Healthy', detail: checked ? `checked ${fmtTime(checked)}` : '' };
+    case 'cooling_down':
+      return { cls: 'cooling', text: 'Cooling down', detail: `${left}; no requests until then` };
+    case 'stalled':
+      return { cls: 'cooling', text: 'Stalled', detail: 'no answer while requests waited; one trial request at a time until it answers' };
+    case 'probe_failed':
+      return { cls: 'unhealthy', text: 'Probe failed', detail: (x.health_check_error ?? x.error ?? '') + (x.cooling_down ? `; also cooling down, ${left}` : '') };
+    default:
+      return { cls: 'unknown', text: 'Unknown', detail: '' };
   }
-  if (st.health_check_error) return { cls: 'unhealthy', text: 'Unhealthy', detail: st.health_check_error };
-  if (st.healthy) return { cls: 'healthy', text: 'Healthy', detail: st.last_health_check ? `checked ${fmtTime(st.last_health_check)}` : '' };
-  return { cls: 'unknown', text: 'Unknown', detail: '' };
 }
+
+// healthyWords says what the Models and Health pages count as healthy.
+const healthyWords = 'Healthy means in rotation: the deployment\'s last health check passed (or none ran yet), and the router is neither cooling it down after failed requests nor holding it as stalled.';
 
 // backendCells are the Queue, KV cache and Prefix hits cells of a
 // deployment: what its server last reported on its vLLM /metrics, greyed
@@ -309,14 +324,13 @@ function modelsPage(main) {
       list.replaceChildren(h('div', { class: 'empty' }, 'No models yet: add one with "Add deployment".'));
       return;
     }
-    const now = Date.now();
     list.replaceChildren(...groups.map((g, gi) => {
       const ms = byGroup.get(g);
-      const healthy = ms.filter((m) => !m.model_info.state.cooling_down && m.model_info.healthy).length;
+      const healthy = ms.filter((m) => m.model_info.state.healthy).length;
       const rows = ms.map((m) => {
         const id = m.model_info.id;
         const st = m.model_info.state;
-        const state = stateOf(m.model_info, now);
+        const state = stateOf(st);
         const t = byID.get(id);
         const db = m.model_info.db_model;
         let actions;
@@ -349,7 +363,7 @@ function modelsPage(main) {
           h('td', {}, actions));
       });
       return h('section', { class: 'card', dataset: { group: g }, 'aria-labelledby': `group-${gi}` },
-        h('h2', { id: `group-${gi}` }, g, ' ', h('span', { class: 'muted small' }, `${healthy} of ${ms.length} healthy`)),
+        h('h2', { id: `group-${gi}` }, g, ' ', h('span', { class: 'muted small healthy-count', title: healthyWords }, `${healthy} of ${ms.length} healthy`)),
         h('table', { class: 'models' },
           h('colgroup', {}, ['id', 'base', 'source', 'state', 'inflight', 'latency', 'errors', 'queue', 'kv', 'prefix', 'actions'].map((c) => h('col', { class: 'c-' + c }))),
           h('thead', {}, h('tr', {},
@@ -383,6 +397,7 @@ function modelsPage(main) {
 
   main.append(
     h('div', { class: 'page-head' }, h('h1', {}, 'Models'), addButton),
+    h('p', { class: 'muted small' }, healthyWords),
     status, formArea, list, updated);
   return poll(refresh, 3000);
 }
@@ -396,14 +411,16 @@ function healthPage(main) {
   const latest = h('div', { id: 'health-latest' });
   const run = h('button', { type: 'submit', id: 'run-health' }, 'Run health check');
 
-  const table = (rows, withError) => h('table', {},
+  const stateCell = (st) => h('td', { class: 'state-cell' }, h('span', { class: `state state-${st.cls}` }, st.text),
+    st.detail ? h('span', { class: 'detail' }, st.detail) : null);
+  const table = (rows, withState) => h('table', {},
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col' }, 'Model group'), h('th', { scope: 'col' }, 'Deployment id'), h('th', { scope: 'col' }, 'API base'),
-      h('th', { scope: 'col' }, 'Checked'), withError ? h('th', { scope: 'col' }, 'Error') : null)),
+      h('th', { scope: 'col' }, 'Checked'), withState ? h('th', { scope: 'col' }, 'State') : null)),
     h('tbody', {}, rows.map((r) => h('tr', { dataset: { id: r.model_id } },
       h('td', {}, r.model_name), h('td', { class: 'wrap' }, h('code', {}, r.model_id)), h('td', { class: 'wrap' }, r.api_base || '–'),
-      h('td', {}, fmtTime(r.checked_at) + (r.cooldown_until ? ' (cooling down)' : '')),
-      withError ? h('td', { class: 'wrap' }, r.error || 'unhealthy', r.exception_status ? h('span', { class: 'detail' }, `status ${r.exception_status}`) : null) : null))));
+      h('td', {}, fmtTime(r.checked_at)),
+      withState ? stateCell(stateOf(r)) : null))));
 
   const loadLatest = async () => {
     const info = await api('GET', '/model/info');
@@ -414,19 +431,20 @@ function healthPage(main) {
     const rows = info.data.filter((m) => m.model_info.state.last_health_check);
     latest.replaceChildren(
       h('h2', {}, 'Background checks'),
-      h('p', { class: 'muted small' }, 'The background checks\' latest result for each deployment (general_settings.background_health_checks, every health_check_interval seconds). A deployment failing them is out of rotation until it passes again.'),
+      h('p', { class: 'muted small' }, 'The background checks\' latest result for each deployment (general_settings.background_health_checks, every health_check_interval seconds), and its state now. A deployment failing them is out of rotation until it passes again; one that passes can still be out of rotation, cooling down after failed requests.'),
       rows.length === 0
-        ? h('div', { class: 'empty' }, 'No background check results: the checks are off (set general_settings.background_health_checks: true) or have not run yet. The check above works either way.')
+        ? h('div', { class: 'empty' }, 'No background check results: the checks are off (set general_settings.background_health_checks: true) or have not run yet. The check above works either way; with the checks off, a failed check above takes nothing out of rotation (failed requests do).')
         : h('table', {},
           h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Model group'), h('th', { scope: 'col' }, 'Deployment id'),
-            h('th', { scope: 'col' }, 'Result'), h('th', { scope: 'col' }, 'Checked'))),
+            h('th', { scope: 'col' }, 'Last check'), h('th', { scope: 'col' }, 'Checked'), h('th', { scope: 'col' }, 'State now'))),
           h('tbody', {}, rows.map((m) => {
             const st = m.model_info.state;
-            const ok = !st.health_check_error;
+            const passed = !st.health_check_error;
             return h('tr', { dataset: { id: m.model_info.id } }, h('td', {}, m.model_name), h('td', { class: 'wrap' }, h('code', {}, m.model_info.id)),
-              h('td', { class: 'wrap' }, h('span', { class: `state state-${ok ? 'healthy' : 'unhealthy'}` }, ok ? 'Healthy' : 'Unhealthy'),
-                ok ? null : h('span', { class: 'detail' }, st.health_check_error)),
-              h('td', {}, fmtTime(st.last_health_check)));
+              h('td', { class: 'wrap' }, h('span', { class: `state state-${passed ? 'healthy' : 'unhealthy'}` }, passed ? 'Passed' : 'Failed'),
+                passed ? null : h('span', { class: 'detail' }, st.health_check_error)),
+              h('td', {}, fmtTime(st.last_health_check)),
+              stateCell(stateOf(st)));
           }))));
   };
 
@@ -443,10 +461,12 @@ function healthPage(main) {
       setStatus(status, r.unhealthy_count ? 'error' : 'ok',
         `${r.healthy_count} healthy, ${r.unhealthy_count} unhealthy${select.value ? ' in ' + select.value : ''}.`);
       results.replaceChildren(
-        h('h2', {}, `Healthy endpoints (${r.healthy_count})`),
+        h('h2', { id: 'healthy-heading' }, `Healthy endpoints (${r.healthy_count})`),
         r.healthy_count ? table(r.healthy_endpoints, false) : h('div', { class: 'empty' }, 'None.'),
-        h('h2', {}, `Unhealthy endpoints (${r.unhealthy_count})`),
+        h('h2', { id: 'unhealthy-heading' }, `Unhealthy endpoints (${r.unhealthy_count})`),
         r.unhealthy_count ? table(r.unhealthy_endpoints, true) : h('div', { class: 'empty' }, 'None.'));
+      results.querySelector('#healthy-heading + table')?.setAttribute('aria-labelledby', 'healthy-heading');
+      results.querySelector('#unhealthy-heading + table')?.setAttribute('aria-labelledby', 'unhealthy-heading');
       await loadLatest();
     } catch (e) {
       setStatus(status, 'error', e.message);
@@ -455,7 +475,7 @@ function healthPage(main) {
     }
   });
   main.append(h('h1', {}, 'Health'),
-    h('p', { class: 'muted' }, 'Sends each deployment a small request (GET /health) and shows which answered.'),
+    h('p', { class: 'muted' }, 'Sends each deployment a small request (GET /health) and shows which are healthy, and why the others are not. ', healthyWords),
     form, status, results, latest);
   loadLatest().catch((e) => setStatus(status, 'error', e.message));
 }
@@ -576,6 +596,10 @@ function settingsPage(main) {
       const id = fieldId(f.field_name);
       const ed = editorFor(f, groups);
       const err = h('p', { class: 'error', id: `${id}-err`, hidden: true });
+      // Groups named in fallbacks that are not served: accepted (groups
+      // come and go at runtime), but said next to the setting.
+      const warns = (settings.warnings || []).filter((w) => w.field === f.field_name);
+      const warn = warns.length ? h('div', { class: 'warning', id: `${id}-warn` }, warns.map((w) => h('p', {}, w.message))) : null;
       const labelTag = ed.labelTag || 'label';
       const label = h(labelTag, { class: 'legend', id: `${id}-label`, for: labelTag === 'label' ? id : undefined }, f.ui_field_name,
         ' ', h('code', { class: 'muted small' }, f.field_name));
@@ -585,10 +609,10 @@ function settingsPage(main) {
         label,
         h('p', { class: 'meta', id: `${id}-desc` }, f.field_description, ' Default: ', showDefault(f.field_default), '.',
           ed.hint ? ' ' + ed.hint : ''),
-        ed.el, err, h('div', {}, reset));
-      // Descriptions and errors belong to the inputs themselves.
+        ed.el, warn, err, h('div', {}, reset));
+      // Descriptions, warnings and errors belong to the inputs themselves.
       for (const input of setting.querySelectorAll('input, textarea, select')) {
-        if (input.type !== 'radio') input.setAttribute('aria-describedby', `${id}-desc ${id}-err`);
+        if (input.type !== 'radio') input.setAttribute('aria-describedby', `${id}-desc ${warn ? id + '-warn ' : ''}${id}-err`);
       }
       form.append(setting);
       editors.push({ f, ed, err, setting, original: JSON.stringify(f.field_value ?? null) });
@@ -615,8 +639,9 @@ function settingsPage(main) {
   // problems are shown next to their settings.
   const save = async (changed, done) => {
     clearErrors();
+    let answer;
     try {
-      await api('POST', '/config/update', { router_settings: changed });
+      answer = await api('POST', '/config/update', { router_settings: changed });
     } catch (e) {
       setStatus(status, 'error', `Not saved: ${e.message}`);
       for (const p of problemsOf(e)) {
@@ -627,7 +652,11 @@ function settingsPage(main) {
       return;
     }
     await load();
-    setStatus(status, 'ok', done);
+    // The gateway warns about every setting; the status names those saved now.
+    const warned = [...new Set(((answer && answer.warnings) || []).map((w) => w.field))].filter((n) => n in changed);
+    if (warned.length === 0) { setStatus(status, 'ok', done); return; }
+    const names = warned.map((n) => (editors.find((x) => x.f.field_name === n) || { f: { ui_field_name: n } }).f.ui_field_name);
+    setStatus(status, 'warn', `${done} Warning: ${names.join(', ')} ${names.length === 1 ? 'names' : 'name'} model groups that are not served now; see the notes next to ${names.length === 1 ? 'it' : 'them'}.`);
   };
 
   form.addEventListener('submit', async (ev) => {
