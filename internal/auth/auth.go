@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maasgate/maasgate/internal/anthropic"
 	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/openai"
 )
@@ -135,7 +136,7 @@ func (a *Authenticator) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret := Key(r)
 		if secret == "" {
-			openai.WriteError(w, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication,
+			writeError(w, r, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication,
 				"Authentication Error, No api key passed in. Send it as 'Authorization: Bearer <key>'."))
 			return
 		}
@@ -145,17 +146,28 @@ func (a *Authenticator) Wrap(h http.Handler) http.Handler {
 			return
 		}
 		if e != nil {
-			openai.WriteError(w, e)
+			writeError(w, r, e)
 			return
 		}
 		if !keyRoute(r) {
-			openai.WriteError(w, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, fmt.Sprintf(
+			writeError(w, r, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, fmt.Sprintf(
 				"Authentication Error, Only proxy admin can be used to generate, delete, update info for new keys/users/teams. Route=%s. Your role=internal_user.",
 				openai.Clip(r.URL.Path))))
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// writeError answers e in the envelope of the API r calls: Anthropic's
+// for the Messages API (Claude Code and the Anthropic SDKs read it), else
+// OpenAI's.
+func writeError(w http.ResponseWriter, r *http.Request, e *openai.Error) {
+	if strings.HasPrefix(r.URL.Path, "/v1/messages") {
+		anthropic.WriteError(w, anthropic.FromOpenAI(e), "")
+		return
+	}
+	openai.WriteError(w, e)
 }
 
 // VirtualKey returns the virtual key whose secret this is, and its team

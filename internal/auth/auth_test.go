@@ -152,3 +152,19 @@ func TestCheckAllowedHost(t *testing.T) {
 		}
 	}
 }
+
+// TestMessagesAuthErrorsInAnthropicsEnvelope: a Messages request without
+// a valid key gets its 401 in Anthropic's envelope.
+func TestMessagesAuthErrorsInAnthropicsEnvelope(t *testing.T) {
+	t.Parallel()
+	a := New("sk-master", nil)
+	h := a.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	for _, path := range []string{"/v1/messages", "/v1/chat/completions"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, nil))
+		anthropicShape := strings.Contains(rec.Body.String(), `"type":"error"`) && strings.Contains(rec.Body.String(), `"authentication_error"`)
+		if rec.Code != 401 || anthropicShape != (path == "/v1/messages") {
+			t.Errorf("%s: %d %s", path, rec.Code, rec.Body.String())
+		}
+	}
+}
