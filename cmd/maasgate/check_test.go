@@ -131,7 +131,7 @@ func TestCheckNoEnv(t *testing.T) {
 		wantNot  []string
 	}{
 		{"no-env passes", []string{"--no-env"}, nil, 0, []string{
-			path + ": OK: 5 deployments in 4 model groups (1 a wildcard pattern), routing_strategy least-busy\n",
+			path + ": OK: 5 deployments in 4 model groups (1 wildcard), routing_strategy least-busy\n",
 			"not looked up (--no-env): " + vars + "\n",
 			"warning: " + path + ":31:7: model_list[2].litellm_params.drop_params: not needed by maasgate; ignored: maasgate forwards the request body unchanged",
 			"warning: " + path + `:59:15: litellm_settings.callbacks: callback "otel" is ignored: maasgate's tracing is configured by the OpenTelemetry environment variables`,

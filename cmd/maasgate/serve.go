@@ -291,7 +291,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("check", "check [--no-env] --config config.yaml", stderr)
 	configPath := fs.String("config", "", "config.yaml to validate (required)")
 	fs.bindEnv("config", "MAASGATE_CONFIG", "CONFIG_FILE_PATH")
-	noEnv := fs.Bool("no-env", false, "check the file without its environment, as CI or a migration must: "+
+	noEnv := fs.Bool("no-env", false, "check the file where its environment is not (CI, a migration): "+
 		"os.environ/NAME references are checked for form, not looked up (unless the file's environment_variables set NAME), "+
 		"the values they stand for are not checked, and REDIS_* and DATABASE_URL are not read")
 	if err := fs.parse(args, lookupEnv); err != nil {
@@ -314,8 +314,12 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			for _, p := range ce.Problems {
 				fmt.Fprintf(stdout, "error: %s\n", p)
 			}
-			if len(ce.UnsetEnv) > 0 {
-				fmt.Fprintf(stdout, "not set: %s (check --no-env checks the rest of the file without them)\n", strings.Join(ce.UnsetEnv, ", "))
+			if n := len(ce.UnsetEnv); n > 0 {
+				them := "them"
+				if n == 1 {
+					them = "it"
+				}
+				fmt.Fprintf(stdout, "not set: %s (check --no-env checks the rest of the file without %s)\n", strings.Join(ce.UnsetEnv, ", "), them)
 			}
 			return fmt.Errorf("%s: %d %s", *configPath, len(ce.Problems), plural(len(ce.Problems), "problem"))
 		}
@@ -335,7 +339,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	wild := ""
 	if wildcards > 0 {
-		wild = fmt.Sprintf(" (%d a wildcard pattern)", wildcards)
+		wild = fmt.Sprintf(" (%d wildcard)", wildcards)
 	}
 	fmt.Fprintf(stdout, "%s: OK: %d %s in %d model %s%s, routing_strategy %s\n", *configPath,
 		len(cfg.Models), plural(len(cfg.Models), "deployment"), len(groups), plural(len(groups), "group"), wild, cfg.Router.RoutingStrategy)

@@ -169,8 +169,7 @@ var pointers = map[string]string{
 }
 
 // callbackPointer returns the warning for a logging callback in
-// litellm_settings.callbacks (or success_callback, failure_callback,
-// service_callbacks).
+// litellm_settings.callbacks (or success_callback, failure_callback).
 func callbackPointer(name string) string {
 	switch strings.ToLower(name) {
 	case "prometheus":
