@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -105,5 +106,84 @@ func TestServeFlagsRefused(t *testing.T) {
 				t.Errorf("exit %d, output lacks %q:\n%s", code, tt.want, out.String())
 			}
 		})
+	}
+}
+
+// TestCheckNoEnv: check --no-env validates a realistic LiteLLM config whose
+// every secret is an os.environ reference, in an environment that sets
+// none of them (CI): it passes and names the variables it did not look up.
+// Without the flag the same run fails, listing each unset variable where
+// it is used, and says that --no-env exists.
+func TestCheckNoEnv(t *testing.T) {
+	data, err := os.ReadFile("../../internal/config/testdata/litellm-secrets.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, string(data))
+	vars := "DATABASE_URL, EMBED_KEY, EMBED_RETRIES, LITELLM_MASTER_KEY, LLAMA_KEY, REDIS_HOST, REDIS_PASSWORD, REDIS_PORT, " +
+		"VLLM_A_BASE, VLLM_A_KEY, VLLM_B_BASE, VLLM_B_KEY"
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantCode int
+		want     []string
+		wantNot  []string
+	}{
+		{"no-env passes", []string{"--no-env"}, nil, 0, []string{
+			path + ": OK: 5 deployments in 4 model groups (1 wildcard), routing_strategy least-busy\n",
+			"not looked up (--no-env): " + vars + "\n",
+			"warning: " + path + ":31:7: model_list[2].litellm_params.drop_params: not needed by maasgate; ignored: maasgate forwards the request body unchanged",
+			"warning: " + path + `:59:15: litellm_settings.callbacks: callback "otel" is ignored: maasgate's tracing is configured by the OpenTelemetry environment variables`,
+		}, []string{"is not set", "error:"}},
+		{"no-env does not read REDIS_URL or DATABASE_URL", []string{"--no-env"},
+			map[string]string{"REDIS_URL": "http://redis", "DATABASE_URL": "mysql://db"}, 0, []string{"OK: 5 deployments"}, []string{"error:"}},
+		{"without it, every unset variable", nil, nil, 1, []string{
+			"error: " + path + ":8:17: model_list[0].litellm_params.api_base: environment variable VLLM_A_BASE is not set\n",
+			"error: " + path + ":37:20: model_list[3].litellm_params.num_retries: environment variable EMBED_RETRIES is not set\n",
+			"error: " + path + ":64:17: general_settings.database_url: environment variable DATABASE_URL is not set\n",
+			"not set: " + vars + " (check --no-env checks the rest of the file without them)\n",
+			"14 problems",
+		}, []string{"same model_name"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			setEnv(t, tt.env)
+			var out testutil.Buffer
+			args := append([]string{"check", "--config", path}, tt.args...)
+			if code := run(context.Background(), args, &out, &out); code != tt.wantCode {
+				t.Errorf("exit %d, want %d:\n%s", code, tt.wantCode, out.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("output has %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}
+
+// TestCheckSuggests: a misspelt key is a warning that names the key meant,
+// with its file, line and column; the check still passes.
+func TestCheckSuggests(t *testing.T) {
+	setEnv(t, nil)
+	path := writeConfig(t, `model_list:
+  - model_name: m
+    litellm_params: {model: openai/m, api_base: "http://gpu:8000/v1"}
+router_settings:
+  routing_stratgy: least-busy
+`)
+	var out testutil.Buffer
+	if code := run(context.Background(), []string{"check", "--config", path}, &out, &out); code != 0 {
+		t.Errorf("exit %d:\n%s", code, out.String())
+	}
+	want := "warning: " + path + `:5:3: router_settings.routing_stratgy: unknown key (did you mean "routing_strategy"?); ignored` + "\n"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, out.String())
 	}
 }

@@ -297,16 +297,23 @@ func serveGateway(ctx context.Context, ln net.Listener, cfg *config.Config, opts
 const streamEndGrace = 2 * time.Second
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("check", "check --config config.yaml", stderr)
+	fs := newFlagSet("check", "check [--no-env] --config config.yaml", stderr)
 	configPath := fs.String("config", "", "config.yaml to validate (required)")
 	fs.bindEnv("config", "MAASGATE_CONFIG", "CONFIG_FILE_PATH")
+	noEnv := fs.Bool("no-env", false, "check the file where its environment is not (CI, a migration): "+
+		"os.environ/NAME references are checked for form, not looked up (unless the file's environment_variables set NAME), "+
+		"the values they stand for are not checked, and REDIS_* and DATABASE_URL are not read")
 	if err := fs.parse(args, lookupEnv); err != nil {
 		return err
 	}
 	if *configPath == "" {
 		return errors.New("no config: pass --config config.yaml")
 	}
-	cfg, warnings, err := config.Load(*configPath, lookupEnv)
+	load := func(path string) (*config.Config, []config.Problem, error) { return config.Load(path, lookupEnv) }
+	if *noEnv {
+		load = config.LoadNoEnv
+	}
+	cfg, warnings, err := load(*configPath)
 	for _, w := range warnings {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
@@ -316,10 +323,45 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			for _, p := range ce.Problems {
 				fmt.Fprintf(stdout, "error: %s\n", p)
 			}
+			if n := len(ce.UnsetEnv); n > 0 {
+				them := "them"
+				if n == 1 {
+					them = "it"
+				}
+				fmt.Fprintf(stdout, "not set: %s (check --no-env checks the rest of the file without %s)\n", strings.Join(ce.UnsetEnv, ", "), them)
+			}
 			return fmt.Errorf("%s: %d %s", *configPath, len(ce.Problems), plural(len(ce.Problems), "problem"))
 		}
 		return err
 	}
+	if !*noEnv {
+		if err := envProblems(cfg, stdout); err != nil {
+			return fmt.Errorf("%s: %w", *configPath, err)
+		}
+	}
+	groups, wildcards := map[string]bool{}, 0
+	for _, m := range cfg.Models {
+		if !groups[m.Name] && strings.Contains(m.Name, "*") {
+			wildcards++
+		}
+		groups[m.Name] = true
+	}
+	wild := ""
+	if wildcards > 0 {
+		wild = fmt.Sprintf(" (%d wildcard)", wildcards)
+	}
+	fmt.Fprintf(stdout, "%s: OK: %d %s in %d model %s%s, routing_strategy %s\n", *configPath,
+		len(cfg.Models), plural(len(cfg.Models), "deployment"), len(groups), plural(len(groups), "group"), wild, cfg.Router.RoutingStrategy)
+	if len(cfg.NotLookedUp) > 0 {
+		fmt.Fprintf(stdout, "not looked up (--no-env): %s\n", strings.Join(cfg.NotLookedUp, ", "))
+	}
+	return nil
+}
+
+// envProblems prints what serve would refuse in the environment variables
+// it reads besides the file (REDIS_*, DATABASE_URL), and returns an error
+// when there is any.
+func envProblems(cfg *config.Config, stdout io.Writer) error {
 	var problems []error
 	if err := redisEnvProblem(cfg); err != nil {
 		problems = append(problems, err)
@@ -332,18 +374,12 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			break
 		}
 	}
+	for _, p := range problems {
+		fmt.Fprintf(stdout, "error: %s\n", p)
+	}
 	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintf(stdout, "error: %s\n", p)
-		}
-		return fmt.Errorf("%s: %d %s in the environment", *configPath, len(problems), plural(len(problems), "problem"))
+		return fmt.Errorf("%d %s in the environment", len(problems), plural(len(problems), "problem"))
 	}
-	groups := map[string]bool{}
-	for _, m := range cfg.Models {
-		groups[m.Name] = true
-	}
-	fmt.Fprintf(stdout, "%s: OK: %d %s in %d model %s, routing_strategy %s\n", *configPath,
-		len(cfg.Models), plural(len(cfg.Models), "deployment"), len(groups), plural(len(groups), "group"), cfg.Router.RoutingStrategy)
 	return nil
 }
 

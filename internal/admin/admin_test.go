@@ -282,3 +282,31 @@ func TestEffectiveConfig(t *testing.T) {
 		t.Errorf("a secret in the effective config: %s", b)
 	}
 }
+
+// TestConfigUpdateUnknownKey: /config/update refuses a setting it does not
+// know, suggesting the known one a misspelt key is closest to, as check
+// does for the config file, and changes nothing.
+func TestConfigUpdateUnknownKey(t *testing.T) {
+	srv, rt, _ := newAPI(t)
+	tests := []struct {
+		name, body, want string
+	}{
+		{"misspelt", `{"router_settings":{"routing_stratgy":"least-busy"}}`,
+			`router_settings.routing_stratgy: unknown setting (did you mean \"routing_strategy\"?); GET /router/fields lists them.`},
+		{"dashes", `{"router_settings":{"num-retries":3}}`,
+			`router_settings.num-retries: unknown setting (did you mean \"num_retries\"?); GET /router/fields lists them.`},
+		{"nothing close", `{"router_settings":{"banana":1}}`,
+			`router_settings.banana: unknown setting; GET /router/fields lists them.`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := post(t, srv.URL+"/config/update", tt.body)
+			if status != http.StatusBadRequest || !strings.Contains(body, tt.want) {
+				t.Errorf("got %d %s, want 400 with %s", status, body, tt.want)
+			}
+			if s := rt.Settings(); s.RoutingStrategy != config.DefaultRoutingStrategy || s.NumRetries != config.DefaultNumRetries {
+				t.Errorf("settings changed: %s, %d retries", s.RoutingStrategy, s.NumRetries)
+			}
+		})
+	}
+}

@@ -176,13 +176,17 @@ func (a *API) configUpdate(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, badRequest("router_settings", "Send {\"router_settings\": {...}} with the settings to change; see GET /router/fields."))
 		return
 	}
-	known := map[string]bool{}
+	var known []string
 	for _, f := range fields() {
-		known[f.Name] = true
+		known = append(known, f.Name)
 	}
 	for _, k := range slices.Sorted(maps.Keys(req.RouterSettings)) {
-		if !known[k] {
-			openai.WriteError(w, badRequest("router_settings."+openai.Clip(k), "router_settings.%s: unknown setting; GET /router/fields lists them.", openai.Clip(k)))
+		if !slices.Contains(known, k) {
+			hint := ""
+			if s := config.Suggest(k, known); s != "" {
+				hint = fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			openai.WriteError(w, badRequest("router_settings."+openai.Clip(k), "router_settings.%s: unknown setting%s; GET /router/fields lists them.", openai.Clip(k), hint))
 			return
 		}
 	}

@@ -9,6 +9,9 @@ type Config struct {
 	Router  RouterSettings
 	General GeneralSettings
 	Env     map[string]string // environment_variables, values as Python's str() renders them
+	// NotLookedUp are the variables "os.environ/NAME" references name that
+	// LoadNoEnv did not look up, sorted; nil from Load.
+	NotLookedUp []string
 }
 
 // Model is one deployment: an upstream OpenAI-compatible endpoint serving a

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,20 +26,46 @@ func Load(path string, getenv func(string) (string, bool)) (*Config, []Problem, 
 	return Parse(path, data, getenv)
 }
 
+// LoadNoEnv is Load for checking a file away from the environment it runs
+// in (CI, a migration), where its secrets are not set: the process
+// environment is not read. An "os.environ/NAME" reference is checked for
+// form only, unless the file's environment_variables set NAME, and the
+// value it stands for is not checked further; Config.NotLookedUp lists
+// those variables. The Config, whose values from them are empty, is for
+// reporting only: never serve it.
+func LoadNoEnv(path string) (*Config, []Problem, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseNoEnv(path, data)
+}
+
 // Parse is Load on bytes already read; filename is used in messages.
 func Parse(filename string, data []byte, getenv func(string) (string, bool)) (*Config, []Problem, error) {
-	d := newDecoder(filename, getenv)
+	return parse(newDecoder(filename, getenv), data)
+}
+
+// ParseNoEnv is LoadNoEnv on bytes already read.
+func ParseNoEnv(filename string, data []byte) (*Config, []Problem, error) {
+	d := newDecoder(filename, nil)
+	d.noEnv = true
+	return parse(d, data)
+}
+
+func parse(d *decoder, data []byte) (*Config, []Problem, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, &Error{Problems: []Problem{syntaxProblem(filename, err)}}
+		return nil, nil, &Error{Problems: []Problem{syntaxProblem(d.file, err)}}
 	}
 	b := builder{r: &d.report}
 	cfg := d.config(b.build(&doc, "", 0))
 	sortProblems(d.errors)
 	sortProblems(d.warnings)
 	if len(d.errors) > 0 {
-		return nil, d.warnings, &Error{Problems: d.errors}
+		return nil, d.warnings, &Error{Problems: d.errors, UnsetEnv: slices.Sorted(maps.Keys(d.unset))}
 	}
+	cfg.NotLookedUp = slices.Sorted(maps.Keys(d.notLooked))
 	return cfg, d.warnings, nil
 }
 
@@ -76,7 +105,7 @@ func (d *decoder) config(root *value) *Config {
 		case "model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables":
 			sections[k] = e.val
 		default:
-			d.warnAt(e.key, k, "unknown top-level key; ignored")
+			d.unknownKey(topLevelSet, root, e, k)
 		}
 	}
 	// environment_variables come first: LiteLLM exports them before it reads
@@ -128,15 +157,16 @@ func (d *decoder) litellmSettings(v *value, g *GeneralSettings) {
 				g.RequireAuthForMetrics = b
 			}
 		case "callbacks", "success_callback", "failure_callback":
-			// maasgate always serves its Prometheus metrics; other
-			// logging integrations are not built in.
+			// maasgate always serves its Prometheus metrics and traces
+			// by the OTEL_* variables; other logging integrations are
+			// not built in.
 			items := []*value{e.val}
 			if e.val.kind == listKind {
 				items = e.val.items
 			}
 			for _, it := range items {
-				if n, ok := d.str(it, key, false); ok && n != "prometheus" {
-					d.warnAt(it, key, fmt.Sprintf("callback %q is not implemented by maasgate; ignored (Prometheus metrics are always on at /metrics)", n))
+				if n, ok := d.str(it, key, false); ok {
+					d.warnAt(it, key, callbackPointer(n))
 				}
 			}
 		}
@@ -212,7 +242,7 @@ func (d *decoder) general(v *value, g *GeneralSettings) {
 				g.MaxRequestSizeMB = f
 			}
 		default:
-			d.warnAt(e.key, key, "not implemented by maasgate; ignored")
+			d.unknownKey(generalSet, v, e, key)
 		}
 	}
 }
@@ -253,13 +283,31 @@ func (d *decoder) validate(cfg *Config) {
 			}
 		}
 	}
-	known := func(g string) bool {
-		_, alias := cfg.Router.ModelGroupAlias[g]
-		return groups[g] || alias || g == "*"
+	var wildcards []string // as the router tries them: the longest pattern first
+	for g := range groups {
+		if strings.Contains(g, "*") {
+			wildcards = append(wildcards, g)
+		}
+	}
+	slices.SortFunc(wildcards, func(a, b string) int { return cmp.Or(cmp.Compare(len(b), len(a)), cmp.Compare(a, b)) })
+	matching := func(g string) string {
+		for _, w := range wildcards {
+			if matchWildcard(w, g) {
+				return w
+			}
+		}
+		return ""
 	}
 	for _, field := range []string{"fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "default_fallbacks"} {
 		for _, r := range d.refs[field] {
-			if !known(r.name) {
+			_, alias := cfg.Router.ModelGroupAlias[r.name]
+			switch w := matching(r.name); {
+			case groups[r.name] || alias || (r.from && r.name == "*"):
+			case w != "" && !r.from: // a request falling back to it is served by w
+			case w != "":
+				d.warnAt(r.at, r.key, fmt.Sprintf("model group %q is not in model_list: requests for it go to the wildcard group %q, "+
+					"and fallbacks are looked up by the name of the group that failed, so this entry applies only if %q is added at runtime", r.name, w, r.name))
+			default:
 				d.warnAt(r.at, r.key, fmt.Sprintf("model group %q is not in model_list (fine if it is added at runtime)", r.name))
 			}
 		}
@@ -269,4 +317,12 @@ func (d *decoder) validate(cfg *Config) {
 			d.warnAt(r.at, r.key, fmt.Sprintf("model group %q is not in model_list (fine if it is added at runtime)", r.name))
 		}
 	}
+}
+
+// matchWildcard reports whether the wildcard model name pattern matches
+// model, as the router matches them: its first "*" stands for one or more
+// characters, and any later "*" for itself.
+func matchWildcard(pattern, model string) bool {
+	prefix, suffix, _ := strings.Cut(pattern, "*")
+	return len(model) > len(prefix)+len(suffix) && strings.HasPrefix(model, prefix) && strings.HasSuffix(model, suffix)
 }

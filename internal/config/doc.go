@@ -14,9 +14,13 @@
 //     decoded into typed settings: litellm_settings first (the older home of
 //     the router knobs), then router_settings, which wins. "os.environ/NAME"
 //     strings are read from the environment, then from the file's
-//     environment_variables. A key maasgate does not implement is a warning,
-//     never a failure, because LiteLLM configs carry many of them; a wrong
-//     type or value on a key it does implement is an error. That includes
+//     environment_variables (LoadNoEnv, for CI, checks them for form only
+//     and leaves the values they stand for unchecked). A key maasgate does
+//     not implement is a warning, never a failure, because LiteLLM configs
+//     carry many of them; the warning points to what maasgate does instead
+//     where it does the job another way, and suggests the key meant when it
+//     looks misspelt (keys.go). A wrong type or value on a key it does
+//     implement is an error. That includes
 //     what serve would only find out when it connects: database_url and
 //     redis_url are parsed as the store (pgx) and go-redis parse them.
 //  3. One validation. Checks that span the file run last: every deployment

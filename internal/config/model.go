@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/maasgate/maasgate/internal/openai"
@@ -87,7 +88,7 @@ func (d *decoder) modelList(v *value) []Model {
 			case "model_info":
 				info = e.val
 			default:
-				d.warnAt(e.key, key+"."+k, "unknown key in a model_list item; ignored")
+				d.unknownKey(modelItemSet, item, e, key+"."+k)
 			}
 		}
 		m, site := d.model(item, name, params, info, key+".")
@@ -109,6 +110,9 @@ func (d *decoder) model(item, name, params, info *value, prefix string) (Model, 
 		if s == "" {
 			d.errorAt(name, prefix+"model_name", "must not be empty")
 		}
+		if strings.Count(s, "*") > 1 {
+			d.warnAt(name, prefix+"model_name", `only the first "*" of a wildcard model name matches any text; a later "*" matches only "*"`)
+		}
 		m.Name = s
 	}
 
@@ -117,6 +121,12 @@ func (d *decoder) model(item, name, params, info *value, prefix string) (Model, 
 		d.errorAt(item, prefix+"litellm_params", "required")
 	} else if d.isMapping(params, prefix+"litellm_params") {
 		m.Params, hash = d.params(params, prefix+"litellm_params")
+	}
+
+	if strings.Contains(m.Params.UpstreamModel, "*") && m.Name != "" && !strings.Contains(m.Name, "*") {
+		d.warnAt(params.get("model"), prefix+"litellm_params.model", fmt.Sprintf(
+			`the upstream model %q is sent with its "*": only a wildcard model_name (one with a "*") fills it in with the model asked for`,
+			openai.Clip(m.Params.UpstreamModel)))
 	}
 
 	if d.isMapping(info, prefix+"model_info") {
@@ -143,7 +153,7 @@ func (d *decoder) params(v *value, path string) (Params, []KV) {
 		k := e.key.name()
 		key := path + "." + k
 		val := e.val
-		hash = append(hash, KV{Key: k, Value: d.hashValue(val)})
+		hash = append(hash, KV{Key: k, Value: d.hashValue(k, val)})
 		switch k {
 		case "model":
 			if s, ok := d.str(val, key, false); ok {
@@ -229,9 +239,9 @@ func (d *decoder) params(v *value, path string) (Params, []KV) {
 				p.Extra = map[string]any{}
 			}
 			p.Extra[k] = val.goValue(false)
-			d.warnAt(e.key, key, "not used by maasgate; kept as given")
+			d.unknownKey(paramsSet, v, e, key)
 			if name, ok := envName(val); ok {
-				if _, found := d.lookupEnv(name); !found {
+				if _, found, ok := d.lookupRef(val, key, name); ok && !found && !d.noEnv {
 					d.warnAt(val, key, "environment variable "+name+" is not set")
 				}
 			}
@@ -280,16 +290,26 @@ func (d *decoder) provider(p *Params, modelV, providerV *value, path string) {
 	}
 }
 
-// hashValue is a litellm_params value as LiteLLM hashes it: a top-level
-// "os.environ/NAME" is replaced by the variable (a bool when it reads true or
-// false, None when unset); everything else is hashed as written.
-func (d *decoder) hashValue(v *value) any {
+// hashValue is the value v of litellm_params key k as LiteLLM hashes it: a
+// top-level "os.environ/NAME" is replaced by the variable (a bool when it
+// reads true or false, None when unset); everything else is hashed as
+// written.
+//
+// A variable that is not looked up (noEnv), or that is unset under a key
+// maasgate reads (an error, so the id is never used), is hashed as the
+// reference itself: deployments that differ only in the variables they
+// name get different ids, as they would with the variables set, instead of
+// a duplicate-id error on top of the real problem.
+func (d *decoder) hashValue(k string, v *value) any {
 	name, ok := envName(v)
 	if !ok {
 		return v.goValue(true)
 	}
 	s, found := d.lookupEnv(name)
 	if !found {
+		if d.noEnv || slices.Contains(paramsKeys, k) {
+			return v.s
+		}
 		return nil
 	}
 	switch strings.ToLower(strings.TrimSpace(s)) {
@@ -380,6 +400,7 @@ func (d *decoder) info(v *value, path string) (Info, *value) {
 				in.Metadata = map[string]any{}
 			}
 			in.Metadata[k] = val.goValue(false)
+			d.unknownKey(infoSet, v, e, key) // free metadata: a warning only for a likely misspelling
 		}
 	}
 	return in, idV

@@ -51,6 +51,11 @@ func (p Problem) String() string {
 // everything to fix.
 type Error struct {
 	Problems []Problem
+	// UnsetEnv are the environment variables named by "os.environ/NAME"
+	// references that are not set where a value is needed (each is also
+	// one of Problems), sorted: LoadNoEnv checks the rest of the file
+	// without them.
+	UnsetEnv []string
 }
 
 // Error joins the problems with newlines.

@@ -92,9 +92,11 @@ guardrails: []
 		"config.yaml:7:7: model_list[0].litellm_params.api_version: not used by maasgate; kept as given",
 		"config.yaml:7:20: model_list[0].litellm_params.api_version: environment variable UNSET is not set",
 		"config.yaml:10:5: model_list[0].tpm: unknown key in a model_list item; ignored",
-		"config.yaml:14:3: litellm_settings.drop_params: not implemented by maasgate; ignored",
-		"config.yaml:17:3: general_settings.alerting: not implemented by maasgate; ignored",
-		"config.yaml:18:1: guardrails: unknown top-level key; ignored",
+		"config.yaml:14:3: litellm_settings.drop_params: not needed by maasgate; ignored: maasgate forwards the request body unchanged, " +
+			"so the server decides what to do with parameters it does not support (vLLM accepts fields it does not know and ignores them)",
+		"config.yaml:17:3: general_settings.alerting: not implemented by maasgate; ignored: alert on its Prometheus metrics at /metrics " +
+			"instead (cooldowns, failures, health; see docs/observability.md)",
+		"config.yaml:18:1: guardrails: not implemented by maasgate; ignored",
 	}
 	if diff := cmp.Diff(want, warnings); diff != "" {
 		t.Errorf("warnings mismatch (-want +got):\n%s", diff)
@@ -177,9 +179,10 @@ func TestMetricsSettings(t *testing.T) {
 		wantErrors   []string
 	}{
 		{name: "default: metrics need the master key", src: "litellm_settings: {num_retries: 1}\n", wantAuth: true},
-		{name: "opened", src: "litellm_settings:\n  callbacks: [prometheus]\n  require_auth_for_metrics_endpoint: false\n"},
+		{name: "opened", src: "litellm_settings:\n  require_auth_for_metrics_endpoint: false\n"},
 		{name: "other callbacks warn", src: "litellm_settings:\n  callbacks: [prometheus, langfuse]\n  success_callback: datadog\n", wantAuth: true,
 			wantWarnings: []string{
+				`config.yaml:2:15: litellm_settings.callbacks: callback "prometheus" changes nothing: maasgate always serves its Prometheus metrics at /metrics (see docs/observability.md)`,
 				`config.yaml:2:27: litellm_settings.callbacks: callback "langfuse" is not implemented by maasgate; ignored (Prometheus metrics are always on at /metrics)`,
 				`config.yaml:3:21: litellm_settings.success_callback: callback "datadog" is not implemented by maasgate; ignored (Prometheus metrics are always on at /metrics)`,
 			}},

@@ -14,6 +14,7 @@ type groupRef struct {
 	name string
 	at   *value
 	key  string
+	from bool // the group a fallbacks entry is for, not one to fall back to
 }
 
 // ApplyRouterSettings returns base with settings applied, as POST
@@ -63,7 +64,11 @@ func (d *decoder) routerSettings(v *value, section string, rs *RouterSettings, l
 				continue
 			}
 			if !legacyRouterKey(k) {
-				d.warnAt(e.key, key, "not implemented by maasgate; ignored")
+				if slices.Contains(routerSettingsKeys, k) {
+					d.warnAt(e.key, key, "maasgate reads this router setting in router_settings only; ignored here: move it there")
+				} else {
+					d.unknownKey(litellmSet, v, e, key)
+				}
 				continue
 			}
 			if k == "request_timeout" {
@@ -207,7 +212,7 @@ func (d *decoder) routerSettings(v *value, section string, rs *RouterSettings, l
 				}
 			}
 		default:
-			d.warnAt(e.key, key, "not implemented by maasgate; ignored")
+			d.unknownKey(routerSet, v, e, key)
 		}
 	}
 }
@@ -219,7 +224,11 @@ func (d *decoder) strategy(v *value, key string) (string, bool) {
 		return "", false
 	}
 	if !slices.Contains(RoutingStrategies(), s) {
-		d.errorAt(v, key, fmt.Sprintf("must be one of %s, got %q", strings.Join(RoutingStrategies(), ", "), openai.Clip(s)))
+		msg := fmt.Sprintf("must be one of %s, got %q", strings.Join(RoutingStrategies(), ", "), openai.Clip(s))
+		if near := suggest(s, RoutingStrategies(), nil); near != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", near)
+		}
+		d.errorAt(v, key, msg)
 		return "", false
 	}
 	return s, true
@@ -262,7 +271,7 @@ func (d *decoder) fallbacks(v *value, key, field string) ([]Fallback, bool) {
 			continue
 		}
 		out = append(out, Fallback{From: from, To: to})
-		refs = append(refs, groupRef{name: from, at: e.key, key: k})
+		refs = append(refs, groupRef{name: from, at: e.key, key: k, from: true})
 		for j, g := range to {
 			at, gk := e.val, k+"."+from
 			if e.val.kind == listKind {
@@ -289,7 +298,11 @@ func (d *decoder) policy(v *value, key string, keys []string) (map[string]int, b
 	for _, e := range v.entries {
 		k := e.key.name()
 		if !slices.Contains(keys, k) {
-			d.errorAt(e.key, key+"."+k, "unknown key; valid keys are "+strings.Join(keys, ", "))
+			msg := "unknown key; valid keys are " + strings.Join(keys, ", ")
+			if near := suggest(k, keys, nil); near != "" {
+				msg = fmt.Sprintf("unknown key (did you mean %q?); valid keys are %s", near, strings.Join(keys, ", "))
+			}
+			d.errorAt(e.key, key+"."+k, msg)
 			ok = false
 			continue
 		}
@@ -345,7 +358,7 @@ func (d *decoder) aliases(v *value, key string) (map[string]Alias, bool) {
 						ok = false
 					}
 				default:
-					d.warnAt(f.key, fk, "not implemented by maasgate; ignored")
+					d.unknownKey(aliasSet, e.val, f, fk)
 				}
 			}
 			if a.Model == "" && e.val.get("model").isNull() {

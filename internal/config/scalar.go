@@ -1,11 +1,14 @@
 package config
 
 import (
+	"fmt"
 	"math"
 	"math/big"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/maasgate/maasgate/internal/openai"
 )
 
 // decoder turns values into typed settings, reporting every problem. Each
@@ -16,6 +19,13 @@ type decoder struct {
 	getenv func(string) (string, bool)
 	env    map[string]string // environment_variables, consulted after getenv
 
+	// noEnv checks "os.environ/NAME" references for form only (ParseNoEnv):
+	// a variable the file's environment_variables do not set is not looked
+	// up, and the value that depends on it is not checked further.
+	noEnv     bool
+	notLooked map[string]bool // with noEnv, the variables not looked up
+	unset     map[string]bool // without, the variables found unset where a value is needed
+
 	sites  []modelSite
 	refs   map[string][]groupRef // by setting name; the last section to set one wins
 	groups []groupRef            // model_group_alias targets
@@ -25,7 +35,8 @@ func newDecoder(file string, getenv func(string) (string, bool)) *decoder {
 	if getenv == nil {
 		getenv = func(string) (string, bool) { return "", false }
 	}
-	return &decoder{report: report{file: file}, getenv: getenv, refs: map[string][]groupRef{}}
+	return &decoder{report: report{file: file}, getenv: getenv, refs: map[string][]groupRef{},
+		notLooked: map[string]bool{}, unset: map[string]bool{}}
 }
 
 const envPrefix = "os.environ/"
@@ -42,20 +53,63 @@ func (d *decoder) lookupEnv(name string) (string, bool) {
 }
 
 // resolve replaces an "os.environ/NAME" string with the variable's value.
+// It returns false, having reported why, when the reference is malformed or
+// the variable is not set, and false without a report when the variable is
+// not looked up (noEnv).
 func (d *decoder) resolve(v *value, key string) (*value, bool) {
-	if v.kind != strKind {
-		return v, true
-	}
-	name, ok := strings.CutPrefix(v.s, envPrefix)
+	name, ok := envName(v)
 	if !ok {
 		return v, true
 	}
-	s, found := d.lookupEnv(name)
+	s, found, ok := d.lookupRef(v, key, name)
 	if !found {
-		d.errorAt(v, key, "environment variable "+name+" is not set")
+		if ok && !d.noEnv {
+			d.errorAt(v, key, "environment variable "+name+" is not set")
+			d.unset[name] = true
+		}
 		return nil, false
 	}
 	return &value{kind: strKind, s: s, env: name, line: v.line, col: v.col}, true
+}
+
+// lookupRef looks up the variable NAME of the reference v: found says
+// whether it has a value, and ok is false when the reference is malformed
+// (reported) and so not looked up. With noEnv, a variable not found is
+// recorded as not looked up.
+func (d *decoder) lookupRef(v *value, key, name string) (s string, found, ok bool) {
+	switch {
+	case name == "":
+		d.errorAt(v, key, `"`+envPrefix+`" names no environment variable`)
+		return "", false, false
+	case strings.ContainsAny(name, "=\x00"):
+		d.errorAt(v, key, fmt.Sprintf("%q is not an environment variable name: it cannot contain \"=\" or NUL", openai.Clip(name)))
+		return "", false, false
+	}
+	if s, found := d.lookupEnv(name); found {
+		return s, true, true
+	}
+	if d.noEnv {
+		if !portableEnvName(name) && !d.notLooked[name] {
+			d.warnAt(v, key, fmt.Sprintf("environment variable name %q has characters other than ASCII letters, digits and \"_\" (or starts with a digit): shells and some platforms cannot set it", openai.Clip(name)))
+		}
+		d.notLooked[name] = true
+	}
+	return "", false, true
+}
+
+// portableEnvName reports whether name is a variable name every shell and
+// platform can set (POSIX's portable set: letters, digits and "_", not
+// starting with a digit).
+func portableEnvName(name string) bool {
+	for i, c := range []byte(name) {
+		switch {
+		case c == '_', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case '0' <= c && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return name != ""
 }
 
 // str reads a string, resolving "os.environ/NAME". A secret's value is never
