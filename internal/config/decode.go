@@ -313,7 +313,7 @@ func (d *decoder) validate(cfg *Config) {
 		}
 	}
 	for _, r := range d.groups {
-		if !groups[r.name] {
+		if !groups[r.name] && matching(r.name) == "" { // an alias of a name a wildcard serves is fine
 			d.warnAt(r.at, r.key, fmt.Sprintf("model group %q is not in model_list (fine if it is added at runtime)", r.name))
 		}
 	}

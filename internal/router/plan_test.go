@@ -231,20 +231,21 @@ func BenchmarkPlanCacheAware(b *testing.B) {
 func TestWildcardGroups(t *testing.T) {
 	t.Parallel()
 	r := New([]config.Model{model("qwen", "q"), model("vllm/*", "v"), model("vllm/gpt-*", "g"), model("*", "all")},
-		config.RouterSettings{}, nil)
+		config.RouterSettings{ModelGroupAlias: map[string]config.Alias{"claude-sonnet": {Model: "vllm/qwen3-coder"}}}, nil)
 	for _, tt := range []struct{ model, group, capture string }{
 		{"qwen", "qwen", ""},
 		{"vllm/llama-3", "vllm/*", "llama-3"},
 		{"vllm/gpt-oss", "vllm/gpt-*", "oss"},
 		{"anything", "*", "anything"},
 		{"vllm/", "*", "vllm/"},
+		{"claude-sonnet", "vllm/*", "qwen3-coder"}, // an alias of a name a wildcard serves
 	} {
 		tg, ok := r.Resolve(tt.model)
 		if !ok || tg.Group.Name != tt.group || tg.Wildcard != tt.capture {
 			t.Errorf("%s: group %v, capture %q, want %s, %q", tt.model, tg.Group, tg.Wildcard, tt.group, tt.capture)
 		}
 	}
-	if names := r.ModelNames(); !reflect.DeepEqual(names, []string{"qwen"}) {
+	if names := r.ModelNames(); !reflect.DeepEqual(names, []string{"claude-sonnet", "qwen"}) {
 		t.Errorf("listed models %v: wildcard patterns are not models", names)
 	}
 }

@@ -317,6 +317,9 @@ func (t *table) resolve(model string) (Target, bool) {
 		if g, ok := t.groups[name]; ok {
 			return Target{Group: g}, true
 		}
+		if tg, ok := t.matchWildcards(name); ok { // an alias of a name a wildcard serves
+			return tg, true
+		}
 	}
 	if g, ok := t.groups[model]; ok {
 		return Target{Group: g}, true
@@ -324,6 +327,12 @@ func (t *table) resolve(model string) (Target, bool) {
 	if d, ok := t.byID[model]; ok {
 		return Target{Group: t.groups[d.Group], Pinned: d}, true
 	}
+	return t.matchWildcards(model)
+}
+
+// matchWildcards resolves model through the wildcard groups, the most
+// specific first.
+func (t *table) matchWildcards(model string) (Target, bool) {
 	for _, g := range t.wildcards {
 		if capture, ok := matchWildcard(g.Name, model); ok {
 			return Target{Group: g, Wildcard: capture}, true
