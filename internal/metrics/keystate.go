@@ -59,6 +59,9 @@ var (
 		"What the team used of that limit on this replica: requests or tokens this minute, requests in flight.",
 		append(teamBudgetLabels[:2:2], "rate_limit_type"), nil)
 
+	descTeams       = prometheus.NewDesc("litellm_teams_count", "Teams.", nil, nil)
+	descTeamMembers = prometheus.NewDesc("litellm_team_members_metric", "Members of the team (members_with_roles).", teamBudgetLabels, nil)
+
 	keyModelLabels                = []string{"hashed_api_key", "api_key_alias", "model", "model_id"}
 	descKeyModelRemainingRequests = prometheus.NewDesc("litellm_remaining_api_key_requests_for_model",
 		"Requests the virtual key may still send to the model this minute under its model_rpm_limit, on this replica.", keyModelLabels, nil)
@@ -73,7 +76,7 @@ func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descKeyRemainingBudget, descKeyMaxBudget, descKeyBudgetHours,
 		descTeamRemainingBudget, descTeamMaxBudget, descTeamBudgetHours,
 		descKeyLimitAllowed, descKeyLimitUsed, descTeamLimitAllowed, descTeamLimitUsed,
-		descKeyModelRemainingRequests, descKeyModelRemainingTokens} {
+		descKeyModelRemainingRequests, descKeyModelRemainingTokens, descTeams, descTeamMembers} {
 		ch <- d
 	}
 }
@@ -100,11 +103,14 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			return true
 		})
-		for _, t := range set.Teams() {
+		teams := set.Teams()
+		gauge(descTeams, float64(len(teams)))
+		for _, t := range teams {
+			id, alias := teamLabels(t)
+			gauge(descTeamMembers, float64(len(t.Members)), id, alias)
 			if t.MaxBudget == nil {
 				continue
 			}
-			id, alias := teamLabels(t)
 			spend := t.Spend
 			if m.spender != nil {
 				spend = m.spender.TeamSpend(t)
