@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/maasgate/maasgate/internal/deployment"
 )
 
 // cachedTokens returns the prompt tokens a deployment read from its prefix
@@ -33,3 +35,12 @@ func (c *call) noteCached(n int64) { c.cachedTokens = n }
 // limits and budget checked): the time since it arrived is its queue
 // time on /metrics.
 func (p *Proxy) noteRouted(c *call) { c.queued = p.now().Sub(c.start) }
+
+// operationName is the GenAI operation of ep for the gen_ai_* metrics;
+// "" for an endpoint operations does not list yet.
+func operationName(ep deployment.Endpoint) string {
+	if int(ep) < len(operations) {
+		return operations[ep].Value.AsString()
+	}
+	return ""
+}
