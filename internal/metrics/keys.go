@@ -100,7 +100,7 @@ func (m *Metrics) overflowLabels(team, teamAlias string) *keyLabels {
 func (m *Metrics) keyedVecs() []*prometheus.MetricVec {
 	return []*prometheus.MetricVec{m.proxyTotal.MetricVec, m.proxyFailed.MetricVec,
 		m.inputTokens.MetricVec, m.outputTokens.MetricVec, m.totalTokens.MetricVec, m.spend.MetricVec,
-		m.requests.MetricVec, m.apiFailed.MetricVec, m.cachedIn.MetricVec, m.cacheRead.MetricVec}
+		m.requests.MetricVec, m.apiFailed.MetricVec, m.cachedIn.MetricVec}
 }
 
 // pruneKeys deletes the series of keys that no longer exist and of labels

@@ -8,10 +8,11 @@ import (
 )
 
 // LiteLLM's older metric names, which dashboards built for earlier LiteLLM
-// releases still query (its dashboard_1, "LLM Proxy", among them), are
-// derived at scrape time from the series under the current names, summed
-// over the labels the old name did not have: they cost the request path
-// nothing. The old names of the rate limit gauges are in state.go.
+// releases still query (its dashboard_1, "LLM Proxy", among them), and its
+// second name for cached tokens, are derived at scrape time from the series
+// under the current names, summed over the labels the old name did not
+// have: they cost the request path nothing. The old names of the rate
+// limit gauges are in state.go.
 func (m *Metrics) registerLegacy() {
 	m.reg.MustRegister(
 		// litellm_total_tokens before it became litellm_total_tokens_metric.
@@ -20,6 +21,9 @@ func (m *Metrics) registerLegacy() {
 			[]string{"end_user", "hashed_api_key", "model", "team", "team_alias", "user"}, nil),
 		// The "self" service of LiteLLM's prometheus_system callback: the
 		// latency of successful calls.
+		// LiteLLM exports the servers' cached prompt tokens under two names.
+		newRollup(m.cachedIn, false, "litellm_provider_cache_read_input_tokens_metric_total",
+			"The same as litellm_input_cached_tokens_metric, under LiteLLM's other name for it.", tokenLabels, nil),
 		newRollup(m.totalLatency, true, "litellm_self_latency",
 			"The latency of successful requests (litellm_request_total_latency_metric over all labels), as LiteLLM's service callback names it.",
 			nil, prometheus.Labels{"self": "self"}),

@@ -151,7 +151,7 @@ type Metrics struct {
 
 	requests, apiFailed *prometheus.CounterVec // LiteLLM's deprecated counters
 	queue               *prometheus.HistogramVec
-	cachedIn, cacheRead *prometheus.CounterVec // the same count under LiteLLM's two names
+	cachedIn            *prometheus.CounterVec
 	genai               genaiVecs
 
 	// spender and limiter feed the key and team gauges (keystate.go).
@@ -249,14 +249,12 @@ func New(o Options) *Metrics {
 		latencyBuckets, totalLatencyLabels)
 	m.cachedIn = counter("litellm_input_cached_tokens_metric_total",
 		"Prompt tokens of successful requests the deployment read from its prefix cache (usage.prompt_tokens_details.cached_tokens).", tokenLabels)
-	m.cacheRead = counter("litellm_provider_cache_read_input_tokens_metric_total",
-		"The same as litellm_input_cached_tokens_metric, under LiteLLM's other name for it.", tokenLabels)
 	m.genai = newGenAI(o.ServiceName)
 
 	m.reg.MustRegister(m.inFlight, m.proxyTotal, m.proxyFailed, m.totalLatency, m.apiLatency, m.ttft, m.overhead,
 		m.inputTokens, m.outputTokens, m.totalTokens, m.spend, m.depSuccess, m.depFailure, m.depTotal, m.perToken,
 		m.cooled, m.fbOK, m.fbFailed, m.probes, m.probeTime, m.prefixQueried, m.prefixHit,
-		m.requests, m.apiFailed, m.queue, m.cachedIn, m.cacheRead,
+		m.requests, m.apiFailed, m.queue, m.cachedIn,
 		&stateCollector{m: m}, &keyCollector{m: m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.genai.register(m.reg)
@@ -438,7 +436,7 @@ type callSeries struct {
 	total                                           prometheus.Counter
 	totalLatency, apiLatency, ttft, overhead, queue prometheus.Observer
 	input, output, tokens, spend, requests          prometheus.Counter
-	cachedIn, cacheRead                             prometheus.Counter
+	cachedIn                                        prometheus.Counter
 	genai                                           genaiCall
 	inputCost, outputCost                           float64
 }
@@ -466,7 +464,6 @@ func (m *Metrics) callSeriesOf(k callKey) *callSeries {
 		requests:     m.requests.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, none, none, none, l.id),
 		queue:        m.queue.WithLabelValues(none, none, none, group, none, none, none, l.upstream, l.id),
 		cachedIn:     m.cachedIn.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, none, group, l.id),
-		cacheRead:    m.cacheRead.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, none, group, l.id),
 		genai:        m.genai.call(k.op, k.group, l, k.stream),
 		inputCost:    k.d.Model.Params.InputCostPerToken,
 		outputCost:   k.d.Model.Params.OutputCostPerToken,
@@ -511,7 +508,6 @@ func (m *Metrics) Finish(c *Call) {
 		s.tokens.Add(float64(c.TotalTokens))
 		if c.CachedTokens > 0 {
 			s.cachedIn.Add(float64(c.CachedTokens))
-			s.cacheRead.Add(float64(c.CachedTokens))
 		}
 		cost := float64(c.PromptTokens)*s.inputCost + float64(c.CompletionTokens)*s.outputCost
 		if cost > 0 {
@@ -662,7 +658,7 @@ func (m *Metrics) prune() {
 		if !liveCall[callLabels{l.group, l.upstream, l.id}] {
 			for _, v := range []*prometheus.MetricVec{m.totalLatency.MetricVec, m.apiLatency.MetricVec, m.ttft.MetricVec,
 				m.inputTokens.MetricVec, m.outputTokens.MetricVec, m.totalTokens.MetricVec, m.spend.MetricVec,
-				m.requests.MetricVec, m.apiFailed.MetricVec, m.queue.MetricVec, m.cachedIn.MetricVec, m.cacheRead.MetricVec} {
+				m.requests.MetricVec, m.apiFailed.MetricVec, m.queue.MetricVec, m.cachedIn.MetricVec} {
 				v.DeletePartialMatch(call)
 			}
 		}
