@@ -367,6 +367,8 @@ func (m *Metrics) apiFailedOf(s *attemptSeries, key *keyLabels) prometheus.Count
 		return c.(prometheus.Counter)
 	}
 	l := s.labels
+	m.mu.Lock() // not while prune deletes the series of removed keys
+	defer m.mu.Unlock()
 	c, _ := s.failedByKey.LoadOrStore(key, m.apiFailed.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, l.id))
 	return c.(prometheus.Counter)
 }
