@@ -264,10 +264,7 @@ general_settings:
 	}
 
 	// Every metric of maasgate's dashboard and every one LiteLLM's show.
-	var want []string
-	for _, m := range maasgateDashboardMetrics(t) {
-		want = append(want, m)
-	}
+	want := maasgateDashboardMetrics(t)
 	for _, d := range litellmDashboards {
 		for _, p := range d.panels {
 			want = append(want, p.shows...)
