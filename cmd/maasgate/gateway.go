@@ -102,7 +102,6 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 	}
 
 	reg := prometheus.NewRegistry()
-	mtr := metrics.New(metrics.Options{Registry: reg, Deployments: rt.Deployments, Keys: ctl.Keys, MaxKeys: opts.metricsMaxKeys})
 	tracer, closeTracing, err := startTracing(ctx, log)
 	if err != nil {
 		return nil, err
@@ -157,6 +156,9 @@ func buildGateway(ctx context.Context, cfg *config.Config, opts serverOptions, l
 		ledgerOpts.Redis = cl.Redis()
 	}
 	ledger := spend.New(ledgerOpts)
+	serviceName, _ := lookupEnv("OTEL_SERVICE_NAME") // the gen_ai_* metrics' service_name, as the spans'
+	mtr := metrics.New(metrics.Options{Registry: reg, Deployments: rt.Deployments, Keys: ctl.Keys, MaxKeys: opts.metricsMaxKeys,
+		Spend: ledger, Limits: lim, ServiceName: strings.TrimSpace(serviceName)})
 	var adminToken [32]byte
 	if cfg.General.MasterKey != "" {
 		adminToken = keys.Token(cfg.General.MasterKey)

@@ -96,10 +96,11 @@ func (m *Metrics) overflowLabels(team, teamAlias string) *keyLabels {
 }
 
 // keyedVecs are the metrics labelled with the key: the per-key series
-// LiteLLM has (requests, failures, tokens, spend).
+// LiteLLM has (requests, failures, tokens, cached tokens, spend).
 func (m *Metrics) keyedVecs() []*prometheus.MetricVec {
 	return []*prometheus.MetricVec{m.proxyTotal.MetricVec, m.proxyFailed.MetricVec,
-		m.inputTokens.MetricVec, m.outputTokens.MetricVec, m.totalTokens.MetricVec, m.spend.MetricVec}
+		m.inputTokens.MetricVec, m.outputTokens.MetricVec, m.totalTokens.MetricVec, m.spend.MetricVec,
+		m.requests.MetricVec, m.apiFailed.MetricVec, m.cachedIn.MetricVec}
 }
 
 // pruneKeys deletes the series of keys that no longer exist and of labels
@@ -143,4 +144,7 @@ func (m *Metrics) pruneKeys() {
 		}
 		return true
 	})
+	// Attempts cache their failed-attempt children by key: dropped whole,
+	// as deleting keys is rare.
+	m.attempts.Clear()
 }

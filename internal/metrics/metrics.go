@@ -47,9 +47,13 @@ import (
 // none is LiteLLM's value for a label it has nothing for (Python's str(None)).
 const none = "None"
 
-// latencyBuckets are LiteLLM's LATENCY_BUCKETS, in seconds, for the request,
-// upstream, time-to-first-token and overhead histograms.
-var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 420, 600}
+// latencyBuckets are LiteLLM's LATENCY_BUCKETS (litellm/types/integrations/
+// prometheus.py), in seconds, for the request, upstream, time-to-first-token,
+// overhead and queue histograms: 35 bounds from 5 ms to 300 s, dense
+// (every half second) between 1 and 10 s, where most completions end.
+var latencyBuckets = []float64{0.005, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.5,
+	1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5, 6, 6.5, 7, 7.5, 8, 8.5, 9, 9.5, 10,
+	15, 20, 25, 30, 60, 120, 180, 240, 300}
 
 // perTokenBuckets are Python prometheus_client's default buckets, which
 // LiteLLM's litellm_deployment_latency_per_output_token uses.
@@ -73,8 +77,12 @@ var (
 	perTokenLabels     = []string{"litellm_model_name", "model_id", "api_base", "api_provider", "hashed_api_key", "api_key_alias", "team", "team_alias"}
 	cooledLabels       = []string{"litellm_model_name", "model_id", "api_base", "api_provider", "exception_status"}
 	fallbackLabels     = []string{"requested_model", "fallback_model", "hashed_api_key", "api_key_alias", "team", "team_alias", "exception_status", "exception_class", "model_id"}
-	probeLabelNames    = []string{"model_group", "model_id", "api_base", "result"}
-	probeTimeLabels    = []string{"model_group", "model_id", "api_base"}
+	// LiteLLM's deprecated request counters, which its older dashboards
+	// still query.
+	requestsLabels  = []string{"end_user", "hashed_api_key", "api_key_alias", "model", "team", "team_alias", "user", "user_email", "client_ip", "user_agent", "model_id"}
+	apiFailedLabels = []string{"end_user", "hashed_api_key", "api_key_alias", "model", "team", "team_alias", "user", "model_id"}
+	probeLabelNames = []string{"model_group", "model_id", "api_base", "result"}
+	probeTimeLabels = []string{"model_group", "model_id", "api_base"}
 )
 
 // Options configure Metrics.
@@ -95,6 +103,15 @@ type Options struct {
 	// calls of later keys are labelled "other". 0 labels every key
 	// "other".
 	MaxKeys int
+	// Spend gives the live spend of keys and teams for the budget gauges;
+	// nil uses the spend stored with them.
+	Spend Spender
+	// Limits lists the rate limit counters of keys and teams in use, for
+	// the rate limit gauges; nil exports none.
+	Limits Limiter
+	// ServiceName is the service_name label of the gen_ai_* metrics
+	// (OTEL_SERVICE_NAME); "" means "maasgate".
+	ServiceName string
 }
 
 // Metrics records the gateway's metrics. Its methods are safe for
@@ -132,6 +149,15 @@ type Metrics struct {
 
 	prefixQueried, prefixHit *prometheus.CounterVec
 
+	requests, apiFailed *prometheus.CounterVec // LiteLLM's deprecated counters
+	queue               *prometheus.HistogramVec
+	cachedIn            *prometheus.CounterVec
+	genai               genaiVecs
+
+	// spender and limiter feed the key and team gauges (keystate.go).
+	spender Spender
+	limiter Limiter
+
 	traffic *Traffic
 
 	// Cached children, so the request path does not hash label values:
@@ -162,6 +188,7 @@ type probeLabels struct{ group, id, apiBase string }
 // runtime and process collectors.
 func New(o Options) *Metrics {
 	m := &Metrics{reg: o.Registry, deployments: o.Deployments, keys: o.Keys, now: o.Now, maxKeys: max(o.MaxKeys, 0),
+		spender: o.Spend, limiter: o.Limits,
 		tracked: map[depLabels]bool{}, probed: map[probeLabels]bool{}, overflow: map[teamKey]*keyLabels{}}
 	if m.now == nil {
 		m.now = time.Now
@@ -213,11 +240,25 @@ func New(o Options) *Metrics {
 	m.prefixHit = counter("maasgate_prefix_index_hit_tokens_total",
 		"Of those, the tokens the gateway's prefix index expected the deployment to hold in its prefix cache: divide the rates for the router's estimated hit rate.", ownLabels)
 
+	m.requests = counter("litellm_requests_metric_total",
+		"Deprecated in LiteLLM for litellm_proxy_total_requests_metric: successful requests, by the upstream model that answered.", requestsLabels)
+	m.apiFailed = counter("litellm_llm_api_failed_requests_metric_total",
+		"Deprecated in LiteLLM for litellm_proxy_failed_requests_metric: failed attempts on deployments (each retry counts), by upstream model.", apiFailedLabels)
+	m.queue = histogram("litellm_request_queue_time_seconds",
+		"Seconds from a successful request's arrival to the start of its routing: reading the body, checking the key, its limits and budget. The gateway holds no queue; the GPU servers' queues are maasgate_backend_num_requests_waiting.",
+		latencyBuckets, totalLatencyLabels)
+	m.cachedIn = counter("litellm_input_cached_tokens_metric_total",
+		"Prompt tokens of successful requests the deployment read from its prefix cache (usage.prompt_tokens_details.cached_tokens).", tokenLabels)
+	m.genai = newGenAI(o.ServiceName)
+
 	m.reg.MustRegister(m.inFlight, m.proxyTotal, m.proxyFailed, m.totalLatency, m.apiLatency, m.ttft, m.overhead,
 		m.inputTokens, m.outputTokens, m.totalTokens, m.spend, m.depSuccess, m.depFailure, m.depTotal, m.perToken,
 		m.cooled, m.fbOK, m.fbFailed, m.probes, m.probeTime, m.prefixQueried, m.prefixHit,
-		&stateCollector{m: m},
+		m.requests, m.apiFailed, m.queue, m.cachedIn,
+		&stateCollector{m: m}, &keyCollector{m: m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.genai.register(m.reg)
+	m.registerLegacy()
 	return m
 }
 
@@ -254,6 +295,7 @@ type attemptSeries struct {
 	perToken         func() prometheus.Observer
 	cooledByStatus   sync.Map // status string -> prometheus.Counter
 	failuresByReason sync.Map // failureKey -> prometheus.Counter
+	failedByKey      sync.Map // *keyLabels -> prometheus.Counter (litellm_llm_api_failed_requests_metric)
 }
 
 type failureKey struct {
@@ -281,9 +323,10 @@ func (m *Metrics) attemptSeriesOf(d *deployment.Deployment) *attemptSeries {
 	return actual.(*attemptSeries)
 }
 
-// Attempt records one attempt on d: its outcome, and whether it started a
+// Attempt records one attempt on d for a request with virtual key vk of
+// team (nil for the master key): its outcome, and whether it started a
 // cooldown of d (router.Record's result).
-func (m *Metrics) Attempt(d *deployment.Deployment, o router.Outcome, cooled bool) {
+func (m *Metrics) Attempt(d *deployment.Deployment, o router.Outcome, cooled bool, vk *keys.Key, team *keys.Team) {
 	if m == nil || o.Class == router.Cancelled {
 		return
 	}
@@ -304,6 +347,7 @@ func (m *Metrics) Attempt(d *deployment.Deployment, o router.Outcome, cooled boo
 				k.status, k.class, none, none, none, none, none, none))
 		}
 		c.(prometheus.Counter).Inc()
+		m.apiFailedOf(s, m.keyLabelsOf(vk, team)).Inc()
 	}
 	if cooled {
 		st := statusLabel(o.Status)
@@ -314,6 +358,19 @@ func (m *Metrics) Attempt(d *deployment.Deployment, o router.Outcome, cooled boo
 		}
 		c.(prometheus.Counter).Inc()
 	}
+}
+
+// apiFailedOf returns the litellm_llm_api_failed_requests_metric child of
+// a failed attempt on s's deployment by a key with labels key.
+func (m *Metrics) apiFailedOf(s *attemptSeries, key *keyLabels) prometheus.Counter {
+	if c, ok := s.failedByKey.Load(key); ok {
+		return c.(prometheus.Counter)
+	}
+	l := s.labels
+	m.mu.Lock() // not while prune deletes the series of removed keys
+	defer m.mu.Unlock()
+	c, _ := s.failedByKey.LoadOrStore(key, m.apiFailed.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, l.id))
+	return c.(prometheus.Counter)
 }
 
 // clientSide reports whether a failure is the client's own mistake,
@@ -352,13 +409,24 @@ type Call struct {
 	// sending to the last byte; TTFT its time to the first chunk (streams);
 	// Overhead the gateway's own time before the response started.
 	Total, API, TTFT, Overhead time.Duration
-	PromptTokens               int64
-	CompletionTokens           int64
-	TotalTokens                int64
+	// Queue is the time from the request's arrival to the start of its
+	// routing (body read, key, limits and budget checked).
+	Queue            time.Duration
+	PromptTokens     int64
+	CompletionTokens int64
+	TotalTokens      int64
+	// CachedTokens are the prompt tokens the deployment found in its
+	// prefix cache (usage.prompt_tokens_details.cached_tokens).
+	CachedTokens int64
+	// Operation is the GenAI operation of the route (chat,
+	// text_completion, embeddings, ...), for the gen_ai_* metrics; one
+	// route has one operation.
+	Operation string
 }
 
 type callKey struct {
 	route, group string
+	op           string // follows the route: costs no extra hashing of note
 	status       int
 	stream       bool
 	d            *deployment.Deployment
@@ -367,10 +435,12 @@ type callKey struct {
 
 // callSeries are the children a successful call updates.
 type callSeries struct {
-	total                                    prometheus.Counter
-	totalLatency, apiLatency, ttft, overhead prometheus.Observer
-	input, output, tokens, spend             prometheus.Counter
-	inputCost, outputCost                    float64
+	total                                           prometheus.Counter
+	totalLatency, apiLatency, ttft, overhead, queue prometheus.Observer
+	input, output, tokens, spend, requests          prometheus.Counter
+	cachedIn                                        prometheus.Counter
+	genai                                           genaiCall
+	inputCost, outputCost                           float64
 }
 
 func (m *Metrics) callSeriesOf(k callKey) *callSeries {
@@ -393,6 +463,10 @@ func (m *Metrics) callSeriesOf(k callKey) *callSeries {
 		output:       m.outputTokens.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, none, group, l.id),
 		tokens:       m.totalTokens.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, none, group, l.id),
 		spend:        m.spend.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, none, none, none, l.id),
+		requests:     m.requests.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, none, none, none, l.id),
+		queue:        m.queue.WithLabelValues(none, none, none, group, none, none, none, l.upstream, l.id),
+		cachedIn:     m.cachedIn.WithLabelValues(none, key.hash, key.alias, l.upstream, key.team, key.teamAlias, none, none, group, l.id),
+		genai:        m.genai.call(k.op, k.group, l, k.stream),
 		inputCost:    k.d.Model.Params.InputCostPerToken,
 		outputCost:   k.d.Model.Params.OutputCostPerToken,
 	}
@@ -420,36 +494,45 @@ func (m *Metrics) Finish(c *Call) {
 	ok := c.Status >= 200 && c.Status <= 299 && c.Class == router.Success
 	m.traffic.record(!ok && !clientSide(c.Class), c.Total)
 	if ok && c.D != nil {
-		s := m.callSeriesOf(callKey{route: c.Route, group: c.Group, status: c.Status, stream: c.Stream, d: c.D, key: key})
+		s := m.callSeriesOf(callKey{route: c.Route, group: c.Group, op: c.Operation, status: c.Status, stream: c.Stream, d: c.D, key: key})
 		s.total.Inc()
+		s.requests.Inc()
 		s.totalLatency.Observe(c.Total.Seconds())
 		s.apiLatency.Observe(c.API.Seconds())
-		if c.Stream && c.TTFT > 0 { // a stream request answered with JSON has no first token
+		s.queue.Observe(c.Queue.Seconds())
+		ttft := c.Stream && c.TTFT > 0 // a stream request answered with JSON has no first token
+		if ttft {
 			s.ttft.Observe(c.TTFT.Seconds())
 		}
 		s.overhead.Observe(c.Overhead.Seconds())
 		s.input.Add(float64(c.PromptTokens))
 		s.output.Add(float64(c.CompletionTokens))
 		s.tokens.Add(float64(c.TotalTokens))
-		if cost := float64(c.PromptTokens)*s.inputCost + float64(c.CompletionTokens)*s.outputCost; cost > 0 {
+		if c.CachedTokens > 0 {
+			s.cachedIn.Add(float64(c.CachedTokens))
+		}
+		cost := float64(c.PromptTokens)*s.inputCost + float64(c.CompletionTokens)*s.outputCost
+		if cost > 0 {
 			s.spend.Add(cost)
 		}
+		s.genai.success(c, ttft, cost)
 		return
 	}
 	errStatus := c.ErrorStatus
 	if errStatus == 0 {
 		errStatus = c.Status
 	}
-	s := m.failSeriesOf(failKey{route: c.Route, group: c.Group, status: c.Status, errStatus: errStatus,
+	s := m.failSeriesOf(failKey{route: c.Route, group: c.Group, op: c.Operation, status: c.Status, errStatus: errStatus,
 		class: c.Class, fromDeployment: c.FromDeployment, d: c.D, key: key})
 	s.total.Inc()
 	s.failed.Inc()
+	s.duration.Observe(c.Total.Seconds())
 }
 
 // failKey identifies the children a failed call updates: during an
 // outage, failures are the hot path too.
 type failKey struct {
-	route, group      string
+	route, group, op  string
 	status, errStatus int
 	class             router.Class
 	fromDeployment    bool
@@ -457,17 +540,21 @@ type failKey struct {
 	key               *keyLabels
 }
 
-type failSeries struct{ total, failed prometheus.Counter }
+type failSeries struct {
+	total, failed prometheus.Counter
+	duration      prometheus.Observer // gen_ai_client_operation_duration_seconds, with error_type
+}
 
 func (m *Metrics) failSeriesOf(k failKey) *failSeries {
 	if s, ok := m.failures.Load(k); ok {
 		return s.(*failSeries)
 	}
 	group, id, provider, key := orNone(k.group), none, "", k.key
+	var l depLabels // the genai labels of the deployment tried; none if none was
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if k.d != nil {
-		l := labelsOf(k.d)
+		l = labelsOf(k.d)
 		m.tracked[l] = true
 		id = l.id
 		if k.fromDeployment {
@@ -479,6 +566,7 @@ func (m *Metrics) failSeriesOf(k failKey) *failSeries {
 			none, k.route, none, none, id),
 		failed: m.proxyFailed.WithLabelValues(none, key.hash, key.alias, group, key.team, key.teamAlias, none, none, strconv.Itoa(k.errStatus),
 			exceptionClass(provider, k.class, k.errStatus), k.route, none, none, id),
+		duration: m.genai.failed(k.op, k.group, l, k.class),
 	}
 	actual, _ := m.failures.LoadOrStore(k, s)
 	return actual.(*failSeries)
@@ -535,10 +623,13 @@ func (m *Metrics) prune() {
 	liveCall := map[callLabels]bool{}
 	liveID := map[string]bool{}
 	liveProbe := map[probeLabels]bool{}
+	type genaiModels struct{ group, upstream string }
+	liveModels := map[genaiModels]bool{}
 	livePtr := make(map[*deployment.Deployment]bool, len(ds))
 	for _, d := range ds {
 		l := labelsOf(d)
 		live[l] = true
+		liveModels[genaiModels{l.group, l.upstream}] = true
 		liveCall[callLabels{l.group, l.upstream, l.id}] = true
 		liveID[l.id] = true
 		liveProbe[probeLabels{l.group, l.id, l.apiBase}] = true
@@ -568,8 +659,14 @@ func (m *Metrics) prune() {
 		}
 		if !liveCall[callLabels{l.group, l.upstream, l.id}] {
 			for _, v := range []*prometheus.MetricVec{m.totalLatency.MetricVec, m.apiLatency.MetricVec, m.ttft.MetricVec,
-				m.inputTokens.MetricVec, m.outputTokens.MetricVec, m.totalTokens.MetricVec, m.spend.MetricVec} {
+				m.inputTokens.MetricVec, m.outputTokens.MetricVec, m.totalTokens.MetricVec, m.spend.MetricVec,
+				m.requests.MetricVec, m.apiFailed.MetricVec, m.queue.MetricVec, m.cachedIn.MetricVec} {
 				v.DeletePartialMatch(call)
+			}
+		}
+		if !liveModels[genaiModels{l.group, l.upstream}] { // the gen_ai_* series carry no deployment id
+			for _, v := range m.genai.vecs() {
+				v.DeletePartialMatch(prometheus.Labels{"gen_ai_request_model": l.group, "gen_ai_response_model": l.upstream})
 			}
 		}
 		own := prometheus.Labels{"model_group": l.group, "model_id": l.id, "api_base": l.apiBase}

@@ -66,7 +66,7 @@ func TestRemovedDeploymentsDropOut(t *testing.T) {
 	m := New(Options{Registry: prometheus.NewRegistry(), Deployments: s.list})
 	for _, d := range []*deployment.Deployment{a, b} {
 		m.Start()
-		m.Attempt(d, ok, false)
+		m.Attempt(d, ok, false, nil, nil)
 		m.Finish(success(d))
 	}
 	m.Probe("qwen", "b", "http://gpu-b:8000/v1", true, time.Millisecond) // probed only
@@ -80,9 +80,9 @@ func TestRemovedDeploymentsDropOut(t *testing.T) {
 	if strings.Contains(page, `model_id="b"`) {
 		t.Errorf("removed deployment b still has series:\n%s", grep(page, `model_id="b"`))
 	}
-	m.Attempt(a2, ok, false)
+	m.Attempt(a2, ok, false, nil, nil)
 	m.Finish(success(a2))
-	m.Attempt(a, ok, false) // a request still in flight on the old value
+	m.Attempt(a, ok, false, nil, nil) // a request still in flight on the old value
 	page = scrape(t, m)
 	want := `litellm_deployment_total_requests_total{api_base="http://gpu-a:8000/v1",api_key_alias="None",api_provider="hosted_vllm",client_ip="None",hashed_api_key="None",litellm_model_name="qwen",model_id="a",requested_model="qwen",team="None",team_alias="None",user_agent="None"} 3`
 	if !strings.Contains(page, want) {
@@ -106,7 +106,7 @@ func TestRemovedDeploymentsDropOut(t *testing.T) {
 	// An api_base change is a new deployment: the old base's series go.
 	a3 := newDeployment("qwen", "a", "http://gpu-c:8000/v1")
 	s.set(a3)
-	m.Attempt(a3, ok, false)
+	m.Attempt(a3, ok, false, nil, nil)
 	page = scrape(t, m)
 	if strings.Contains(page, "gpu-a") || !strings.Contains(page, "gpu-c") {
 		t.Errorf("after api_base changed, series:\n%s", grep(page, "api_base"))
@@ -242,7 +242,7 @@ func TestNil(t *testing.T) {
 	var m *Metrics
 	d := newDeployment("qwen", "a", "http://gpu-a:8000/v1")
 	m.Start()
-	m.Attempt(d, ok, true)
+	m.Attempt(d, ok, true, nil, nil)
 	m.Finish(success(d))
 	m.Fallback("a", "b", true, 500, router.ServerError, "openai")
 	m.Probe("qwen", "a", "http://gpu-a:8000/v1", true, time.Millisecond)

@@ -26,6 +26,12 @@ var (
 		"Requests the deployment may still take this minute under its rpm limit (deployments with one).", headroomLabels, nil)
 	descRemainingTokens = prometheus.NewDesc("litellm_remaining_tokens_metric",
 		"Tokens the deployment may still use this minute under its tpm limit (deployments with one).", headroomLabels, nil)
+	// The names before LiteLLM's rename, which its dashboard_v2 queries.
+	oldHeadroomLabels        = []string{"model_group", "api_provider", "api_base", "litellm_model_name"}
+	descOldRemainingRequests = prometheus.NewDesc("litellm_remaining_requests",
+		"LiteLLM's name before litellm_remaining_requests_metric: requests the deployment may still take this minute under its rpm limit.", oldHeadroomLabels, nil)
+	descOldRemainingTokens = prometheus.NewDesc("litellm_remaining_tokens",
+		"LiteLLM's name before litellm_remaining_tokens_metric: tokens the deployment may still use this minute under its tpm limit.", oldHeadroomLabels, nil)
 	descInFlight = prometheus.NewDesc("maasgate_deployment_in_flight_requests",
 		"Requests this gateway has sent to the deployment that have not finished.", ownLabels, nil)
 	descCooldown = prometheus.NewDesc("maasgate_deployment_cooldown_remaining_seconds",
@@ -47,6 +53,7 @@ type stateCollector struct{ m *Metrics }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRPMLimit, descTPMLimit, descRemainingRequests, descRemainingTokens,
+		descOldRemainingRequests, descOldRemainingTokens,
 		descInFlight, descCooldown, descBackendFresh, descBackendWaiting, descBackendRunning, descBackendKV, descBackendPrefixHit} {
 		ch <- d
 	}
@@ -58,6 +65,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
 	}
+	// The old headroom names lack model_id: deployments that share their
+	// labels (one server listed twice) are summed.
+	old := map[oldHeadroom]float64{}
+	defer func() {
+		for k, v := range old {
+			gauge(k.desc, v, k.group, k.provider, k.apiBase, k.upstream)
+		}
+	}()
 	for _, d := range c.m.deployments() {
 		l := labelsOf(d)
 		gauge(descState, float64(state(d, ns)), l.upstream, l.id, l.apiBase, l.provider)
@@ -71,10 +86,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		if d.RPM > 0 {
 			gauge(descRPMLimit, float64(d.RPM), l.upstream, l.id, l.apiBase, l.provider)
 			gauge(descRemainingRequests, float64(max(0, d.RPM-reqs)), l.group, l.provider, l.apiBase, l.upstream, none, none, l.id)
+			old[oldHeadroom{descOldRemainingRequests, l.group, l.provider, l.apiBase, l.upstream}] += float64(max(0, d.RPM-reqs))
 		}
 		if d.TPM > 0 {
 			gauge(descTPMLimit, float64(d.TPM), l.upstream, l.id, l.apiBase, l.provider)
 			gauge(descRemainingTokens, float64(max(0, d.TPM-tokens)), l.group, l.provider, l.apiBase, l.upstream, none, none, l.id)
+			old[oldHeadroom{descOldRemainingTokens, l.group, l.provider, l.apiBase, l.upstream}] += float64(max(0, d.TPM-tokens))
 		}
 		load := d.BackendLoad()
 		if load == nil || !load.Supported {
@@ -94,6 +111,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descBackendPrefixHit, load.PrefixHitRate, l.group, l.id, l.apiBase)
 		}
 	}
+}
+
+// oldHeadroom identifies a series of the old headroom names.
+type oldHeadroom struct {
+	desc                               *prometheus.Desc
+	group, provider, apiBase, upstream string
 }
 
 // state returns the deployment's litellm_deployment_state at now (unix

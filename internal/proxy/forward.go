@@ -245,7 +245,9 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 		return p.transportError(r, &a, err)
 	}
 	o := router.Outcome{Class: router.Success, Status: resp.StatusCode, Latency: latency}
-	o.PromptTokens, o.CompletionTokens, o.TotalTokens = usageOf(gjson.GetBytes(buf.Bytes(), "usage"))
+	u := gjson.GetBytes(buf.Bytes(), "usage")
+	o.PromptTokens, o.CompletionTokens, o.TotalTokens = usageOf(u)
+	c.noteCached(cachedTokens(u))
 	c.keepReply(buf.Bytes())
 	answer := buf.Bytes()
 	switch {
@@ -343,6 +345,7 @@ func (p *Proxy) relayLarge(w http.ResponseWriter, r *http.Request, c *call, a *a
 	}
 	o := router.Outcome{Class: router.Success, Status: resp.StatusCode, Latency: latency}
 	o.PromptTokens, o.CompletionTokens, o.TotalTokens = tail.usage()
+	c.noteCached(tail.cached)
 	return result{committed: true, outcome: o}
 }
 
@@ -354,7 +357,10 @@ const maxBufferedResponse = 4 << 20
 
 // usageTail keeps the last bytes of a relayed response, where its usage
 // object is.
-type usageTail struct{ b []byte }
+type usageTail struct {
+	b      []byte
+	cached int64 // cachedTokens of the usage, once read
+}
 
 // maxUsageTail bounds the bytes kept: a usage object with its details is a
 // few hundred bytes.
@@ -381,7 +387,9 @@ func (t *usageTail) usage() (prompt, completion, total int64) {
 	if j < 0 {
 		return 0, 0, 0
 	}
-	return usageOf(gjson.ParseBytes(t.b[i+j:]))
+	u := gjson.ParseBytes(t.b[i+j:])
+	t.cached = cachedTokens(u)
+	return usageOf(u)
 }
 
 // relayStream forwards a server-sent-event stream. It waits for the first
@@ -472,6 +480,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 		}
 	}
 	o.PromptTokens, o.CompletionTokens, o.TotalTokens = usage.tokens()
+	c.noteCached(usage.cached)
 	c.apiLatency = p.now().Sub(a.sent)
 	c.upstream += c.apiLatency - ttft
 	if err == io.EOF {
@@ -521,6 +530,7 @@ func readSome(r io.Reader, buf []byte) (int, error) {
 type streamUsage struct {
 	events                    int64
 	prompt, completion, total int64
+	cached                    int64 // cachedTokens of the usage
 
 	// partial is the start of a line that a read ended in the middle of,
 	// kept (up to maxPartialLine bytes; truncated says if more came) until
@@ -608,6 +618,7 @@ func (u *streamUsage) line(line []byte, whole bool) {
 		if !usage.IsObject() {
 			continue
 		}
+		u.cached = max(u.cached, cachedTokens(usage))
 		if t := usage.Get("total_tokens").Int(); t > 0 {
 			if p := usage.Get("prompt_tokens"); p.Exists() {
 				u.prompt, u.completion, u.total = p.Int(), usage.Get("completion_tokens").Int(), t

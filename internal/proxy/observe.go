@@ -38,6 +38,7 @@ func (p *Proxy) finish(ctx context.Context, c *call) {
 			FromDeployment: !c.ownError, D: c.d, Stream: c.req.stream, Key: c.key, Team: c.team,
 			Total: total, API: c.apiLatency, TTFT: c.ttft, Overhead: c.overhead,
 			PromptTokens: c.usage.PromptTokens, CompletionTokens: c.usage.CompletionTokens, TotalTokens: c.usage.TotalTokens,
+			CachedTokens: c.cachedTokens, Queue: c.queued, Operation: operationName(c.ep),
 		})
 	}
 	p.logCall(ctx, c, total)

@@ -307,6 +307,8 @@ type call struct {
 	// of a stream), to a stream's first chunk, and its usage.
 	apiLatency, ttft time.Duration
 	usage            router.Outcome
+	cachedTokens     int64         // of usage's prompt tokens, read from the prefix cache
+	queued           time.Duration // from arrival to routing: for metrics
 
 	// With tracing on: the call's span and the current attempt's.
 	span, attemptSpan trace.Span
@@ -386,6 +388,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 	defer c.releaseHint()
 	c.timeout, c.fromRequest = p.callTimeout(c.req.timeout)
 	c.deadline = c.start.Add(c.timeout)
+	p.noteRouted(&c)
 	p.route(w, r, &c)
 	if !c.answered {
 		// The client went away (or half-closed its side, which net/http
@@ -600,7 +603,7 @@ func (p *Proxy) tryGroup(w http.ResponseWriter, r *http.Request, c *call) result
 			info.Request, info.Reply = c.req.raw.Bytes(), c.reply
 		}
 		cooled := c.pick.Done(info)
-		p.metrics.Attempt(d, res.outcome, cooled)
+		p.metrics.Attempt(d, res.outcome, cooled, c.key, c.team)
 		p.endAttempt(c, res.outcome, cooled)
 		if res.committed {
 			// A stream cut short used what it relayed: its tokens count.
