@@ -213,6 +213,9 @@ router_settings:
   num_retries: 0
   cooldown_time: 600
   fallbacks: [{broken: [qwen3-14b]}, {dead: [broken]}]
+  # So that dead, a group's only deployment, is cooled on a refused
+  # connection (LiteLLM's rule otherwise spares it): the cooldown panels.
+  allowed_fails_policy: {InternalServerErrorAllowedFails: 3}
 general_settings:
   master_key: os.environ/LITELLM_MASTER_KEY
 `, gpus[0].URL(), gpus[1].URL(), broken.URL()))
