@@ -384,6 +384,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 	c.group = tg.Group.Name
 	c.body = c.req.body
 	c.plan = p.router.Plan(tg, c.req.numRetries, c.req.fbGroups)
+	c.plan.Asked = c.req.model
 	c.tags = requestTags(r, &c.req)
 	defer c.releaseHint()
 	c.timeout, c.fromRequest = p.callTimeout(c.req.timeout)

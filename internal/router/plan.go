@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/prefix"
 )
@@ -30,6 +31,10 @@ type Plan struct {
 	PromptTokens int64
 	// Tags are the request's tags, for tag routing (enable_tag_filtering).
 	Tags []string
+	// Asked is the model name the request asked for (an alias, say): a
+	// fallbacks entry under that name wins over one under the group's,
+	// as LiteLLM keys fallbacks by the requested model.
+	Asked string
 	// numRetries and fallbacks are the request's own num_retries and
 	// fallbacks (nil when it gives none).
 	numRetries *int
@@ -213,7 +218,20 @@ func (p *Plan) CoolingDownPast(t time.Time) bool { return coolingDownPast(p.tg, 
 // Fallbacks returns the groups to try, in order, after the plan's group
 // failed with class c (see Router.Fallbacks).
 func (p *Plan) Fallbacks(c Class) []string {
-	return fallbacks(&p.tb.settings, p.tg.Group.Name, c, p.fallbacks)
+	s := &p.tb.settings
+	if p.fallbacks == nil && p.Asked != "" && p.Asked != p.tg.Group.Name && hasFallbacks(s, p.Asked, c) {
+		return fallbacks(s, p.Asked, c, nil)
+	}
+	return fallbacks(s, p.tg.Group.Name, c, p.fallbacks)
+}
+
+// hasFallbacks reports whether the settings list fallbacks under name
+// itself (not the "*" entry) for a failure of class c.
+func hasFallbacks(s *config.RouterSettings, name string, c Class) bool {
+	has := func(fbs []config.Fallback) bool {
+		return slices.ContainsFunc(fbs, func(f config.Fallback) bool { return f.From == name })
+	}
+	return c == ContextWindow && has(s.ContextWindowFallbacks) || c == ContentPolicy && has(s.ContentPolicyFallbacks) || has(s.Fallbacks)
 }
 
 // Handle is one attempt on the deployment D, from Pick until Done: its

@@ -249,3 +249,25 @@ func TestWildcardGroups(t *testing.T) {
 		t.Errorf("listed models %v: wildcard patterns are not models", names)
 	}
 }
+
+// TestFallbacksByTheNameAsked: a fallbacks entry under the alias the
+// request asked for applies (LiteLLM keys fallbacks by the requested
+// model), and one under the group's own name still does.
+func TestFallbacksByTheNameAsked(t *testing.T) {
+	t.Parallel()
+	r := New([]config.Model{model("g", "a"), model("h", "b"), model("k", "c")}, config.RouterSettings{
+		MaxFallbacks:    5,
+		ModelGroupAlias: map[string]config.Alias{"qwen": {Model: "g"}},
+		Fallbacks:       []config.Fallback{{From: "qwen", To: []string{"h"}}, {From: "g", To: []string{"k"}}},
+	}, nil)
+	byAlias := r.Plan(resolve(t, r, "qwen"), nil, nil)
+	byAlias.Asked = "qwen"
+	byGroup := r.Plan(resolve(t, r, "g"), nil, nil)
+	byGroup.Asked = "g"
+	if got := byAlias.Fallbacks(ServerError); !reflect.DeepEqual(got, []string{"h"}) {
+		t.Errorf("asked as qwen: %v, want [h]", got)
+	}
+	if got := byGroup.Fallbacks(ServerError); !reflect.DeepEqual(got, []string{"k"}) {
+		t.Errorf("asked as g: %v, want [k]", got)
+	}
+}
