@@ -73,8 +73,7 @@ func (s *Server) speechToText(w http.ResponseWriter, r *http.Request, task audio
 	}
 	a, e := s.parseAudio(r.Header.Get("Content-Type"), body)
 	if e != nil {
-		s.stats.rejected.Add(1)
-		writeError(w, *e)
+		s.reject(w, *e)
 		return
 	}
 	seconds := max(1, (a.size+audioBytesPerSecond-1)/audioBytesPerSecond)
@@ -90,8 +89,7 @@ func (s *Server) speechToText(w http.ResponseWriter, r *http.Request, task audio
 		g.prompt = len(g.ids)
 	}
 	if e := s.checkFit(&g, g.n, "file"); e != nil {
-		s.stats.rejected.Add(1)
-		writeError(w, *e)
+		s.reject(w, *e)
 		return
 	}
 	f := s.faults.Load()

@@ -44,8 +44,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	var req embeddingRequest
 	m, inputs, dim, e := s.parseEmbedding(body, &req)
 	if e != nil {
-		s.stats.rejected.Add(1)
-		writeError(w, *e)
+		s.reject(w, *e)
 		return
 	}
 	f := s.faults.Load()
@@ -61,8 +60,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		// A prefill-only request: done once its tokens are computed.
 		g.ids, _ = promptTokenIDs(req.Input) // parseEmbedding accepted the input
 		if !s.engine.fits(len(g.ids)) {
-			s.stats.rejected.Add(1)
-			writeError(w, badRequest(fmt.Sprintf("input: %d tokens do not fit the KV cache", len(g.ids)), "input"))
+			s.reject(w, badRequest(fmt.Sprintf("input: %d tokens do not fit the KV cache", len(g.ids)), "input"))
 			return
 		}
 	}

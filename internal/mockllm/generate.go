@@ -63,8 +63,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, k kind, endpoi
 	}
 	g, e := s.parseGeneration(body, k)
 	if e != nil {
-		s.stats.rejected.Add(1)
-		writeError(w, *e)
+		s.reject(w, *e)
 		return
 	}
 	f := s.faults.Load()

@@ -165,8 +165,7 @@ func (s *Server) scorePairs(w http.ResponseWriter, r *http.Request, m *modelStat
 		}
 		g.prompt = len(g.ids)
 		if !s.engine.fits(len(g.ids)) {
-			s.stats.rejected.Add(1)
-			writeError(w, badRequest(fmt.Sprintf("%d tokens do not fit the KV cache", len(g.ids)), ""))
+			s.reject(w, badRequest(fmt.Sprintf("%d tokens do not fit the KV cache", len(g.ids)), ""))
 			return nil, 0, false
 		}
 	}
@@ -193,8 +192,7 @@ func (s *Server) rerank(w http.ResponseWriter, r *http.Request) {
 	var req rerankRequest
 	m, ps, docs, e := s.parseRerank(body, &req)
 	if e != nil {
-		s.stats.rejected.Add(1)
-		writeError(w, *e)
+		s.reject(w, *e)
 		return
 	}
 	scores, tokens, ok := s.scorePairs(w, r, m, ps)
@@ -256,8 +254,7 @@ func (s *Server) score(w http.ResponseWriter, r *http.Request) {
 	}
 	m, ps, e := s.parseScore(body)
 	if e != nil {
-		s.stats.rejected.Add(1)
-		writeError(w, *e)
+		s.reject(w, *e)
 		return
 	}
 	scores, tokens, ok := s.scorePairs(w, r, m, ps)

@@ -346,8 +346,7 @@ func (s *Server) createResponse(w http.ResponseWriter, r *http.Request) {
 	}
 	run, e := s.parseResponses(body)
 	if e != nil {
-		s.stats.rejected.Add(1)
-		writeError(w, *e)
+		s.reject(w, *e)
 		return
 	}
 	f := s.faults.Load()

@@ -119,8 +119,7 @@ func (s *Server) tokenize(w http.ResponseWriter, r *http.Request) {
 	}
 	words, strs, e := s.parseTokenize(body)
 	if e != nil {
-		s.stats.rejected.Add(1)
-		writeError(w, *e)
+		s.reject(w, *e)
 		return
 	}
 	if !s.inject(w, r, s.faults.Load()) {
@@ -193,8 +192,7 @@ func (s *Server) detokenize(w http.ResponseWriter, r *http.Request) {
 	}
 	prompt, e := s.parseDetokenize(body)
 	if e != nil {
-		s.stats.rejected.Add(1)
-		writeError(w, *e)
+		s.reject(w, *e)
 		return
 	}
 	if !s.inject(w, r, s.faults.Load()) {
