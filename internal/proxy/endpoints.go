@@ -1,11 +1,7 @@
 package proxy
 
 import (
-	"errors"
-	"io"
 	"net/http"
-
-	"github.com/tidwall/gjson"
 
 	"github.com/maasgate/maasgate/internal/anthropic"
 	"github.com/maasgate/maasgate/internal/deployment"
@@ -52,14 +48,12 @@ func InferencePaths() []string {
 // model the key may call.
 func (p *Proxy) countTokens(w http.ResponseWriter, r *http.Request) {
 	fail := func(e *openai.Error) { anthropic.WriteError(w, anthropic.FromOpenAI(e), "") }
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			fail(tooLarge(-1, p.maxBodyBytes))
-		} else {
-			fail(badRequest("Could not read the request body: the connection failed or the body was cut short."))
-		}
+	// Read as any request is: within the body budget and the read
+	// timeout, as JSON with a model.
+	var q request
+	defer q.release()
+	if e := p.readRequest(w, r, &q); e != nil {
+		fail(e)
 		return
 	}
 	k, team, e := p.keyOf(r)
@@ -67,17 +61,16 @@ func (p *Proxy) countTokens(w http.ResponseWriter, r *http.Request) {
 		fail(e)
 		return
 	}
-	model := gjson.GetBytes(body, "model").Str
-	tg, ok := p.router.Resolve(model)
-	if e := p.access(k, team, model, tg, nil); e != nil {
+	tg, ok := p.router.Resolve(q.model)
+	if e := p.access(k, team, q.model, tg, nil); e != nil {
 		fail(e)
 		return
 	}
-	if !ok && model != "" {
-		fail(unknownModel(model))
+	if !ok {
+		fail(unknownModel(q.model))
 		return
 	}
-	out, aerr := anthropic.CountTokens(body)
+	out, aerr := anthropic.CountTokens(q.raw.Bytes())
 	if aerr != nil {
 		anthropic.WriteError(w, aerr, "")
 		return

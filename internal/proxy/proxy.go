@@ -385,7 +385,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep deployment.Endp
 	c.body = c.req.body
 	c.plan = p.router.Plan(tg, c.req.numRetries, c.req.fbGroups)
 	c.plan.Asked = c.req.model
-	c.tags = requestTags(r, &c.req)
+	if c.plan.TagFiltering() {
+		c.tags = requestTags(r, &c.req)
+	}
 	defer c.releaseHint()
 	c.timeout, c.fromRequest = p.callTimeout(c.req.timeout)
 	c.deadline = c.start.Add(c.timeout)

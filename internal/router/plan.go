@@ -58,6 +58,10 @@ func (p *Plan) Timeouts() (timeout, streamTimeout time.Duration) {
 	return p.tb.settings.Timeout, p.tb.settings.StreamTimeout
 }
 
+// TagFiltering reports whether enable_tag_filtering is on: only then are
+// the request's tags worth reading.
+func (p *Plan) TagFiltering() bool { return p.tb.settings.EnableTagFiltering }
+
 // TagError is Pick's error when tag routing leaves no deployment: none
 // has the request's tags and none is tagged "default".
 type TagError struct {
