@@ -338,14 +338,10 @@ func (r *Router) record(tb *table, d *deployment.Deployment, o Outcome) bool {
 // deployment is cooled down all the same.
 const singleDeploymentFailures = 1000
 
-// Retries returns how many retries a request gets after a failure of class c
+// retries returns how many retries a request gets after a failure of class c
 // on d: the request's own num_retries (at most max_request_num_retries),
 // else the retry_policy entry for the class, else the deployment's
 // num_retries, else the router's.
-func (r *Router) Retries(d *deployment.Deployment, c Class, requested *int) int {
-	return retries(&r.table.Load().settings, d, c, requested)
-}
-
 func retries(s *config.RouterSettings, d *deployment.Deployment, c Class, requested *int) int {
 	if requested != nil {
 		return min(*requested, s.MaxRequestNumRetries)
@@ -373,17 +369,13 @@ const (
 	switchCap        = time.Second
 )
 
-// Backoff returns how long to wait before retry number attempt (1 for the
+// backoff returns how long to wait before retry number attempt (1 for the
 // first retry), always at least router_settings.retry_after. When another
 // deployment can take the retry (others), a random wait up to 20 ms
 // doubling per retry to at most 1 s ("full jitter"): no time worth noticing
 // for the first retry, and a pace for a request that keeps failing. When
 // none can, the upstream's Retry-After if given (up to 60 s), else
 // exponential from 0.5 s capped at 8 s, with ±25% jitter.
-func (r *Router) Backoff(attempt int, retryAfter time.Duration, others bool) time.Duration {
-	return r.backoff(&r.table.Load().settings, attempt, retryAfter, others)
-}
-
 func (r *Router) backoff(s *config.RouterSettings, attempt int, retryAfter time.Duration, others bool) time.Duration {
 	floor := s.RetryAfter // router_settings.retry_after
 	shift := min(max(attempt-1, 0), 10)
@@ -400,12 +392,8 @@ func (r *Router) backoff(s *config.RouterSettings, attempt int, retryAfter time.
 	return max(d+j, floor)
 }
 
-// HasAvailable reports whether a deployment other than except could take a
+// hasAvailable reports whether a deployment other than except could take a
 // request for the target now, without acquiring it.
-func (r *Router) HasAvailable(tg Target, except *deployment.Deployment) bool {
-	return hasAvailable(r.table.Load(), tg, except, r.Now().UnixNano())
-}
-
 func hasAvailable(tb *table, tg Target, except *deployment.Deployment, now int64) bool {
 	if tg.Pinned != nil {
 		return tg.Pinned != except && tg.Pinned.Available(now, tb.defaultCap)
@@ -418,10 +406,8 @@ func hasAvailable(tb *table, tg Target, except *deployment.Deployment, now int64
 	return false
 }
 
-// CoolingDownPast reports whether every deployment of the target is cooling
+// coolingDownPast reports whether every deployment of the target is cooling
 // down past t, so waiting until t for a retry is pointless.
-func (r *Router) CoolingDownPast(tg Target, t time.Time) bool { return coolingDownPast(tg, t) }
-
 func coolingDownPast(tg Target, t time.Time) bool {
 	ds := tg.Group.all
 	if tg.Pinned != nil {
@@ -436,15 +422,11 @@ func coolingDownPast(tg Target, t time.Time) bool {
 	return true
 }
 
-// Fallbacks returns the model groups to try, in order, after group from
+// fallbacks returns the model groups to try, in order, after group from
 // failed with class c: the request's own list when it has one; else the
 // context-window or content-policy fallbacks for those errors; else the
 // group's fallbacks (or the "*" entry), else default_fallbacks. The list
 // holds each group once, never from itself, and at most max_fallbacks.
-func (r *Router) Fallbacks(from string, c Class, requested []string) []string {
-	return fallbacks(&r.table.Load().settings, from, c, requested)
-}
-
 func fallbacks(s *config.RouterSettings, from string, c Class, requested []string) []string {
 	var list []string
 	switch {

@@ -233,7 +233,7 @@ func TestRetries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := r.Retries(tt.d, tt.c, tt.requested); got != tt.want {
+			if got := retries(&r.table.Load().settings, tt.d, tt.c, tt.requested); got != tt.want {
 				t.Errorf("Retries = %d, want %d", got, tt.want)
 			}
 		})
@@ -267,7 +267,7 @@ func TestBackoff(t *testing.T) {
 	} {
 		var sum time.Duration
 		for range 100 {
-			got := r.Backoff(tt.attempt, tt.retryAfter, tt.others)
+			got := r.backoff(&r.table.Load().settings, tt.attempt, tt.retryAfter, tt.others)
 			if got < tt.lo || got > tt.hi {
 				t.Fatalf("Backoff(%d, %v, %v) = %v, want in [%v, %v]", tt.attempt, tt.retryAfter, tt.others, got, tt.lo, tt.hi)
 			}
@@ -304,7 +304,7 @@ func TestFallbacks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, r.Fallbacks(tt.from, tt.c, tt.requested)); diff != "" {
+			if diff := cmp.Diff(tt.want, fallbacks(&r.table.Load().settings, tt.from, tt.c, tt.requested)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
@@ -313,7 +313,7 @@ func TestFallbacks(t *testing.T) {
 	s.MaxFallbacks = 2
 	s.DefaultFallbacks = []string{"d1", "d2", "d3"}
 	r.Replace(r.Deployments(), s)
-	if diff := cmp.Diff([]string{"d1", "d2"}, r.Fallbacks("big", ServerError, nil)); diff != "" {
+	if diff := cmp.Diff([]string{"d1", "d2"}, fallbacks(&r.table.Load().settings, "big", ServerError, nil)); diff != "" {
 		t.Errorf("default_fallbacks capped by max_fallbacks (-want +got):\n%s", diff)
 	}
 }

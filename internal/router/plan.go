@@ -198,13 +198,13 @@ func (p *Plan) Refill(ctx context.Context, err error) bool {
 }
 
 // Retries returns how many retries the request gets after a failure of
-// class c on d (see Router.Retries).
+// class c on d (see retries).
 func (p *Plan) Retries(d *deployment.Deployment, c Class) int {
 	return retries(&p.tb.settings, d, c, p.numRetries)
 }
 
 // Backoff returns how long to wait before retry number attempt (see
-// Router.Backoff).
+// backoff).
 func (p *Plan) Backoff(attempt int, retryAfter time.Duration, others bool) time.Duration {
 	return p.r.backoff(&p.tb.settings, attempt, retryAfter, others)
 }
@@ -220,7 +220,7 @@ func (p *Plan) HasAvailable(except *deployment.Deployment) bool {
 func (p *Plan) CoolingDownPast(t time.Time) bool { return coolingDownPast(p.tg, t) }
 
 // Fallbacks returns the groups to try, in order, after the plan's group
-// failed with class c (see Router.Fallbacks).
+// failed with class c (see fallbacks).
 func (p *Plan) Fallbacks(c Class) []string {
 	s := &p.tb.settings
 	if p.fallbacks == nil && p.Asked != "" && p.Asked != p.tg.Group.Name && hasFallbacks(s, p.Asked, c) {
