@@ -18,6 +18,7 @@ import (
 
 	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/deployment"
+	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/router"
 )
 
@@ -219,6 +220,29 @@ func TestResponseIDs(t *testing.T) {
 		"resp_" + base64.StdEncoding.EncodeToString([]byte("litellm:custom_llm_provider:x;model_id:;response_id:r"))} {
 		if _, _, ok := decodeResponseID(bad); ok {
 			t.Errorf("%q decoded", bad)
+		}
+	}
+}
+
+// TestStoredResponsesKeepToTheirKeys: a virtual key may not read or delete
+// a stored response of a group it may not call, even with its id.
+func TestStoredResponsesKeepToTheirKeys(t *testing.T) {
+	t.Parallel()
+	a := responsesServer(t, "a")
+	other := &keys.Key{Token: keys.Token("sk-other-team"), Models: []string{"other"}}
+	url := gatewayWith(t, func(o *Options) { o.Keys = oneKey{other} },
+		dep("r", "dep-a", a.URL+"/v1"), dep("other", "dep-o", a.URL+"/v1"))
+	id := encodeResponseIDFor("dep-a", "resp_a1")
+	for _, method := range []string{http.MethodGet, http.MethodDelete} {
+		req, _ := http.NewRequest(method, url+"/v1/responses/"+id, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 401 || !strings.Contains(string(b), "key not allowed to access model") {
+			t.Errorf("%s another group's response: %d %s", method, resp.StatusCode, b)
 		}
 	}
 }
