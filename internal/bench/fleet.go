@@ -29,7 +29,9 @@ type FleetOptions struct {
 	Replicas int
 	SpeedUp  float64 // simulated seconds per wall second
 	// Duration is the arrivals of one run, in simulated time; the first
-	// Warmup of it fills the caches and is left out of the figures.
+	// Warmup of it fills the caches and is left out of the figures. The
+	// warm-up lasts longer when the workload's shared prompts have not
+	// all been sent by then, and the run with it (see plan).
 	Duration time.Duration
 	Warmup   time.Duration
 	// Loads are the offered loads, as multiples of the requests per second
@@ -81,7 +83,10 @@ type FleetWorkload struct {
 
 // FleetPoint is every strategy at one offered load.
 type FleetPoint struct {
-	Rate       float64          `json:"rate"` // requests per simulated second
+	Rate float64 `json:"rate"` // requests per simulated second
+	// WarmupS is the warm-up, in simulated seconds: Warmup, or longer
+	// when the workload's shared prompts took longer to be seen once.
+	WarmupS    float64          `json:"warmup_s"`
 	Strategies []FleetRunResult `json:"strategies"`
 }
 
@@ -126,14 +131,14 @@ func runFleet(ctx context.Context, o Options, rep *Report) error {
 		systems := systemPrompts(w, f.Seed)
 		fw := FleetWorkload{Workload: w}
 		for ri, rate := range w.Rates {
-			sessions := plan(w, rate, f.Duration, f.Seed+uint64(100*wi+ri), systems)
-			progress(o, "fleet %s at %g requests/s (%d sessions): %s", w.Name, rate, len(sessions), w.About)
-			pt := FleetPoint{Rate: rate}
+			sc := plan(w, rate, f.Warmup, f.Duration-f.Warmup, f.Seed+uint64(100*wi+ri), systems)
+			progress(o, "fleet %s at %g requests/s (%d sessions, warm-up %.1fs): %s", w.Name, rate, len(sc.sessions), sc.warm.Seconds(), w.About)
+			pt := FleetPoint{Rate: rate, WarmupS: sc.warm.Seconds()}
 			for _, strategy := range f.Strategies {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				r, err := runFleetOnce(ctx, o, strategy, sessions)
+				r, err := runFleetOnce(ctx, o, strategy, sc)
 				if err != nil {
 					return err
 				}
@@ -160,9 +165,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// runFleetOnce runs sessions through f.Replicas gateways with strategy in
+// runFleetOnce runs sc's sessions through f.Replicas gateways with strategy in
 // front of fresh simulated servers.
-func runFleetOnce(ctx context.Context, o Options, strategy string, sessions []session) (FleetRunResult, error) {
+func runFleetOnce(ctx context.Context, o Options, strategy string, sc schedule) (FleetRunResult, error) {
 	f := *o.Fleet
 	out := FleetRunResult{Strategy: strategy}
 	servers := make([]*mockllm.Server, f.Backends)
@@ -215,7 +220,7 @@ func runFleetOnce(ctx context.Context, o Options, strategy string, sessions []se
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	start := time.Now()
-	warmEnd, arrivalsEnd := start.Add(wall(f.Warmup)), start.Add(wall(f.Duration))
+	warmEnd, arrivalsEnd := start.Add(wall(sc.warm)), start.Add(wall(sc.end))
 
 	// Load imbalance: requests running or waiting per server, sampled.
 	imbalance := make(chan float64, 1)
@@ -266,7 +271,7 @@ func runFleetOnce(ctx context.Context, o Options, strategy string, sessions []se
 	var mu sync.Mutex
 	var results []turnResult
 	var wg sync.WaitGroup
-	for _, s := range sessions {
+	for _, s := range sc.sessions {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -322,7 +327,7 @@ func runFleetOnce(ctx context.Context, o Options, strategy string, sessions []se
 		tokens += r.tokens
 	}
 	out.TTFT, out.Total, out.TopErrors = secondsOf(ttft), secondsOf(total), topErrors(errs, 3)
-	if window := (f.Duration - f.Warmup).Seconds(); window > 0 {
+	if window := (sc.end - sc.warm).Seconds(); window > 0 {
 		out.TokensPerS = float64(tokens) / window
 	}
 	return out, ctx.Err()

@@ -12,11 +12,11 @@ import (
 // print writes the fleet benchmark's figures as Markdown tables, one per
 // workload and load, then the targets.
 func (r *FleetResult) print(w io.Writer) {
-	fmt.Fprintf(w, "\nFleet: %d simulated %s servers behind %d gateway replica(s) at %g× speed-up, %gs of arrivals per run (the first %gs left out), seed %d; times in simulated seconds\n",
-		r.Backends, r.Profile, r.Replicas, r.SpeedUp, r.DurationS, r.WarmupS, r.Seed)
+	fmt.Fprintf(w, "\nFleet: %d simulated %s servers behind %d gateway replica(s) at %g× speed-up, %gs measured per run after a warm-up of at least %gs (longer until each shared prompt was sent once), seed %d; times in simulated seconds\n",
+		r.Backends, r.Profile, r.Replicas, r.SpeedUp, r.DurationS-r.WarmupS, r.WarmupS, r.Seed)
 	for _, fw := range r.Workloads {
 		for _, p := range fw.Points {
-			fmt.Fprintf(w, "\n(%s) %s, %g requests/s\n\n", fw.Name, fw.About, p.Rate)
+			fmt.Fprintf(w, "\n(%s) %s, %g requests/s (warm-up %.1fs)\n\n", fw.Name, fw.About, p.Rate, p.WarmupS)
 			fmt.Fprintln(w, "| strategy | TTFT p50 | TTFT p90 | TTFT p99 | e2e p50 | e2e p99 | output tok/s | prefix hits | imbalance | failed |")
 			fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 			for _, s := range p.Strategies {

@@ -11,7 +11,8 @@ import (
 )
 
 // TestFleetPlanIsSeeded: every strategy must see the same sessions, so the
-// plan depends on the seed alone; B's sessions share their contexts.
+// plan depends on the seed alone; B's sessions share their contexts, and
+// the warm-up sends each shared prompt once.
 func TestFleetPlanIsSeeded(t *testing.T) {
 	t.Parallel()
 	ws := fleetWorkloads(8, []float64{1})
@@ -19,18 +20,39 @@ func TestFleetPlanIsSeeded(t *testing.T) {
 		t.Run(w.Name, func(t *testing.T) {
 			t.Parallel()
 			systems := systemPrompts(w, 15)
-			a := plan(w, w.Rates[0], 5*time.Second, 15, systems)
-			b := plan(w, w.Rates[0], 5*time.Second, 15, systems)
+			sc := plan(w, w.Rates[0], 2*time.Second, 5*time.Second, 15, systems)
+			a := sc.sessions
+			b := plan(w, w.Rates[0], 2*time.Second, 5*time.Second, 15, systems).sessions
 			if diff := cmp.Diff(a, b, cmp.AllowUnexported(session{})); diff != "" {
 				t.Fatalf("two plans from one seed differ (-first +second):\n%s", diff)
 			}
-			if c := plan(w, w.Rates[0], 5*time.Second, 16, systems); len(c) > 0 && len(a) > 0 && c[0].users[0] == a[0].users[0] {
+			if c := plan(w, w.Rates[0], 2*time.Second, 5*time.Second, 16, systems).sessions; len(c) > 0 && len(a) > 0 && c[0].users[0] == a[0].users[0] {
 				t.Error("another seed gave the same first prompt")
 			}
-			// About rate × 5 s requests, in sessions of w.Turns.
-			want := w.Rates[0] * 5 / float64(w.Turns)
+			// About rate × the run's length requests, in sessions of
+			// w.Turns; the measured window is 5 s whatever the warm-up.
+			want := w.Rates[0] * sc.end.Seconds() / float64(w.Turns)
 			if n := float64(len(a)); n < want/2 || n > want*2 {
-				t.Errorf("%v sessions in 5 s at %g requests/s, want about %.0f", n, w.Rates[0], want)
+				t.Errorf("%v sessions in %v at %g requests/s, want about %.0f", n, sc.end, w.Rates[0], want)
+			}
+			if sc.warm < 2*time.Second || sc.end-sc.warm != 5*time.Second {
+				t.Errorf("warm-up %v, window %v; want at least 2s, then 5s", sc.warm, sc.end-sc.warm)
+			}
+			// The warm-up shows every shared system prompt once, ending
+			// primeMargin after the last of them.
+			seen := map[string]bool{}
+			var last time.Duration
+			for _, s := range a {
+				if s.system != "" && !seen[s.system] {
+					seen[s.system] = true
+					last = s.start
+				}
+			}
+			if len(seen) != w.System {
+				t.Errorf("%d of %d system prompts sent", len(seen), w.System)
+			}
+			if w.System > 0 && sc.warm != max(2*time.Second, last+primeMargin) {
+				t.Errorf("warm-up ends at %v; the last system prompt first came at %v", sc.warm, last)
 			}
 			for _, s := range a {
 				if len(s.users) != w.Turns || len(strings.Fields(s.users[0])) != w.UserWords {

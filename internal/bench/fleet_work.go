@@ -88,28 +88,58 @@ type session struct {
 	thinks []time.Duration // simulated pauses after each turn
 }
 
-// plan draws the sessions of w at rate requests per simulated second over
-// d simulated seconds from seed: the same for every strategy.
-func plan(w Workload, rate float64, d time.Duration, seed uint64, systems []string) []session {
+// schedule is one run's traffic: its sessions, and the simulated times at
+// which the measured window starts (warm) and arrivals end (end).
+type schedule struct {
+	sessions  []session
+	warm, end time.Duration
+}
+
+// primeMargin is how long after the last first sighting of a shared
+// system prompt the measured window starts at the earliest: about the
+// prefill of (B)'s 7.2K-token prompt and the requests queued behind it.
+const primeMargin = time.Second
+
+// plan draws the sessions of w at rate requests per simulated second from
+// seed, the same for every strategy: a warm-up of at least warmup, then a
+// measured window of window.
+//
+// The warm-up is there to fill the caches, as on a fleet that has been
+// serving these prompts: the first sessions take each shared system prompt
+// once, in a seeded order, and the window starts only primeMargin after the
+// last of them. A prompt's first sighting is a miss no strategy can avoid;
+// left in the window, those misses and the requests queued behind them
+// were a tenth of (B)'s requests and set every strategy's TTFT p90 to one
+// 7.2K-token prefill (docs/routing.md, "Warm-up").
+func plan(w Workload, rate float64, warmup, window time.Duration, seed uint64, systems []string) schedule {
 	rng := rand.New(rand.NewPCG(seed, 0))
+	order := rng.Perm(len(systems))
 	sessionRate := rate / float64(w.Turns)
-	var out []session
+	sc := schedule{warm: warmup, end: warmup + window}
 	var t time.Duration
 	for i := uint64(1); ; i++ {
 		t += time.Duration(rng.ExpFloat64() / sessionRate * float64(time.Second))
-		if t >= d {
-			return out
+		if t >= sc.end {
+			return sc
 		}
 		r := rand.New(rand.NewPCG(seed, i))
 		s := session{start: t}
 		if len(systems) > 0 {
-			s.system = systems[r.IntN(len(systems))]
+			k := r.IntN(len(systems))
+			if n := int(i) - 1; n < len(order) {
+				k = order[n]
+				if t+primeMargin > sc.warm {
+					sc.warm = t + primeMargin
+					sc.end = sc.warm + window
+				}
+			}
+			s.system = systems[k]
 		}
 		for range w.Turns {
 			s.users = append(s.users, words(r, w.UserWords))
 			s.thinks = append(s.thinks, time.Duration(r.ExpFloat64()*w.ThinkS*float64(time.Second)))
 		}
-		out = append(out, s)
+		sc.sessions = append(sc.sessions, s)
 	}
 }
 

@@ -36,7 +36,15 @@ type BackendLoad struct {
 	// Negative until two scrapes have seen the counters and queries
 	// between them.
 	PrefixHitRate float64
-	Scraped       time.Time // when the values were read
+	// OwnInFlight is this gateway's requests in flight to the deployment
+	// when the values were read: the part of Running + Waiting that the
+	// gateway knows of itself.
+	OwnInFlight float64
+	// AvgLoad is Running + Waiting as a moving average over the scrapes
+	// (each weighs a quarter): the server's sustained load, where Running
+	// and Waiting also show bursts.
+	AvgLoad float64
+	Scraped time.Time // when the values were read
 	// ValidUntil is when the values stop being trusted if no newer scrape
 	// replaces them.
 	ValidUntil time.Time

@@ -55,16 +55,14 @@ func TestCacheAwarePrefersTheCache(t *testing.T) {
 	}
 
 	t.Run("hot spot bounded", func(t *testing.T) {
-		for range 8 {
+		// Mean load 2 with 8 in flight at c: the bound is 2 × 2 + 4, and
+		// c is within it; 10 puts it above 2 × 2.5 + 4.
+		for n := 1; n <= 10; n++ {
 			ds[2].TryAcquire(0)
-		}
-		defer func() {
-			for range 8 {
-				ds[2].Release()
+			defer ds[2].Release()
+			if d := pickWith(t, r, tg, h); (d == ds[2]) != (n <= 8) {
+				t.Errorf("%d requests in flight at c, none elsewhere: picked %s", n, d.ID)
 			}
-		}()
-		if d := pickWith(t, r, tg, h); d == ds[2] {
-			t.Errorf("picked c with 8 requests in flight while the others have none")
 		}
 	})
 
@@ -82,6 +80,35 @@ func TestCacheAwarePrefersTheCache(t *testing.T) {
 		}
 	})
 
+	t.Run("sustained hot spot bounded while every server's figures are fresh", func(t *testing.T) {
+		now := r.Now()
+		set := func(d *deployment.Deployment, avg float64, scraped time.Time) {
+			d.SetBackendLoad(deployment.BackendLoad{Supported: true, Running: 1, AvgLoad: avg, KVCacheUsage: 0.5,
+				Scraped: scraped, ValidUntil: scraped.Add(time.Second)})
+		}
+		defer func() {
+			for _, d := range ds {
+				d.SetBackendLoad(deployment.BackendLoad{})
+			}
+		}()
+		for _, d := range ds {
+			set(d, 1, now)
+		}
+		set(ds[2], 4.3, now) // the bound: 1.5 × the mean (1.825) + 1 = 3.74
+		if d := pickWith(t, r, tg, h); d == ds[2] {
+			t.Errorf("picked c, which has averaged 4.3 requests against the others' 1")
+		}
+		set(ds[2], 3.3, now) // the bound: 3.36
+		if d := pickWith(t, r, tg, h); d != ds[2] {
+			t.Errorf("picked %s; c's average of 3.3 is within 1.5 × the mean + 1", d.ID)
+		}
+		set(ds[2], 4.3, now)
+		set(ds[0], 1, now.Add(-time.Minute)) // one server's figures are stale
+		if d := pickWith(t, r, tg, h); d != ds[2] {
+			t.Errorf("picked %s; with a server's figures stale, the averages are not compared", d.ID)
+		}
+	})
+
 	t.Run("cooling down skipped", func(t *testing.T) {
 		now := r.Now()
 		ds[2].CoolDown(now, now.Add(time.Minute))
@@ -95,7 +122,8 @@ func TestCacheAwarePrefersTheCache(t *testing.T) {
 }
 
 // TestCacheAwareSpreadsWithoutCache: with nothing cached, unrelated
-// requests spread over the group; a session keeps its deployment.
+// requests spread over the group in turn, skipping one where prefill is
+// queued; a session keeps its deployment.
 func TestCacheAwareSpreadsWithoutCache(t *testing.T) {
 	t.Parallel()
 	r, tg, _ := cacheAwareRouter(t)
@@ -108,6 +136,27 @@ func TestCacheAwareSpreadsWithoutCache(t *testing.T) {
 	if len(seen) != 4 {
 		t.Errorf("200 unrelated prompts went to %v, want all four deployments", seen)
 	}
+
+	// With one deployment busy prefilling, new prompts go to the others
+	// in turn, as round-robin would: never the same one twice running.
+	ds := []*deployment.Deployment{}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		d, _ := r.Deployment(id)
+		ds = append(ds, d)
+	}
+	ds[1].AddPendingPrefill(10_000)
+	var last *deployment.Deployment
+	for i := range 30 {
+		p := prefix.Hash(chatBody(fmt.Sprint("busy ", i), 64, "q"))
+		d := pickWith(t, r, tg, &Hint{Prompt: p})
+		p.Release()
+		if d == ds[1] || d == last {
+			t.Fatalf("new prompt %d went to %s after %v, with b busy", i, d.ID, last)
+		}
+		last = d
+	}
+	ds[1].AddPendingPrefill(-10_000)
+
 	home := pickWith(t, r, tg, &Hint{Session: "user-42"})
 	for range 20 {
 		if d := pickWith(t, r, tg, &Hint{Session: "user-42"}); d != home {
@@ -187,11 +236,11 @@ func TestCacheAwareFullAndSessions(t *testing.T) {
 	}
 }
 
-// TestCacheAwareMissCostsTwice: a prompt stays on the deployment that
-// holds it while the prefill queued there is less than twice the prompt
-// (a miss elsewhere costs this request its prefill and the requests behind
-// it there the same), and leaves past that.
-func TestCacheAwareMissCostsTwice(t *testing.T) {
+// TestCacheAwareMissCostsThrice: a prompt stays on the deployment that
+// holds it while the prefill queued there is less than three times the
+// prompt (a miss elsewhere costs this request its prefill, the requests
+// behind it there the same, and a second copy), and leaves past that.
+func TestCacheAwareMissCostsThrice(t *testing.T) {
 	t.Parallel()
 	p := prefix.Hash(chatBody("You are a careful assistant for the billing team.", 4000, "What is my balance?"))
 	defer p.Release()
@@ -201,8 +250,8 @@ func TestCacheAwareMissCostsTwice(t *testing.T) {
 		queued float64 // prefill queued at the holder, in prompts
 		stay   bool
 	}{
-		{"one and a half prompts queued", 1.5, true},
-		{"two and a half prompts queued", 2.5, false},
+		{"two and a half prompts queued", 2.5, true},
+		{"three and a half prompts queued", 3.5, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) { // not parallel: p is released when the test returns
 			r, tg, ds := cacheAwareRouter(t)
@@ -216,9 +265,9 @@ func TestCacheAwareMissCostsTwice(t *testing.T) {
 }
 
 // TestCacheAwareQueueCountedOnce: the server's waiting requests include
-// the prompts this gateway sent there, so the two views of the queue are
-// not added; the server's queue still counts when it is the longer (other
-// replicas' requests).
+// those this gateway sent there, which its pending prefill counts already:
+// only the share of the server's requests that are not this gateway's is
+// added, each as long as the prompt less the server's recent hit rate.
 func TestCacheAwareQueueCountedOnce(t *testing.T) {
 	t.Parallel()
 	p := prefix.Hash(chatBody("You are a careful assistant for the billing team.", 4000, "What is my balance?"))
@@ -226,21 +275,31 @@ func TestCacheAwareQueueCountedOnce(t *testing.T) {
 	h := &Hint{Prompt: p}
 	prompt := h.PromptTokens()
 	for _, tc := range []struct {
-		name    string
-		pending int64   // prefill this gateway sent to the holder
-		waiting float64 // requests waiting at the holder's server
-		stay    bool
+		name     string
+		pending  int64   // prefill this gateway sent to the holder
+		own      float64 // this gateway's requests in flight there when scraped
+		waiting  float64 // requests waiting at the holder's server
+		running  float64
+		hitRate  float64 // the server's recent prefix hit rate (-1: unknown)
+		stay     bool
+		queueNow float64 // othersQueued, in prompts
 	}{
-		{"own prompt, also in the server's queue", prompt * 6 / 5, 1, true},
-		{"other replicas' queue, longer", 0, 3, false},
+		{"own prompts, also in the server's queue", prompt * 5 / 2, 3, 3, 0, -1, true, 0},
+		{"other replicas' queue, longer", 0, 0, 4, 0, -1, false, 4},
+		{"other replicas' requests that hit the cache", 0, 0, 4, 0, 0.8, true, 0.8},
+		{"half the server's requests are ours", prompt * 2, 2, 2, 2, -1, false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) { // not parallel: p is released when the test returns
 			r, tg, ds := cacheAwareRouter(t)
 			ds[2].PrefixIndex().Insert(p.Blocks)
 			ds[2].AddPendingPrefill(tc.pending)
 			now := r.Now()
-			ds[2].SetBackendLoad(deployment.BackendLoad{Supported: true, Waiting: tc.waiting, KVCacheUsage: 0.5,
-				Scraped: now, ValidUntil: now.Add(time.Second)})
+			l := deployment.BackendLoad{Supported: true, Waiting: tc.waiting, Running: tc.running, OwnInFlight: tc.own,
+				PrefixHitRate: tc.hitRate, KVCacheUsage: 0.5, Scraped: now, ValidUntil: now.Add(time.Second)}
+			ds[2].SetBackendLoad(l)
+			if got, want := othersQueued(&l, prompt), tc.queueNow*float64(prompt); got < want-1 || got > want+1 {
+				t.Errorf("others' queue %.0f tokens, want %.0f", got, want)
+			}
 			if d := pickWith(t, r, tg, h); (d == ds[2]) != tc.stay {
 				t.Errorf("picked %s; want c, which holds the prompt: %v", d.ID, tc.stay)
 			}

@@ -11,3 +11,6 @@ type uint64Counter struct {
 }
 
 func (c *uint64Counter) add() uint64 { return c.n.Add(1) }
+
+// skip moves the counter on by k.
+func (c *uint64Counter) skip(k uint64) { c.n.Add(k) }

@@ -117,13 +117,20 @@ func TestCacheAndPrefixMetrics(t *testing.T) {
 			next.hits += 600
 			b.set(http.StatusOK, next.exposition())
 			c.advance(interval)
+			// Two of the server's requests are the gateway's own: the
+			// cache-aware strategy counts those from its pending prefill.
+			d.TryAcquire(0)
+			d.TryAcquire(0)
 			s.Scrape(t.Context(), []*deployment.Deployment{d})
+			d.Release()
+			d.Release()
 			want := fresh(1, 4, 0.25*float64(max(tt.vllm.engines, 1)))
+			want.OwnInFlight = 2
 			want.Scraped, want.ValidUntil = t0.Add(interval), t0.Add(4*interval)
 			want.KVBlocks, want.KVBlockSize = tt.blocks, tt.blockSize
 			want.PrefixQueries, want.PrefixHits, want.PrefixHitRate = tt.queries, tt.hits, tt.rate
 			if tt.vllm.engines == 2 {
-				want.Waiting, want.Running = 2, 8
+				want.Waiting, want.Running, want.AvgLoad = 2, 8, 10
 			}
 			if diff := cmp.Diff(want, loaded(t, d)); diff != "" {
 				t.Errorf("second scrape (-want +got):\n%s", diff)
@@ -222,5 +229,41 @@ func TestExpositionLines(t *testing.T) {
 	newScraper(newClock(), nil).Scrape(t.Context(), []*deployment.Deployment{d})
 	if diff := cmp.Diff(fresh(3, 2, -1), loaded(t, d)); diff != "" {
 		t.Errorf("backend load (-want +got):\n%s", diff)
+	}
+}
+
+// TestAvgLoad follows the sustained load over scrapes: a first scrape's
+// running and waiting requests, then a quarter of each new reading's
+// difference, and a fresh start after a failed scrape.
+func TestAvgLoad(t *testing.T) {
+	t.Parallel()
+	load := func(running, waiting int) string {
+		return fmt.Sprintf("vllm:num_requests_running{model_name=%q} %d\nvllm:num_requests_waiting{model_name=%q} %d\n",
+			served, running, served, waiting)
+	}
+	b, srv := startBackend(t, load(2, 2))
+	d := dep{}.build(srv.URL + "/v1")
+	c := newClock()
+	s := newScraper(c, nil)
+	for _, st := range []struct {
+		name    string
+		status  int
+		body    string
+		want    float64
+		invalid bool
+	}{
+		{"first scrape", http.StatusOK, load(2, 2), 4, false},
+		{"a burst counts a quarter", http.StatusOK, load(8, 12), 8, false},
+		{"back to quiet", http.StatusOK, load(0, 0), 6, false},
+		{"failed scrape keeps the average, stale", http.StatusServiceUnavailable, "", 6, true},
+		{"after a failure the average starts again", http.StatusOK, load(1, 0), 1, false},
+	} {
+		b.set(st.status, st.body)
+		s.Scrape(t.Context(), []*deployment.Deployment{d})
+		l := loaded(t, d)
+		if l.AvgLoad != st.want || l.Fresh(c.Now()) == st.invalid {
+			t.Errorf("%s: average load %v, fresh %v; want %v, fresh %v", st.name, l.AvgLoad, l.Fresh(c.Now()), st.want, !st.invalid)
+		}
+		c.advance(interval)
 	}
 }

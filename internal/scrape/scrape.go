@@ -27,6 +27,9 @@ const (
 	// validIntervals is how many intervals a scrape's values stay valid:
 	// enough to ride out one slow or lost round without going stale.
 	validIntervals = 3
+	// avgWeight is the weight of each scrape in a deployment's AvgLoad:
+	// about the last four scrapes count.
+	avgWeight = 0.25
 )
 
 // Options configure a Scraper. Client is required; every zero field else
@@ -248,6 +251,7 @@ func (s *Scraper) apply(g *group, r result) {
 		for _, d := range g.ds {
 			w, run, kv := r.metrics.load(d.UpstreamModel)
 			q, h := r.metrics.prefixCounters(d.UpstreamModel)
+			prev := d.BackendLoad()
 			d.SetBackendLoad(deployment.BackendLoad{
 				Supported:     true,
 				Waiting:       w,
@@ -257,7 +261,9 @@ func (s *Scraper) apply(g *group, r result) {
 				KVBlockSize:   r.cache.blockSize,
 				PrefixQueries: q,
 				PrefixHits:    h,
-				PrefixHitRate: hitRate(d.BackendLoad(), q, h),
+				PrefixHitRate: hitRate(prev, q, h),
+				AvgLoad:       avgLoad(prev, w+run),
+				OwnInFlight:   float64(d.InFlight()),
 				Scraped:       r.at,
 				ValidUntil:    until,
 			})
@@ -267,6 +273,17 @@ func (s *Scraper) apply(g *group, r result) {
 		}
 		s.failing[g.target] = false
 	}
+}
+
+// avgLoad returns the moving average of the server's running and waiting
+// requests after a scrape that read load, prev being the deployment's
+// previous scrape: load itself when the previous one failed or there was
+// none.
+func avgLoad(prev *deployment.BackendLoad, load float64) float64 {
+	if prev == nil || !prev.Supported || prev.Error != "" || prev.Scraped.IsZero() {
+		return load
+	}
+	return prev.AvgLoad + avgWeight*(load-prev.AvgLoad)
 }
 
 // hitRate returns the prefix cache hit rate between prev, the deployment's

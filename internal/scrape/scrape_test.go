@@ -180,6 +180,7 @@ func fresh(waiting, running, kv float64) deployment.BackendLoad {
 		Supported:     true,
 		Waiting:       waiting,
 		Running:       running,
+		AvgLoad:       waiting + running, // a first scrape's, or a steady load's
 		KVCacheUsage:  kv,
 		PrefixQueries: -1,
 		PrefixHits:    -1,
