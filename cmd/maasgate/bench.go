@@ -53,6 +53,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	loads := fs.String("fleet-loads", joinFloats(fleet.Loads), "fleet: offered loads, as multiples of what the fleet prefills without a prefix cache (comma-separated)")
 	strategies := fs.String("fleet-strategies", strings.Join(fleet.Strategies, ","), "fleet: routing strategies to compare (comma-separated)")
 	workloads := fs.String("fleet-workloads", strings.Join(fleet.Workloads, ","), "fleet: workloads to run: A (multi-turn chats), B (shared long context), C (no sharing)")
+	fs.IntVar(&fleet.Contexts, "fleet-contexts", fleet.Contexts, "fleet: shared long contexts of workload B (each sent once in the warm-up)")
 	fs.Uint64Var(&fleet.Seed, "fleet-seed", fleet.Seed, "fleet: seed of the arrivals and prompts")
 	fs.StringVar(&fleet.ChartDir, "fleet-charts", "", "fleet: write one SVG chart per workload into this directory")
 	fs.StringVar(&o.ProfileDir, "profile", "", "write CPU and allocation profiles of the gateway under the chat load to this directory")

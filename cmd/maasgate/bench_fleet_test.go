@@ -26,6 +26,7 @@ func TestBenchFleetSmoke(t *testing.T) {
 	var stdout, stderr testutil.Buffer
 	code := run(context.Background(), []string{"bench", "--gateway-bin", bin, "--only", "fleet",
 		"--fleet-backends", "2", "--fleet-replicas", "2", "--fleet-speed-up", "8", "--fleet-duration", "8s", "--fleet-warmup", "1s", "--fleet-loads", "0.2",
+		"--fleet-contexts", "16", // the warm-up sends each once: 160 would take 100 simulated seconds at this load
 		"--fleet-strategies", "round-robin,cache-aware", "--fleet-charts", dir, "--json", out,
 	}, &stdout, &stderr)
 	if code != 0 {

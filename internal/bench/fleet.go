@@ -39,7 +39,9 @@ type FleetOptions struct {
 	Loads      []float64
 	Strategies []string
 	Workloads  []string // names of the workloads to run: A, B, C
-	Seed       uint64
+	// Contexts is the number of shared long contexts of workload B.
+	Contexts int
+	Seed     uint64
 	// Timeout is a request's limit in simulated time; one that takes
 	// longer counts as failed.
 	Timeout time.Duration
@@ -58,6 +60,7 @@ func DefaultFleet() FleetOptions {
 		Loads:      []float64{0.6, 1.3},
 		Strategies: FleetStrategies,
 		Workloads:  []string{"A", "B", "C"},
+		Contexts:   160,
 		Seed:       15,
 		Timeout:    20 * time.Second,
 	}
@@ -124,7 +127,7 @@ func runFleet(ctx context.Context, o Options, rep *Report) error {
 	res := &FleetResult{Backends: f.Backends, Replicas: f.Replicas, Profile: mockllm.ProfileH100Llama8B, SpeedUp: f.SpeedUp,
 		DurationS: f.Duration.Seconds(), WarmupS: f.Warmup.Seconds(), Seed: f.Seed}
 	rep.Fleet = res
-	for wi, w := range fleetWorkloads(f.Backends, f.Loads) {
+	for wi, w := range fleetWorkloads(f.Backends, f.Contexts, f.Loads) {
 		if !contains(f.Workloads, w.Name) {
 			continue
 		}

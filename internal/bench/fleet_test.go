@@ -15,7 +15,7 @@ import (
 // the warm-up sends each shared prompt once.
 func TestFleetPlanIsSeeded(t *testing.T) {
 	t.Parallel()
-	ws := fleetWorkloads(8, []float64{1})
+	ws := fleetWorkloads(8, 160, []float64{1})
 	for _, w := range ws {
 		t.Run(w.Name, func(t *testing.T) {
 			t.Parallel()

@@ -42,16 +42,16 @@ const wordLetters = 3
 
 // fleetWorkloads are the three workloads of issue 15, sized for a fleet of
 // backends H100s: (A) multi-turn chats over a few shared system prompts,
-// (B) llm-d's shared long context (160 contexts of 6K tokens, 2.3 × one
-// server's KV cache, and 1.2K-token questions), (C) unrelated prompts of
-// B's length. Rates are in requests per simulated second, multiples of what
-// the fleet prefills without any cache.
-func fleetWorkloads(backends int, loads []float64) []Workload {
+// (B) llm-d's shared long context (contexts of 6K tokens, 160 by default:
+// 2.3 × one server's KV cache, and 1.2K-token questions), (C) unrelated
+// prompts of B's length. Rates are in requests per simulated second,
+// multiples of what the fleet prefills without any cache.
+func fleetWorkloads(backends, contexts int, loads []float64) []Workload {
 	ws := []Workload{
 		{Name: "A", About: "multi-turn chats resending their history, over 4 shared 2K-token system prompts",
 			Turns: 5, System: 4, SystemWords: 2000, UserWords: 600, ThinkS: 1},
-		{Name: "B", About: "shared long context: 160 contexts of 6K tokens, 1.2K-token questions",
-			Turns: 1, System: 160, SystemWords: 6000, UserWords: 1200},
+		{Name: "B", About: fmt.Sprintf("shared long context: %d contexts of 6K tokens, 1.2K-token questions", contexts),
+			Turns: 1, System: contexts, SystemWords: 6000, UserWords: 1200},
 		{Name: "C", About: "control: unrelated 6K-token prompts",
 			Turns: 1, UserWords: 6000},
 	}

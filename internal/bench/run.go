@@ -149,8 +149,8 @@ func (o Options) validate() error {
 	case o.Fleet != nil && (o.GatewayBin == "" || o.GatewayURL != ""):
 		return errors.New("the fleet benchmark runs maasgate's own strategies: give the maasgate binary, not a gateway URL")
 	case o.Fleet != nil && (o.Fleet.Backends <= 0 || o.Fleet.Replicas <= 0 || o.Fleet.SpeedUp <= 0 || o.Fleet.Duration <= o.Fleet.Warmup ||
-		o.Fleet.Warmup < 0 || o.Fleet.Timeout <= 0 || len(o.Fleet.Loads) == 0 || len(o.Fleet.Strategies) == 0):
-		return errors.New("fleet: backends, replicas, speed-up, timeout and loads must be positive, and the duration longer than the warm-up")
+		o.Fleet.Warmup < 0 || o.Fleet.Timeout <= 0 || o.Fleet.Contexts <= 0 || len(o.Fleet.Loads) == 0 || len(o.Fleet.Strategies) == 0):
+		return errors.New("fleet: backends, replicas, contexts, speed-up, timeout and loads must be positive, and the duration longer than the warm-up")
 	case o.GatewayURL == "" && o.GatewayBin == "" && (o.Load || o.Routing):
 		return errors.New("no gateway: give the maasgate binary or a gateway URL")
 	case o.GatewayURL != "" && o.BackendURL == "" && o.BackendAddr == "127.0.0.1:0":
