@@ -69,18 +69,6 @@ func groupInfo(name string, ds []*deployment.Deployment) map[string]any {
 			mode = d.Model.Info.Mode
 		}
 	}
-	orNil := func(v float64) any {
-		if v <= 0 {
-			return nil
-		}
-		return v
-	}
-	orNilInt := func(v int64) any {
-		if v <= 0 {
-			return nil
-		}
-		return v
-	}
 	if mode == "" {
 		mode = "chat"
 	}
@@ -92,13 +80,22 @@ func groupInfo(name string, ds []*deployment.Deployment) map[string]any {
 		"input_cost_per_token":               orNil(inCost),
 		"output_cost_per_token":              orNil(outCost),
 		"mode":                               mode,
-		"tpm":                                orNilInt(tpm),
-		"rpm":                                orNilInt(rpm),
+		"tpm":                                orNil(tpm),
+		"rpm":                                orNil(rpm),
 		"supports_parallel_function_calling": false,
 		"supports_vision":                    false,
 		"supports_function_calling":          false,
 		"supported_openai_params":            []string{},
 	}
+}
+
+// orNil is v, or nil (JSON null) when it is not positive: LiteLLM's
+// unset.
+func orNil[T int64 | float64](v T) any {
+	if v <= 0 {
+		return nil
+	}
+	return v
 }
 
 // number reads a numeric metadata value as YAML or JSON decoding gave it.
