@@ -7,12 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"reflect"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
-	"unicode"
 
 	"github.com/maasgate/maasgate/internal/config"
 )
@@ -23,9 +20,10 @@ import (
 // sees whatever the file system). A file that does not load is rejected,
 // its problems logged, and the running configuration kept. The model list
 // and router settings apply at once (reload); settings that only take
-// effect at start-up are logged as waiting for a restart. It returns a
-// function that stops watching.
-func watchConfig(ctx context.Context, path string, every time.Duration, current *config.Config,
+// effect at start-up and differ from those of started, the configuration
+// the process started with, are logged, on every reload, as waiting for a
+// restart. It returns a function that stops watching.
+func watchConfig(ctx context.Context, path string, every time.Duration, started *config.Config,
 	reload func(context.Context, *config.Config) error, log *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	hup := make(chan os.Signal, 1)
@@ -62,10 +60,9 @@ func watchConfig(ctx context.Context, path string, every time.Duration, current 
 				log.Error("config reload failed; the running configuration is kept", "path", path, "error", err.Error())
 				continue
 			}
-			if changed := restartOnly(current, next); len(changed) > 0 {
+			if changed := restartOnly(started, next); len(changed) > 0 {
 				log.Warn("config reloaded, but these settings take effect only at the next restart", "settings", changed)
 			}
-			current = next
 		}
 	})
 	return func() {
@@ -89,36 +86,39 @@ func fileSum(path string) []byte {
 	return s[:]
 }
 
-// restartOnly names the settings that differ between old and next and are
-// read only at start-up: general_settings, and the router's Redis
-// connection. Values are not logged: they may be secrets.
-func restartOnly(old, next *config.Config) []string {
+// restartOnly names the settings read only at start-up that differ
+// between started, the configuration the process started with, and next.
+// Values are not logged: they may be secrets.
+func restartOnly(started, next *config.Config) []string {
 	var out []string
-	diff := func(prefix string, a, b reflect.Value, only func(string) bool) {
-		for i := range a.NumField() {
-			name := a.Type().Field(i).Name
-			if only(name) && !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
-				out = append(out, prefix+snake(name))
-			}
+	for _, s := range restartOnlySettings {
+		if s.value(started) != s.value(next) {
+			out = append(out, s.key)
 		}
 	}
-	diff("general_settings.", reflect.ValueOf(old.General), reflect.ValueOf(next.General), func(string) bool { return true })
-	diff("router_settings.", reflect.ValueOf(old.Router), reflect.ValueOf(next.Router), func(n string) bool {
-		return strings.HasPrefix(n, "Redis")
-	})
 	return out
 }
 
-// snake spells a Go field name as a config key: MaxRequestSizeMB is
-// max_request_size_mb.
-func snake(name string) string {
-	var b strings.Builder
-	for i, r := range name {
-		if i > 0 && unicode.IsUpper(r) && (unicode.IsLower(rune(name[i-1])) ||
-			i+1 < len(name) && unicode.IsLower(rune(name[i+1])) && unicode.IsUpper(rune(name[i-1]))) {
-			b.WriteByte('_')
-		}
-		b.WriteRune(unicode.ToLower(r))
-	}
-	return b.String()
+// restartOnlySettings are the settings read only at start-up, by the key
+// that sets them: general_settings, and the router's Redis connection.
+// Values are comparable.
+var restartOnlySettings = []struct {
+	key   string
+	value func(*config.Config) any
+}{
+	{"general_settings.master_key", func(c *config.Config) any { return c.General.MasterKey }},
+	{"general_settings.database_url", func(c *config.Config) any { return c.General.DatabaseURL }},
+	{"general_settings.store_model_in_db", func(c *config.Config) any { return c.General.StoreModelInDB }},
+	{"general_settings.background_health_checks", func(c *config.Config) any { return c.General.BackgroundHealthChecks }},
+	{"general_settings.health_check_interval", func(c *config.Config) any { return c.General.HealthCheckInterval }},
+	{"general_settings.max_request_size_mb", func(c *config.Config) any { return c.General.MaxRequestSizeMB }},
+	{"general_settings.hide_upstream_details", func(c *config.Config) any {
+		return [2]bool{c.General.HideUpstreamDetails, c.General.ShowUpstreamDetailsToKeys}
+	}},
+	{"general_settings.token_rate_limit_type", func(c *config.Config) any { return c.General.TokenRateLimitType }},
+	{"litellm_settings.require_auth_for_metrics_endpoint", func(c *config.Config) any { return c.General.RequireAuthForMetrics }},
+	{"router_settings.redis_host", func(c *config.Config) any { return c.Router.RedisHost }},
+	{"router_settings.redis_port", func(c *config.Config) any { return c.Router.RedisPort }},
+	{"router_settings.redis_password", func(c *config.Config) any { return c.Router.RedisPassword }},
+	{"router_settings.redis_url", func(c *config.Config) any { return c.Router.RedisURL }},
 }

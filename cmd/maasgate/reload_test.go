@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/maasgate/maasgate/internal/config"
 	"github.com/maasgate/maasgate/internal/mockllm"
 )
 
@@ -106,4 +109,56 @@ func waitServed(t *testing.T, servedBy func() string, id string) bool {
 		}
 	}
 	return false
+}
+
+// TestRestartOnly: a change to any general_settings field, or to the
+// router's Redis connection, is named by the key a config file sets it
+// with; a change of the model list or of other router settings is not.
+func TestRestartOnly(t *testing.T) {
+	t.Parallel()
+	base := &config.Config{General: config.DefaultGeneralSettings(), Router: config.DefaultRouterSettings()}
+	changed := func(f reflect.Value) {
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(f.String() + "x")
+		case reflect.Bool:
+			f.SetBool(!f.Bool())
+		case reflect.Int, reflect.Int64:
+			f.SetInt(f.Int() + 1)
+		case reflect.Float64:
+			f.SetFloat(f.Float() + 1)
+		default:
+			t.Fatalf("%s: no test value for its kind %s", f.Type(), f.Kind())
+		}
+	}
+	gs := reflect.TypeFor[config.GeneralSettings]()
+	for i := range gs.NumField() {
+		next := *base
+		changed(reflect.ValueOf(&next.General).Elem().Field(i))
+		if got := restartOnly(base, &next); len(got) != 1 {
+			t.Errorf("general_settings %s changed: restartOnly = %q, want one key", gs.Field(i).Name, got)
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		change func(*config.Config)
+		want   []string
+	}{
+		{"redis url", func(c *config.Config) { c.Router.RedisURL = "redis://r:6379" }, []string{"router_settings.redis_url"}},
+		{"require auth for metrics", func(c *config.Config) { c.General.RequireAuthForMetrics = false },
+			[]string{"litellm_settings.require_auth_for_metrics_endpoint"}},
+		{"hide upstream details", func(c *config.Config) {
+			c.General.HideUpstreamDetails, c.General.ShowUpstreamDetailsToKeys = true, false
+		}, []string{"general_settings.hide_upstream_details"}},
+		{"num retries", func(c *config.Config) { c.Router.NumRetries = 7 }, nil},
+		{"models", func(c *config.Config) { c.Models = []config.Model{{Name: "m"}} }, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			next := *base
+			c.change(&next)
+			if got := restartOnly(base, &next); !slices.Equal(got, c.want) {
+				t.Errorf("restartOnly = %q, want %q", got, c.want)
+			}
+		})
+	}
 }

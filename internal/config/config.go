@@ -84,7 +84,6 @@ type RouterSettings struct {
 	// without their own max_parallel_requests; 0 = no cap.
 	DefaultMaxParallelRequests int
 	DisableCooldowns           bool
-	// EnablePreCallChecks skips deployments whose max_input_tokens the
 	// EnableTagFiltering routes requests with tags (metadata.tags, the
 	// x-litellm-tags header) to deployments with matching
 	// litellm_params.tags; TagFilteringMatchAll is LiteLLM's
@@ -92,6 +91,7 @@ type RouterSettings struct {
 	// the request, not just one).
 	EnableTagFiltering   bool
 	TagFilteringMatchAll bool
+	// EnablePreCallChecks skips deployments whose max_input_tokens the
 	// request's prompt (estimated) exceeds, as LiteLLM's
 	// enable_pre_call_checks does.
 	EnablePreCallChecks    bool

@@ -175,13 +175,9 @@ func (d *decoder) litellmSettings(v *value, g *GeneralSettings) {
 
 // litellmOnlyKey reports whether k is a litellm_settings key that
 // litellmSettings decodes.
-func litellmOnlyKey(k string) bool {
-	switch k {
-	case "require_auth_for_metrics_endpoint", "callbacks", "success_callback", "failure_callback":
-		return true
-	}
-	return false
-}
+func litellmOnlyKey(k string) bool { return slices.Contains(litellmOnlyKeys, k) }
+
+var litellmOnlyKeys = []string{"require_auth_for_metrics_endpoint", "callbacks", "success_callback", "failure_callback"}
 
 // general decodes general_settings.
 func (d *decoder) general(v *value, g *GeneralSettings) {

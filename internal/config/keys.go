@@ -46,13 +46,9 @@ var litellmRouterKeys = []string{
 	"search_tools", "guardrail_list",
 }
 
-// litellmSettingsKeys are the litellm_settings keys maasgate reads (the
-// router defaults legacyRouterKey lists, and litellmOnlyKey's).
-var litellmSettingsKeys = []string{
-	"num_retries", "request_timeout", "allowed_fails", "cooldown_time",
-	"fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "default_fallbacks",
-	"require_auth_for_metrics_endpoint", "callbacks", "success_callback", "failure_callback",
-}
+// litellmSettingsKeys are the litellm_settings keys maasgate reads: the
+// router defaults (legacyRouterKeys) and its own (litellmOnlyKeys).
+var litellmSettingsKeys = slices.Concat(legacyRouterKeys, litellmOnlyKeys)
 
 // litellmModuleKeys are LiteLLM litellm_settings keys maasgate does not
 // read. LiteLLM sets any key it is given on its module, so a key missing

@@ -40,14 +40,10 @@ func ApplyRouterSettings(base RouterSettings, settings map[string]any, getenv fu
 // legacyRouterKey reports whether k is a litellm_settings key that feeds the
 // router (the module-level defaults LiteLLM's Router falls back to);
 // request_timeout is the old name of timeout.
-func legacyRouterKey(k string) bool {
-	switch k {
-	case "num_retries", "request_timeout", "allowed_fails", "cooldown_time",
-		"fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "default_fallbacks":
-		return true
-	}
-	return false
-}
+func legacyRouterKey(k string) bool { return slices.Contains(legacyRouterKeys, k) }
+
+var legacyRouterKeys = []string{"num_retries", "request_timeout", "allowed_fails", "cooldown_time",
+	"fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "default_fallbacks"}
 
 // routerSettings applies router_settings, or litellm_settings when legacy is
 // set, onto rs.

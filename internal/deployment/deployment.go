@@ -54,6 +54,15 @@ var endpointPaths = [numEndpoints]string{
 // than under /v1: a trailing /v1 of api_base is dropped for them.
 func atRoot(e Endpoint) bool { return e == Tokenize || e == Detokenize }
 
+// ServerRoot returns base without a trailing /v1: the root of the server,
+// where vLLM serves what is not OpenAI's API (/health, /tokenize,
+// /detokenize). A query of base is kept.
+func ServerRoot(base *url.URL) *url.URL {
+	u := *base
+	u.Path, u.RawPath = strings.TrimSuffix(strings.TrimRight(u.Path, "/"), "/v1"), ""
+	return &u
+}
+
 // String returns the endpoint's path suffix.
 func (e Endpoint) String() string { return endpointPaths[e] }
 
@@ -154,9 +163,9 @@ func New(m config.Model, src Source) *Deployment {
 		}
 		// JoinPath keeps a query (some gateways take a key there) after
 		// the path.
-		b := *base
+		b := base
 		if atRoot(e) {
-			b.Path, b.RawPath = strings.TrimSuffix(strings.TrimRight(b.Path, "/"), "/v1"), ""
+			b = ServerRoot(base)
 		}
 		d.urls[e] = b.JoinPath(endpointPaths[e]).String()
 	}

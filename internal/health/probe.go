@@ -113,14 +113,13 @@ type modelCard struct {
 	ID string `json:"id"`
 }
 
-// healthURL returns the server's /health: vLLM serves it at the root, so a
-// trailing /v1 of api_base is dropped. A query of api_base is kept, as for
-// every upstream URL.
+// healthURL returns the server's /health, which vLLM serves at the root
+// (deployment.ServerRoot). A query of api_base is kept, as for every
+// upstream URL.
 func healthURL(base *url.URL) *url.URL {
-	u := *base
-	u.Path = strings.TrimSuffix(strings.TrimRight(u.Path, "/"), "/v1") + "/health"
-	u.RawPath = ""
-	return &u
+	u := deployment.ServerRoot(base)
+	u.Path += "/health"
+	return u
 }
 
 // completionProbe sends a one-token request of the deployment's kind.

@@ -95,10 +95,7 @@ type genaiCall struct {
 // call returns the children of successful op calls to group answered by
 // the deployment with labels l (TTFT only for streams).
 func (g genaiVecs) call(op, group string, l depLabels, stream bool) genaiCall {
-	provider := l.provider
-	if provider == none {
-		provider = ""
-	}
+	provider := genaiProvider(l)
 	c := genaiCall{
 		duration: g.duration.WithLabelValues(op, provider, group, l.upstream, ""),
 		input:    g.tokens.WithLabelValues(op, provider, group, l.upstream, "input"),
@@ -117,11 +114,16 @@ func (g genaiVecs) call(op, group string, l depLabels, stream bool) genaiCall {
 // tried), ending in class. error.type is the class's name as the spans
 // carry it (rate_limited, server_error, ...).
 func (g genaiVecs) failed(op, group string, l depLabels, class router.Class) prometheus.Observer {
-	provider := l.provider
-	if provider == none {
-		provider = ""
+	return g.duration.WithLabelValues(op, genaiProvider(l), group, l.upstream, class.String())
+}
+
+// genaiProvider is gen_ai.provider.name of the deployment with labels l:
+// "" where LiteLLM's labels have "None" (no provider prefix).
+func genaiProvider(l depLabels) string {
+	if l.provider == none {
+		return ""
 	}
-	return g.duration.WithLabelValues(op, provider, group, l.upstream, class.String())
+	return l.provider
 }
 
 // success records a successful call c; ttft says it has a first token,

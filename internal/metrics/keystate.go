@@ -73,20 +73,16 @@ var (
 type keyCollector struct{ m *Metrics }
 
 func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descKeyRemainingBudget, descKeyMaxBudget, descKeyBudgetHours,
+	describe(ch, descKeyRemainingBudget, descKeyMaxBudget, descKeyBudgetHours,
 		descTeamRemainingBudget, descTeamMaxBudget, descTeamBudgetHours,
 		descKeyLimitAllowed, descKeyLimitUsed, descTeamLimitAllowed, descTeamLimitUsed,
-		descKeyModelRemainingRequests, descKeyModelRemainingTokens, descTeams, descTeamMembers} {
-		ch <- d
-	}
+		descKeyModelRemainingRequests, descKeyModelRemainingTokens, descTeams, descTeamMembers)
 }
 
 func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 	m := c.m
 	now := m.now()
-	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
-	}
+	gauge := gauges(ch)
 	if set := m.keys(); set != nil {
 		m.keyLabels.Range(func(_, v any) bool {
 			l := v.(*keyLabels)
@@ -128,7 +124,7 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // limits exports the rate limit gauges of the counters in use.
-func (c *keyCollector) limits(gauge func(*prometheus.Desc, float64, ...string), now time.Time) {
+func (c *keyCollector) limits(gauge gaugeFunc, now time.Time) {
 	m := c.m
 	set := m.keys()
 	for _, ctr := range m.limiter.Active() {

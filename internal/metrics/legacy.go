@@ -19,11 +19,11 @@ func (m *Metrics) registerLegacy() {
 		newRollup(m.totalTokens, false, "litellm_total_tokens_total",
 			"LiteLLM's name before litellm_total_tokens_metric: prompt plus completion tokens of successful requests.",
 			[]string{"end_user", "hashed_api_key", "model", "team", "team_alias", "user"}, nil),
-		// The "self" service of LiteLLM's prometheus_system callback: the
-		// latency of successful calls.
 		// LiteLLM exports the servers' cached prompt tokens under two names.
 		newRollup(m.cachedIn, false, "litellm_provider_cache_read_input_tokens_metric_total",
 			"The same as litellm_input_cached_tokens_metric, under LiteLLM's other name for it.", tokenLabels, nil),
+		// The "self" service of LiteLLM's prometheus_system callback: the
+		// latency of successful calls.
 		newRollup(m.totalLatency, true, "litellm_self_latency",
 			"The latency of successful requests (litellm_request_total_latency_metric over all labels), as LiteLLM's service callback names it.",
 			nil, prometheus.Labels{"self": "self"}),

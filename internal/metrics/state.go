@@ -52,19 +52,15 @@ var (
 type stateCollector struct{ m *Metrics }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descRPMLimit, descTPMLimit, descRemainingRequests, descRemainingTokens,
+	describe(ch, descState, descRPMLimit, descTPMLimit, descRemainingRequests, descRemainingTokens,
 		descOldRemainingRequests, descOldRemainingTokens,
-		descInFlight, descCooldown, descBackendFresh, descBackendWaiting, descBackendRunning, descBackendKV, descBackendPrefixHit} {
-		ch <- d
-	}
+		descInFlight, descCooldown, descBackendFresh, descBackendWaiting, descBackendRunning, descBackendKV, descBackendPrefixHit)
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.m.now()
 	ns := now.UnixNano()
-	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
-	}
+	gauge := gauges(ch)
 	// The old headroom names lack model_id: deployments that share their
 	// labels (one server listed twice) are summed.
 	old := map[oldHeadroom]float64{}
@@ -110,6 +106,24 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		if load.PrefixHitRate >= 0 {
 			gauge(descBackendPrefixHit, load.PrefixHitRate, l.group, l.id, l.apiBase)
 		}
+	}
+}
+
+// describe sends descs to ch: the Describe of a collector whose gauges
+// are built at scrape time.
+func describe(ch chan<- *prometheus.Desc, descs ...*prometheus.Desc) {
+	for _, d := range descs {
+		ch <- d
+	}
+}
+
+// gaugeFunc sends the gauge desc with value v and labels.
+type gaugeFunc func(desc *prometheus.Desc, v float64, labels ...string)
+
+// gauges returns the gaugeFunc that sends to ch.
+func gauges(ch chan<- prometheus.Metric) gaugeFunc {
+	return func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
 	}
 }
 
