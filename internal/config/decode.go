@@ -285,10 +285,10 @@ func (d *decoder) validate(cfg *Config) {
 			wildcards = append(wildcards, g)
 		}
 	}
-	slices.SortFunc(wildcards, func(a, b string) int { return cmp.Or(cmp.Compare(len(b), len(a)), cmp.Compare(a, b)) })
+	slices.SortFunc(wildcards, WildcardOrder)
 	matching := func(g string) string {
 		for _, w := range wildcards {
-			if matchWildcard(w, g) {
+			if _, ok := MatchWildcard(w, g); ok {
 				return w
 			}
 		}
@@ -315,10 +315,18 @@ func (d *decoder) validate(cfg *Config) {
 	}
 }
 
-// matchWildcard reports whether the wildcard model name pattern matches
-// model, as the router matches them: its first "*" stands for one or more
-// characters, and any later "*" for itself.
-func matchWildcard(pattern, model string) bool {
+// MatchWildcard matches model against the wildcard model name pattern
+// (LiteLLM's wildcard routing): its first "*" stands for one or more
+// characters, and any later "*" for itself. It returns what the "*"
+// matched.
+func MatchWildcard(pattern, model string) (capture string, ok bool) {
 	prefix, suffix, _ := strings.Cut(pattern, "*")
-	return len(model) > len(prefix)+len(suffix) && strings.HasPrefix(model, prefix) && strings.HasSuffix(model, suffix)
+	if len(model) <= len(prefix)+len(suffix) || !strings.HasPrefix(model, prefix) || !strings.HasSuffix(model, suffix) {
+		return "", false
+	}
+	return model[len(prefix) : len(model)-len(suffix)], true
 }
+
+// WildcardOrder orders wildcard patterns as they are tried: the longest
+// first ("openai/gpt-*" before "openai/*" before "*"), then by name.
+func WildcardOrder(a, b string) int { return cmp.Or(cmp.Compare(len(b), len(a)), cmp.Compare(a, b)) }

@@ -199,9 +199,7 @@ func (r *Router) build(ds []*deployment.Deployment, settings config.RouterSettin
 			t.publicNames = append(t.publicNames, name)
 		}
 	}
-	// The longest pattern without its "*" wins: "openai/gpt-*" before
-	// "openai/*" before "*".
-	slices.SortStableFunc(t.wildcards, func(a, b *Group) int { return cmp.Compare(len(b.Name), len(a.Name)) })
+	slices.SortFunc(t.wildcards, func(a, b *Group) int { return config.WildcardOrder(a.Name, b.Name) })
 	for alias, a := range settings.ModelGroupAlias {
 		t.aliases[alias] = a.Model
 		if _, isGroup := t.groups[alias]; !a.Hidden && !isGroup {
@@ -334,21 +332,11 @@ func (t *table) resolve(model string) (Target, bool) {
 // specific first.
 func (t *table) matchWildcards(model string) (Target, bool) {
 	for _, g := range t.wildcards {
-		if capture, ok := matchWildcard(g.Name, model); ok {
+		if capture, ok := config.MatchWildcard(g.Name, model); ok {
 			return Target{Group: g, Wildcard: capture}, true
 		}
 	}
 	return Target{}, false
-}
-
-// matchWildcard matches model against pattern, whose first "*" stands for
-// one or more characters; it returns what the "*" matched.
-func matchWildcard(pattern, model string) (string, bool) {
-	prefix, suffix, _ := strings.Cut(pattern, "*")
-	if len(model) <= len(prefix)+len(suffix) || !strings.HasPrefix(model, prefix) || !strings.HasSuffix(model, suffix) {
-		return "", false
-	}
-	return model[len(prefix) : len(model)-len(suffix)], true
 }
 
 // NoDeploymentsError says why Pick found nothing and when to try again.
