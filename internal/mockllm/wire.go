@@ -38,13 +38,13 @@ func badRequest(msg, param string) apiError {
 // OpenAI's, writeAnthropicError for Anthropic's.
 type errorWriter func(http.ResponseWriter, apiError)
 
-// writeError renders an error in OpenAI's envelope, as vLLM does.
 // reject counts a request refused as vLLM would and answers it with e.
 func (s *Server) reject(w http.ResponseWriter, e apiError) {
 	s.stats.rejected.Add(1)
 	writeError(w, e)
 }
 
+// writeError renders an error in OpenAI's envelope, as vLLM does.
 func writeError(w http.ResponseWriter, e apiError) {
 	body := errorBody{Error: errorInfo{Message: e.msg, Type: e.typ, Code: e.status}}
 	if e.param != "" {
