@@ -225,8 +225,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		e = s.capReply(&g, req.MaxTokens, "max_tokens")
 	}
 	if e != nil {
-		s.stats.rejected.Add(1)
-		writeAnthropicError(w, *e)
+		s.rejectAs(w, *e, writeAnthropicError)
 		return
 	}
 	f := s.faults.Load()
@@ -259,8 +258,7 @@ func (s *Server) countTokens(w http.ResponseWriter, r *http.Request) {
 	}
 	_, _, turns, e := s.parseMessages(body, false)
 	if e != nil {
-		s.stats.rejected.Add(1)
-		writeAnthropicError(w, *e)
+		s.rejectAs(w, *e, writeAnthropicError)
 		return
 	}
 	if !s.injectAs(w, r, s.faults.Load(), writeAnthropicError) {

@@ -319,8 +319,7 @@ func (s *Server) admitAs(w http.ResponseWriter, r *http.Request, endpoint *atomi
 	body, err := readBody(w, r)
 	s.record(r, body)
 	if err != nil {
-		s.stats.rejected.Add(1)
-		werr(w, *err)
+		s.rejectAs(w, *err, werr)
 		return nil, false
 	}
 	if !s.authorized(r) {

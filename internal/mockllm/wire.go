@@ -40,8 +40,13 @@ type errorWriter func(http.ResponseWriter, apiError)
 
 // reject counts a request refused as vLLM would and answers it with e.
 func (s *Server) reject(w http.ResponseWriter, e apiError) {
+	s.rejectAs(w, e, writeError)
+}
+
+// rejectAs is reject for an API with its own error envelope.
+func (s *Server) rejectAs(w http.ResponseWriter, e apiError, werr errorWriter) {
 	s.stats.rejected.Add(1)
-	writeError(w, e)
+	werr(w, e)
 }
 
 // writeError renders an error in OpenAI's envelope, as vLLM does.
