@@ -144,40 +144,48 @@ func decodeError(err error) *apiError {
 func countWords(s string) int {
 	n, in := 0, false
 	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case ' ', '\t', '\n', '\r', '\v', '\f':
+		switch {
+		case isSpace(s[i]):
 			in = false
-		default:
-			if !in {
-				n++
-				in = true
-			}
+		case !in:
+			n++
+			in = true
 		}
 	}
 	return n
 }
 
-// appendWords appends the words countWords counts.
+// isSpace reports whether c separates words: ASCII white space only.
+func isSpace(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '\v', '\f':
+		return true
+	}
+	return false
+}
+
+// cutWord returns the first word of s and what follows it; word is "" when
+// s has no word left.
+func cutWord(s string) (word, rest string) {
+	i := 0
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	j := i
+	for j < len(s) && !isSpace(s[j]) {
+		j++
+	}
+	return s[i:j], s[j:]
+}
+
+// appendWords appends the words countWords counts. It never returns nil, so
+// no words encode as [].
 func appendWords(dst []string, s string) []string {
 	if dst == nil {
 		dst = []string{}
 	}
-	start := -1
-	for i := 0; i <= len(s); i++ {
-		space := i == len(s)
-		if !space {
-			switch s[i] {
-			case ' ', '\t', '\n', '\r', '\v', '\f':
-				space = true
-			}
-		}
-		switch {
-		case space && start >= 0:
-			dst = append(dst, s[start:i])
-			start = -1
-		case !space && start < 0:
-			start = i
-		}
+	for w, rest := cutWord(s); w != ""; w, rest = cutWord(rest) {
+		dst = append(dst, w)
 	}
 	return dst
 }
