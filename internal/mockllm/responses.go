@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 )
 
 // OpenAI's Responses API as vLLM serves it
@@ -35,42 +34,6 @@ type storedResponse struct {
 	body       []byte   // the response object as served
 	convTokens int      // tokens of its conversation (input and output, not instructions)
 	conv       []uint64 // their ids (engine model only)
-}
-
-// responseStore holds stored responses by id, forgetting the oldest past
-// maxStoredResponses.
-type responseStore struct {
-	mu    sync.Mutex
-	byID  map[string]*storedResponse
-	order []string // ids in the order stored; may name deleted ones
-}
-
-func (rs *responseStore) get(id string) *storedResponse {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return rs.byID[id]
-}
-
-func (rs *responseStore) put(id string, r *storedResponse) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if rs.byID == nil {
-		rs.byID = make(map[string]*storedResponse)
-	}
-	rs.byID[id] = r
-	rs.order = append(rs.order, id)
-	for len(rs.byID) > maxStoredResponses || len(rs.order) > 2*maxStoredResponses {
-		delete(rs.byID, rs.order[0])
-		rs.order = rs.order[1:]
-	}
-}
-
-func (rs *responseStore) delete(id string) bool {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	_, ok := rs.byID[id]
-	delete(rs.byID, id)
-	return ok
 }
 
 type responsesRequest struct {
@@ -198,7 +161,7 @@ func (s *Server) parseResponses(body []byte) (*responseRun, *apiError) {
 		if e := checkResponseID(*id); e != nil {
 			return nil, e
 		}
-		if prev = s.responses.get(*id); prev == nil {
+		if prev, _ = s.responses.get(*id); prev == nil {
 			e := responseNotFound(*id)
 			return nil, &e
 		}
@@ -395,7 +358,7 @@ func (s *Server) retrieveResponse(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if sr := s.responses.get(id); sr != nil {
+	if sr, ok := s.responses.get(id); ok {
 		writeRaw(w, http.StatusOK, sr.body)
 		return
 	}
@@ -423,7 +386,7 @@ func (s *Server) cancelResponse(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if s.responses.get(id) == nil {
+	if _, ok := s.responses.get(id); !ok {
 		writeError(w, responseNotFound(id))
 		return
 	}

@@ -39,10 +39,10 @@ type Server struct {
 	last      atomic.Pointer[RecordedRequest]
 	faults    atomic.Pointer[Faults]
 	registry  *prometheus.Registry
-	engine    *engine                  // nil: the simple model
-	vocab     vocab                    // long words /tokenize has seen
-	responses responseStore            // stored responses of the Responses API
-	ttft      *prometheus.HistogramVec // vllm:time_to_first_token_seconds by model_name
+	engine    *engine                             // nil: the simple model
+	vocab     boundedMap[uint64, string]          // long words /tokenize has seen, by id
+	responses boundedMap[string, *storedResponse] // stored responses of the Responses API, by id
+	ttft      *prometheus.HistogramVec            // vllm:time_to_first_token_seconds by model_name
 
 	randMu sync.Mutex
 	rand   *rand.Rand
@@ -88,6 +88,7 @@ func New(cfg Config) *Server {
 		registry: prometheus.NewRegistry(),
 		rand:     cfg.Rand,
 	}
+	s.vocab.limit, s.responses.limit = maxVocab, maxStoredResponses
 	for _, name := range cfg.Models {
 		s.models[name] = &modelState{name: name, nameJSON: jsonString(name)}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 )
 
 // vLLM's POST /tokenize ({model, prompt} or {model, messages}) and
@@ -31,30 +30,6 @@ const (
 // specialTokens are the ids of the role markers of chat templates.
 var specialTokens = [...]string{1: "<|system|>", 2: "<|user|>", 3: "<|assistant|>", 4: "<|tool|>", 5: "<|developer|>"}
 
-// vocab remembers the long words a server has tokenized, by id.
-type vocab struct {
-	mu    sync.Mutex
-	words map[uint64]string
-}
-
-func (v *vocab) add(id uint64, w string) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.words == nil {
-		v.words = make(map[uint64]string)
-	}
-	if len(v.words) < maxVocab {
-		v.words[id] = w
-	}
-}
-
-func (v *vocab) word(id uint64) (string, bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	w, ok := v.words[id]
-	return w, ok
-}
-
 // tokenID is the public id of a word (see above).
 func (s *Server) tokenID(w string) uint64 {
 	for id, sp := range specialTokens {
@@ -70,7 +45,7 @@ func (s *Server) tokenID(w string) uint64 {
 		return id
 	}
 	id := longWordBit | fnv64(w)&(longWordBit-1)
-	s.vocab.add(id, w)
+	s.vocab.put(id, w)
 	return id
 }
 
@@ -83,7 +58,7 @@ func (s *Server) tokenWord(id uint64) (string, bool) {
 		if id >= 2*longWordBit {
 			return "", false
 		}
-		return s.vocab.word(id)
+		return s.vocab.get(id)
 	}
 	n := int(id >> 48)
 	if n < 1 || n > shortWord || id>>(8*n) != uint64(n)<<(48-8*n) {
