@@ -339,8 +339,11 @@ func (s *Server) finishResponse(run *responseRun) []byte {
 	o.Usage = &responseUsage{InputTokens: g.prompt, OutputTokens: g.n, TotalTokens: g.prompt + g.n}
 	b, _ := json.Marshal(o) // plain structs always encode
 	if run.store {
-		run.stored.body = b
-		s.responses.put(o.ID, &run.stored)
+		// A copy, so the store does not keep the whole run (its prompt's ids,
+		// its response object) alive.
+		sr := run.stored
+		sr.body = b
+		s.responses.put(o.ID, &sr)
 	}
 	return b
 }
