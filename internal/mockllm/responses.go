@@ -226,22 +226,18 @@ func (s *Server) parseResponses(body []byte) (*responseRun, *apiError) {
 // text), function calls and their outputs. Other items carry no text the
 // mock counts.
 func responseTurns(raw json.RawMessage) ([]turn, *apiError) {
-	bad := func(msg string) *apiError {
-		e := badRequest("input: "+msg, "input")
-		return &e
-	}
 	switch firstByte(raw) {
 	case 0, 'n':
-		return nil, bad("Field required")
+		return nil, fieldError("input", "Field required")
 	case '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, bad(err.Error())
+			return nil, fieldError("input", err.Error())
 		}
 		return []turn{{role: "user", texts: []string{s}}}, nil
 	case '[':
 	default:
-		return nil, bad("want a string or a list of input items")
+		return nil, fieldError("input", "want a string or a list of input items")
 	}
 	var items []struct {
 		Type      string          `json:"type"`
@@ -252,7 +248,7 @@ func responseTurns(raw json.RawMessage) ([]turn, *apiError) {
 		Output    json.RawMessage `json:"output"`
 	}
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, bad(err.Error())
+		return nil, fieldError("input", err.Error())
 	}
 	turns := make([]turn, 0, len(items))
 	for i, it := range items {
@@ -268,11 +264,11 @@ func responseTurns(raw json.RawMessage) ([]turn, *apiError) {
 		case it.Type == "message" || (it.Type == "" && it.Role != ""):
 			texts, err := partTexts(it.Content)
 			if err != nil {
-				return nil, bad(strconv.Itoa(i) + ": content: " + err.Error())
+				return nil, fieldError("input", strconv.Itoa(i)+": content: "+err.Error())
 			}
 			turns = append(turns, turn{role: it.Role, texts: texts})
 		case it.Type == "":
-			return nil, bad(strconv.Itoa(i) + ": an item needs a type or a role")
+			return nil, fieldError("input", strconv.Itoa(i)+": an item needs a type or a role")
 		}
 	}
 	return turns, nil

@@ -133,8 +133,7 @@ func (s *Server) parseTokenize(body []byte) ([]string, bool, *apiError) {
 		Content json.RawMessage `json:"content"`
 	}
 	if err := json.Unmarshal(req.Messages, &msgs); err != nil {
-		e := badRequest("messages: "+err.Error(), "messages")
-		return nil, false, &e
+		return nil, false, fieldError("messages", err.Error())
 	}
 	words := []string{}
 	for i, m := range msgs {
@@ -142,8 +141,7 @@ func (s *Server) parseTokenize(body []byte) ([]string, bool, *apiError) {
 		if len(m.Content) > 0 && string(m.Content) != "null" {
 			var err error
 			if texts, err = partTexts(m.Content); err != nil {
-				e := badRequest(fmt.Sprintf("messages: %d: content: %v", i, err), "messages")
-				return nil, false, &e
+				return nil, false, fieldError("messages", fmt.Sprintf("%d: content: %v", i, err))
 			}
 		}
 		if s.engine != nil {
@@ -189,20 +187,17 @@ func (s *Server) parseDetokenize(body []byte) (string, *apiError) {
 		return "", e
 	}
 	if req.Tokens == nil {
-		e := badRequest("tokens: Field required", "tokens")
-		return "", &e
+		return "", fieldError("tokens", "Field required")
 	}
 	words := make([]string, len(req.Tokens))
 	for i, raw := range req.Tokens {
 		var id uint64
 		if err := json.Unmarshal(raw, &id); err != nil {
-			e := badRequest(fmt.Sprintf("tokens: %d: %s: want an integer from 0 to 2^63-1", i, raw), "tokens")
-			return "", &e
+			return "", fieldError("tokens", fmt.Sprintf("%d: %s: want an integer from 0 to 2^63-1", i, raw))
 		}
 		word, ok := s.tokenWord(id)
 		if !ok {
-			e := badRequest(fmt.Sprintf("tokens: %d: token id %d is out of vocabulary", i, id), "tokens")
-			return "", &e
+			return "", fieldError("tokens", fmt.Sprintf("%d: token id %d is out of vocabulary", i, id))
 		}
 		words[i] = word
 	}

@@ -34,6 +34,13 @@ func badRequest(msg, param string) apiError {
 	return apiError{status: http.StatusBadRequest, typ: "BadRequestError", msg: msg, param: param}
 }
 
+// fieldError is the 400 for a bad request field: "<field>: <msg>", with
+// the field as the error's param.
+func fieldError(field, msg string) *apiError {
+	e := badRequest(field+": "+msg, field)
+	return &e
+}
+
 // errorWriter renders an error in one API's envelope: writeError for
 // OpenAI's, writeAnthropicError for Anthropic's.
 type errorWriter func(http.ResponseWriter, apiError)
@@ -254,35 +261,31 @@ type input struct {
 // list of strings, a list of token ids (one input), or a list of lists of
 // token ids.
 func parseInputs(raw json.RawMessage, field string) ([]input, *apiError) {
-	bad := func(msg string) *apiError {
-		e := badRequest(field+": "+msg, field)
-		return &e
-	}
 	switch firstByte(raw) {
 	case 0, 'n':
-		return nil, bad("field required")
+		return nil, fieldError(field, "field required")
 	case '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, bad(err.Error())
+			return nil, fieldError(field, err.Error())
 		}
 		return []input{{tokens: countWords(s), seed: fnv64(s)}}, nil
 	case '[':
 	default:
-		return nil, bad("want a string, a list of strings or a list of token ids")
+		return nil, fieldError(field, "want a string, a list of strings or a list of token ids")
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, bad(err.Error())
+		return nil, fieldError(field, err.Error())
 	}
 	if len(items) == 0 {
-		return nil, bad("must not be empty")
+		return nil, fieldError(field, "must not be empty")
 	}
 	switch firstByte(items[0]) {
 	case '"':
 		var ss []string
 		if err := json.Unmarshal(raw, &ss); err != nil {
-			return nil, bad(err.Error())
+			return nil, fieldError(field, err.Error())
 		}
 		out := make([]input, len(ss))
 		for i, s := range ss {
@@ -292,7 +295,7 @@ func parseInputs(raw json.RawMessage, field string) ([]input, *apiError) {
 	case '[':
 		var lists [][]int64
 		if err := json.Unmarshal(raw, &lists); err != nil {
-			return nil, bad(err.Error())
+			return nil, fieldError(field, err.Error())
 		}
 		out := make([]input, len(lists))
 		for i, ids := range lists {
@@ -302,7 +305,7 @@ func parseInputs(raw json.RawMessage, field string) ([]input, *apiError) {
 	default:
 		var ids []int64
 		if err := json.Unmarshal(raw, &ids); err != nil {
-			return nil, bad(err.Error())
+			return nil, fieldError(field, err.Error())
 		}
 		return []input{{tokens: len(ids), seed: tokenSeed(ids)}}, nil
 	}
