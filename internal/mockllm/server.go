@@ -115,9 +115,9 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /v1/responses/{id}", s.retrieveResponse)
 	s.mux.HandleFunc("DELETE /v1/responses/{id}", s.deleteResponse)
 	s.mux.HandleFunc("POST /v1/responses/{id}/cancel", s.cancelResponse)
-	for _, p := range []string{"/rerank", "/v1/rerank", "/v2/rerank"} {
-		s.mux.HandleFunc("POST "+p, s.rerank)
-	}
+	s.mux.HandleFunc("POST /rerank", s.rerank)
+	s.mux.HandleFunc("POST /v1/rerank", s.rerank)
+	s.mux.HandleFunc("POST /v2/rerank", s.rerank)
 	s.mux.HandleFunc("POST /score", s.score)
 	s.mux.HandleFunc("POST /v1/score", s.score)
 	s.mux.HandleFunc("POST /v1/audio/transcriptions", s.transcriptions)
