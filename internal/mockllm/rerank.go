@@ -166,7 +166,7 @@ func (s *Server) scorePairs(w http.ResponseWriter, r *http.Request, m *modelStat
 		}
 	}
 	f := s.faults.Load()
-	if !s.inject(w, r, f) || !s.prefill(r, &g, f) {
+	if !s.inject(w, r, f) || !s.run(r, &g, f) {
 		return nil, 0, false
 	}
 	scores := make([]float64, len(ps))
