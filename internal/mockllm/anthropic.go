@@ -72,8 +72,7 @@ func (s *Server) parseMessages(body []byte, needMax bool) (messagesRequest, *mod
 		return req, nil, nil, decodeError(err)
 	}
 	if req.Model == "" {
-		e := badRequest("model: Model is required", "model")
-		return req, nil, nil, &e
+		return req, nil, nil, fieldError("model", "Model is required")
 	}
 	m, e := s.model(req.Model)
 	if e != nil {
@@ -81,12 +80,10 @@ func (s *Server) parseMessages(body []byte, needMax bool) (messagesRequest, *mod
 	}
 	if needMax {
 		if req.MaxTokens == nil {
-			e := badRequest("max_tokens: Field required", "max_tokens")
-			return req, nil, nil, &e
+			return req, nil, nil, fieldError("max_tokens", "Field required")
 		}
 		if *req.MaxTokens <= 0 {
-			e := badRequest("max_tokens: max_tokens must be positive", "max_tokens")
-			return req, nil, nil, &e
+			return req, nil, nil, fieldError("max_tokens", "max_tokens must be positive")
 		}
 	}
 	turns, e := anthropicTurns(req.System, req.Messages)
@@ -97,22 +94,18 @@ func (s *Server) parseMessages(body []byte, needMax bool) (messagesRequest, *mod
 // conversion to chat does: one system turn first (the system field and any
 // system messages), tool results as tool turns.
 func anthropicTurns(system, messages json.RawMessage) ([]turn, *apiError) {
-	bad := func(field, msg string) *apiError {
-		e := badRequest(field+": "+msg, field)
-		return &e
-	}
 	if firstByte(messages) != '[' {
-		return nil, bad("messages", "want a list of messages")
+		return nil, fieldError("messages", "want a list of messages")
 	}
 	var msgs []anthropicMessage
 	if err := json.Unmarshal(messages, &msgs); err != nil {
-		return nil, bad("messages", err.Error())
+		return nil, fieldError("messages", err.Error())
 	}
 	sys := turn{role: "system"}
 	if len(system) > 0 && string(system) != "null" {
 		texts, _, err := blockTexts(system)
 		if err != nil {
-			return nil, bad("system", err.Error())
+			return nil, fieldError("system", err.Error())
 		}
 		sys.texts = texts
 	}
@@ -124,11 +117,11 @@ func anthropicTurns(system, messages json.RawMessage) ([]turn, *apiError) {
 			role = "user"
 		case "user", "assistant", "system":
 		default:
-			return nil, bad("messages", fmt.Sprintf("%d: role %q: want user, assistant or system", i, msg.Role))
+			return nil, fieldError("messages", fmt.Sprintf("%d: role %q: want user, assistant or system", i, msg.Role))
 		}
 		texts, tools, err := blockTexts(msg.Content)
 		if err != nil {
-			return nil, bad("messages", strconv.Itoa(i)+": content: "+err.Error())
+			return nil, fieldError("messages", strconv.Itoa(i)+": content: "+err.Error())
 		}
 		if role == "system" {
 			sys.texts = append(sys.texts, texts...)
@@ -225,8 +218,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		e = s.capReply(&g, req.MaxTokens, "max_tokens")
 	}
 	if e != nil {
-		s.stats.rejected.Add(1)
-		writeAnthropicError(w, *e)
+		s.rejectAs(w, *e, writeAnthropicError)
 		return
 	}
 	f := s.faults.Load()
@@ -259,8 +251,7 @@ func (s *Server) countTokens(w http.ResponseWriter, r *http.Request) {
 	}
 	_, _, turns, e := s.parseMessages(body, false)
 	if e != nil {
-		s.stats.rejected.Add(1)
-		writeAnthropicError(w, *e)
+		s.rejectAs(w, *e, writeAnthropicError)
 		return
 	}
 	if !s.injectAs(w, r, s.faults.Load(), writeAnthropicError) {

@@ -176,10 +176,13 @@ func (s *Server) parseAudio(contentType string, body []byte) (*audioRequest, *ap
 			return nil, bad("temperature", "temperature: %q is not a number", v)
 		}
 	}
-	for name, dst := range map[string]*bool{"stream": &a.stream, "stream_include_usage": &a.includeUsage} {
-		if v, ok := fields[name]; ok {
-			if *dst, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
-				return nil, bad(name, "%s: %q is not a boolean", name, v)
+	for _, b := range [...]struct {
+		name string
+		dst  *bool
+	}{{"stream", &a.stream}, {"stream_include_usage", &a.includeUsage}} { // in order, so two bad ones give one answer
+		if v, ok := fields[b.name]; ok {
+			if *b.dst, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
+				return nil, bad(b.name, "%s: %q is not a boolean", b.name, v)
 			}
 		}
 	}

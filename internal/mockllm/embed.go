@@ -64,7 +64,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !s.prefill(r, &g, f) {
+	if !s.run(r, &g, f) {
 		return
 	}
 	resp := embeddingResponse{
@@ -82,25 +82,6 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, &resp)
 	s.end(&g, 0, &s.stats.completed)
-}
-
-// prefill runs a request that only reads its prompt (embeddings, scores):
-// on the engine, a prefill of g.ids; in the simple model, a GPU slot held
-// for one first-token delay. On false the request has been counted as
-// cancelled; on true the caller answers and then counts it with end.
-func (s *Server) prefill(r *http.Request, g *generation, f *Faults) bool {
-	if s.engine != nil {
-		return s.generateOnEngine(r.Context(), g, f)
-	}
-	if !s.start(r, g) {
-		return false
-	}
-	defer s.release(g.m)
-	if err := s.sleep(r.Context(), s.firstTokenDelay(f)); err != nil {
-		s.end(g, 0, &s.stats.cancelled)
-		return false
-	}
-	return true
 }
 
 // parseEmbedding decodes and checks an embedding request in vLLM's order:

@@ -236,8 +236,10 @@ type completionChoice struct {
 }
 
 // run makes all of a non-streaming request's tokens, on the engine or in a
-// GPU slot. On false the request has been counted as cancelled; on true the
-// caller answers and then counts it with end.
+// GPU slot. A request that only reads its prompt (embeddings, scores: g.n
+// is 0) is a prefill, which in the simple model holds its slot for one
+// first-token delay. On false the request has been counted as cancelled; on
+// true the caller answers and then counts it with end.
 func (s *Server) run(r *http.Request, g *generation, f *Faults) bool {
 	if s.engine != nil {
 		return s.generateOnEngine(r.Context(), g, f)
@@ -246,7 +248,7 @@ func (s *Server) run(r *http.Request, g *generation, f *Faults) bool {
 		return false
 	}
 	defer s.release(g.m)
-	d := s.firstTokenDelay(f) + time.Duration(g.n-1)*s.tokenDelay(f)
+	d := s.firstTokenDelay(f) + time.Duration(max(g.n-1, 0))*s.tokenDelay(f)
 	if err := s.sleep(r.Context(), d); err != nil {
 		s.end(g, 0, &s.stats.cancelled)
 		return false

@@ -213,13 +213,7 @@ func anthropicErr(t *testing.T, body string) string {
 func TestMessagesErrors(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, instant(mockllm.Config{Name: "gpu-a", Models: []string{"m"}, MaxModelLen: 100}))
-	tests := []struct {
-		name       string
-		path       string
-		body       string
-		wantStatus int
-		wantType   string
-	}{
+	tests := []errorCase{
 		{"unknown model", "/v1/messages", `{"model":"claude-x","max_tokens":5,"messages":[]}`, 404, "NotFoundError"},
 		{"unknown model, count_tokens", "/v1/messages/count_tokens", `{"model":"claude-x","messages":[]}`, 404, "NotFoundError"},
 		{"malformed JSON", "/v1/messages", `{"model":`, 400, "BadRequestError"},

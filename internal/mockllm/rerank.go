@@ -82,30 +82,26 @@ type scoreData struct {
 // scoreTexts reads one side of a scoring request: a string or a list of
 // strings (vLLM's multimodal inputs are not modelled).
 func scoreTexts(raw json.RawMessage, field string) ([]string, *apiError) {
-	bad := func(msg string) *apiError {
-		e := badRequest(field+": "+msg, field)
-		return &e
-	}
 	switch firstByte(raw) {
 	case 0, 'n':
-		return nil, bad("Field required")
+		return nil, fieldError(field, "Field required")
 	case '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, bad(err.Error())
+			return nil, fieldError(field, err.Error())
 		}
 		return []string{s}, nil
 	case '[':
 		var ss []string
 		if err := json.Unmarshal(raw, &ss); err != nil {
-			return nil, bad("want a string or a list of strings")
+			return nil, fieldError(field, "want a string or a list of strings")
 		}
 		if len(ss) == 0 {
-			return nil, bad("must not be empty")
+			return nil, fieldError(field, "must not be empty")
 		}
 		return ss, nil
 	}
-	return nil, bad("want a string or a list of strings")
+	return nil, fieldError(field, "want a string or a list of strings")
 }
 
 // pairs lines texts up as vLLM does: one against one, one against many,
@@ -170,7 +166,7 @@ func (s *Server) scorePairs(w http.ResponseWriter, r *http.Request, m *modelStat
 		}
 	}
 	f := s.faults.Load()
-	if !s.inject(w, r, f) || !s.prefill(r, &g, f) {
+	if !s.inject(w, r, f) || !s.run(r, &g, f) {
 		return nil, 0, false
 	}
 	scores := make([]float64, len(ps))
@@ -230,8 +226,7 @@ func (s *Server) parseRerank(body []byte, req *rerankRequest) (*modelState, [][2
 		return nil, nil, nil, e
 	}
 	if firstByte(req.Query) != '"' {
-		e := badRequest("query: want a string", "query")
-		return nil, nil, nil, &e
+		return nil, nil, nil, fieldError("query", "want a string")
 	}
 	query, e := scoreTexts(req.Query, "query")
 	if e != nil {
@@ -306,8 +301,6 @@ func (s *Server) parseScore(body []byte) (*modelState, [][2]string, *apiError) {
 		ps, e := pairs(left, right)
 		return m, ps, e
 	}
-	e = ptr(badRequest("text_1, text_2: Field required (or queries and documents, queries and items, data_1 and data_2)", "text_1"))
-	return nil, nil, e
+	missing := badRequest("text_1, text_2: Field required (or queries and documents, queries and items, data_1 and data_2)", "text_1")
+	return nil, nil, &missing
 }
-
-func ptr[T any](v T) *T { return &v }

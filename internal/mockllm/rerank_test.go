@@ -108,13 +108,7 @@ func TestScore(t *testing.T) {
 func TestRerankErrors(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, instant(mockllm.Config{Name: "gpu-a", Models: []string{"bge"}}))
-	tests := []struct {
-		name       string
-		path       string
-		body       string
-		wantStatus int
-		wantType   string
-	}{
+	tests := []errorCase{
 		{"malformed JSON", "/v1/rerank", `{"query":`, 400, "BadRequestError"},
 		{"unknown model", "/v1/rerank", `{"model":"x","query":"q","documents":["d"]}`, 404, "NotFoundError"},
 		{"no query", "/v1/rerank", `{"documents":["d"]}`, 400, "BadRequestError"},
@@ -126,14 +120,5 @@ func TestRerankErrors(t *testing.T) {
 		{"score 2:3", "/score", `{"text_1":["a","b"],"text_2":["a","b","c"]}`, 400, "BadRequestError"},
 		{"score unknown model", "/v1/score", `{"model":"x","text_1":"a","text_2":"b"}`, 404, "NotFoundError"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got := b.call(t, "POST", tt.path, tt.body)
-			e, _ := decode(t, got.Body)["error"].(map[string]any)
-			if got.Status != tt.wantStatus || e["type"] != tt.wantType || e["code"] != float64(tt.wantStatus) {
-				t.Errorf("status %d, body %s; want %d %s", got.Status, got.Body, tt.wantStatus, tt.wantType)
-			}
-		})
-	}
+	checkErrors(t, b, tests)
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 )
 
 // OpenAI's Responses API as vLLM serves it
@@ -35,42 +34,6 @@ type storedResponse struct {
 	body       []byte   // the response object as served
 	convTokens int      // tokens of its conversation (input and output, not instructions)
 	conv       []uint64 // their ids (engine model only)
-}
-
-// responseStore holds stored responses by id, forgetting the oldest past
-// maxStoredResponses.
-type responseStore struct {
-	mu    sync.Mutex
-	byID  map[string]*storedResponse
-	order []string // ids in the order stored; may name deleted ones
-}
-
-func (rs *responseStore) get(id string) *storedResponse {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return rs.byID[id]
-}
-
-func (rs *responseStore) put(id string, r *storedResponse) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if rs.byID == nil {
-		rs.byID = make(map[string]*storedResponse)
-	}
-	rs.byID[id] = r
-	rs.order = append(rs.order, id)
-	for len(rs.byID) > maxStoredResponses || len(rs.order) > 2*maxStoredResponses {
-		delete(rs.byID, rs.order[0])
-		rs.order = rs.order[1:]
-	}
-}
-
-func (rs *responseStore) delete(id string) bool {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	_, ok := rs.byID[id]
-	delete(rs.byID, id)
-	return ok
 }
 
 type responsesRequest struct {
@@ -198,7 +161,7 @@ func (s *Server) parseResponses(body []byte) (*responseRun, *apiError) {
 		if e := checkResponseID(*id); e != nil {
 			return nil, e
 		}
-		if prev = s.responses.get(*id); prev == nil {
+		if prev, _ = s.responses.get(*id); prev == nil {
 			e := responseNotFound(*id)
 			return nil, &e
 		}
@@ -263,22 +226,18 @@ func (s *Server) parseResponses(body []byte) (*responseRun, *apiError) {
 // text), function calls and their outputs. Other items carry no text the
 // mock counts.
 func responseTurns(raw json.RawMessage) ([]turn, *apiError) {
-	bad := func(msg string) *apiError {
-		e := badRequest("input: "+msg, "input")
-		return &e
-	}
 	switch firstByte(raw) {
 	case 0, 'n':
-		return nil, bad("Field required")
+		return nil, fieldError("input", "Field required")
 	case '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, bad(err.Error())
+			return nil, fieldError("input", err.Error())
 		}
 		return []turn{{role: "user", texts: []string{s}}}, nil
 	case '[':
 	default:
-		return nil, bad("want a string or a list of input items")
+		return nil, fieldError("input", "want a string or a list of input items")
 	}
 	var items []struct {
 		Type      string          `json:"type"`
@@ -289,7 +248,7 @@ func responseTurns(raw json.RawMessage) ([]turn, *apiError) {
 		Output    json.RawMessage `json:"output"`
 	}
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, bad(err.Error())
+		return nil, fieldError("input", err.Error())
 	}
 	turns := make([]turn, 0, len(items))
 	for i, it := range items {
@@ -305,11 +264,11 @@ func responseTurns(raw json.RawMessage) ([]turn, *apiError) {
 		case it.Type == "message" || (it.Type == "" && it.Role != ""):
 			texts, err := partTexts(it.Content)
 			if err != nil {
-				return nil, bad(strconv.Itoa(i) + ": content: " + err.Error())
+				return nil, fieldError("input", strconv.Itoa(i)+": content: "+err.Error())
 			}
 			turns = append(turns, turn{role: it.Role, texts: texts})
 		case it.Type == "":
-			return nil, bad(strconv.Itoa(i) + ": an item needs a type or a role")
+			return nil, fieldError("input", strconv.Itoa(i)+": an item needs a type or a role")
 		}
 	}
 	return turns, nil
@@ -376,8 +335,11 @@ func (s *Server) finishResponse(run *responseRun) []byte {
 	o.Usage = &responseUsage{InputTokens: g.prompt, OutputTokens: g.n, TotalTokens: g.prompt + g.n}
 	b, _ := json.Marshal(o) // plain structs always encode
 	if run.store {
-		run.stored.body = b
-		s.responses.put(o.ID, &run.stored)
+		// A copy, so the store does not keep the whole run (its prompt's ids,
+		// its response object) alive.
+		sr := run.stored
+		sr.body = b
+		s.responses.put(o.ID, &sr)
 	}
 	return b
 }
@@ -395,7 +357,7 @@ func (s *Server) retrieveResponse(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if sr := s.responses.get(id); sr != nil {
+	if sr, ok := s.responses.get(id); ok {
 		writeRaw(w, http.StatusOK, sr.body)
 		return
 	}
@@ -423,7 +385,7 @@ func (s *Server) cancelResponse(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if s.responses.get(id) == nil {
+	if _, ok := s.responses.get(id); !ok {
 		writeError(w, responseNotFound(id))
 		return
 	}

@@ -1,7 +1,6 @@
 package mockllm_test
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
@@ -253,34 +252,14 @@ func TestResponsesFollowUpHitsPrefixCache(t *testing.T) {
 func TestResponsesErrors(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, instant(mockllm.Config{Name: "gpu-a", Models: []string{"m"}}))
-	tests := []struct {
-		name       string
-		body       string
-		wantStatus int
-		wantType   string
-	}{
-		{"malformed JSON", `{"model":"m",`, 400, "BadRequestError"},
-		{"unknown model", `{"model":"gpt-5","input":"x"}`, 404, "NotFoundError"},
-		{"no input", `{"model":"m"}`, 400, "BadRequestError"},
-		{"input a number", `{"model":"m","input":5}`, 400, "BadRequestError"},
-		{"item without type or role", `{"model":"m","input":[{"content":"x"}]}`, 400, "BadRequestError"},
-		{"item content a number", `{"model":"m","input":[{"role":"user","content":3}]}`, 400, "BadRequestError"},
-		{"zero max_output_tokens", `{"model":"m","input":"x","max_output_tokens":0}`, 400, "BadRequestError"},
+	tests := []errorCase{
+		{"malformed JSON", "/v1/responses", `{"model":"m",`, 400, "BadRequestError"},
+		{"unknown model", "/v1/responses", `{"model":"gpt-5","input":"x"}`, 404, "NotFoundError"},
+		{"no input", "/v1/responses", `{"model":"m"}`, 400, "BadRequestError"},
+		{"input a number", "/v1/responses", `{"model":"m","input":5}`, 400, "BadRequestError"},
+		{"item without type or role", "/v1/responses", `{"model":"m","input":[{"content":"x"}]}`, 400, "BadRequestError"},
+		{"item content a number", "/v1/responses", `{"model":"m","input":[{"role":"user","content":3}]}`, 400, "BadRequestError"},
+		{"zero max_output_tokens", "/v1/responses", `{"model":"m","input":"x","max_output_tokens":0}`, 400, "BadRequestError"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got := b.call(t, "POST", "/v1/responses", tt.body)
-			var e struct {
-				Error struct {
-					Type string `json:"type"`
-					Code int    `json:"code"`
-				} `json:"error"`
-			}
-			if err := json.Unmarshal([]byte(got.Body), &e); err != nil || got.Status != tt.wantStatus ||
-				e.Error.Type != tt.wantType || e.Error.Code != tt.wantStatus {
-				t.Errorf("status %d, body %s; want %d %s", got.Status, got.Body, tt.wantStatus, tt.wantType)
-			}
-		})
-	}
+	checkErrors(t, b, tests)
 }

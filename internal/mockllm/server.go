@@ -39,10 +39,10 @@ type Server struct {
 	last      atomic.Pointer[RecordedRequest]
 	faults    atomic.Pointer[Faults]
 	registry  *prometheus.Registry
-	engine    *engine                  // nil: the simple model
-	vocab     vocab                    // long words /tokenize has seen
-	responses responseStore            // stored responses of the Responses API
-	ttft      *prometheus.HistogramVec // vllm:time_to_first_token_seconds by model_name
+	engine    *engine                             // nil: the simple model
+	vocab     boundedMap[uint64, string]          // long words /tokenize has seen, by id
+	responses boundedMap[string, *storedResponse] // stored responses of the Responses API, by id
+	ttft      *prometheus.HistogramVec            // vllm:time_to_first_token_seconds by model_name
 
 	randMu sync.Mutex
 	rand   *rand.Rand
@@ -88,6 +88,7 @@ func New(cfg Config) *Server {
 		registry: prometheus.NewRegistry(),
 		rand:     cfg.Rand,
 	}
+	s.vocab.limit, s.responses.limit = maxVocab, maxStoredResponses
 	for _, name := range cfg.Models {
 		s.models[name] = &modelState{name: name, nameJSON: jsonString(name)}
 	}
@@ -114,9 +115,9 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /v1/responses/{id}", s.retrieveResponse)
 	s.mux.HandleFunc("DELETE /v1/responses/{id}", s.deleteResponse)
 	s.mux.HandleFunc("POST /v1/responses/{id}/cancel", s.cancelResponse)
-	for _, p := range []string{"/rerank", "/v1/rerank", "/v2/rerank"} {
-		s.mux.HandleFunc("POST "+p, s.rerank)
-	}
+	s.mux.HandleFunc("POST /rerank", s.rerank)
+	s.mux.HandleFunc("POST /v1/rerank", s.rerank)
+	s.mux.HandleFunc("POST /v2/rerank", s.rerank)
 	s.mux.HandleFunc("POST /score", s.score)
 	s.mux.HandleFunc("POST /v1/score", s.score)
 	s.mux.HandleFunc("POST /v1/audio/transcriptions", s.transcriptions)
@@ -319,8 +320,7 @@ func (s *Server) admitAs(w http.ResponseWriter, r *http.Request, endpoint *atomi
 	body, err := readBody(w, r)
 	s.record(r, body)
 	if err != nil {
-		s.stats.rejected.Add(1)
-		werr(w, *err)
+		s.rejectAs(w, *err, werr)
 		return nil, false
 	}
 	if !s.authorized(r) {

@@ -100,6 +100,33 @@ func scrub(t *testing.T, m map[string]any) map[string]any {
 	return m
 }
 
+// errorCase is a request the mock must refuse, and the status and error
+// type it must answer with.
+type errorCase struct {
+	name       string
+	path       string
+	body       string
+	wantStatus int
+	wantType   string
+}
+
+// checkErrors POSTs each case to b in parallel and checks the answer's
+// status and vLLM's error envelope: its type, and its code equal to the
+// status.
+func checkErrors(t *testing.T, b *testBackend, tests []errorCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := b.call(t, "POST", tt.path, tt.body)
+			e, _ := decode(t, got.Body)["error"].(map[string]any)
+			if got.Status != tt.wantStatus || e["type"] != tt.wantType || e["code"] != float64(tt.wantStatus) {
+				t.Errorf("status %d, body %s; want %d %s", got.Status, got.Body, tt.wantStatus, tt.wantType)
+			}
+		})
+	}
+}
+
 // sseEvents splits a server-sent-event stream into its data payloads.
 func sseEvents(t *testing.T, body string) []string {
 	t.Helper()

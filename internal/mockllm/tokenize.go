@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 )
 
 // vLLM's POST /tokenize ({model, prompt} or {model, messages}) and
@@ -31,30 +30,6 @@ const (
 // specialTokens are the ids of the role markers of chat templates.
 var specialTokens = [...]string{1: "<|system|>", 2: "<|user|>", 3: "<|assistant|>", 4: "<|tool|>", 5: "<|developer|>"}
 
-// vocab remembers the long words a server has tokenized, by id.
-type vocab struct {
-	mu    sync.Mutex
-	words map[uint64]string
-}
-
-func (v *vocab) add(id uint64, w string) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.words == nil {
-		v.words = make(map[uint64]string)
-	}
-	if len(v.words) < maxVocab {
-		v.words[id] = w
-	}
-}
-
-func (v *vocab) word(id uint64) (string, bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	w, ok := v.words[id]
-	return w, ok
-}
-
 // tokenID is the public id of a word (see above).
 func (s *Server) tokenID(w string) uint64 {
 	for id, sp := range specialTokens {
@@ -70,7 +45,7 @@ func (s *Server) tokenID(w string) uint64 {
 		return id
 	}
 	id := longWordBit | fnv64(w)&(longWordBit-1)
-	s.vocab.add(id, w)
+	s.vocab.put(id, w)
 	return id
 }
 
@@ -83,7 +58,7 @@ func (s *Server) tokenWord(id uint64) (string, bool) {
 		if id >= 2*longWordBit {
 			return "", false
 		}
-		return s.vocab.word(id)
+		return s.vocab.get(id)
 	}
 	n := int(id >> 48)
 	if n < 1 || n > shortWord || id>>(8*n) != uint64(n)<<(48-8*n) {
@@ -158,8 +133,7 @@ func (s *Server) parseTokenize(body []byte) ([]string, bool, *apiError) {
 		Content json.RawMessage `json:"content"`
 	}
 	if err := json.Unmarshal(req.Messages, &msgs); err != nil {
-		e := badRequest("messages: "+err.Error(), "messages")
-		return nil, false, &e
+		return nil, false, fieldError("messages", err.Error())
 	}
 	words := []string{}
 	for i, m := range msgs {
@@ -167,8 +141,7 @@ func (s *Server) parseTokenize(body []byte) ([]string, bool, *apiError) {
 		if len(m.Content) > 0 && string(m.Content) != "null" {
 			var err error
 			if texts, err = partTexts(m.Content); err != nil {
-				e := badRequest(fmt.Sprintf("messages: %d: content: %v", i, err), "messages")
-				return nil, false, &e
+				return nil, false, fieldError("messages", fmt.Sprintf("%d: content: %v", i, err))
 			}
 		}
 		if s.engine != nil {
@@ -214,20 +187,17 @@ func (s *Server) parseDetokenize(body []byte) (string, *apiError) {
 		return "", e
 	}
 	if req.Tokens == nil {
-		e := badRequest("tokens: Field required", "tokens")
-		return "", &e
+		return "", fieldError("tokens", "Field required")
 	}
 	words := make([]string, len(req.Tokens))
 	for i, raw := range req.Tokens {
 		var id uint64
 		if err := json.Unmarshal(raw, &id); err != nil {
-			e := badRequest(fmt.Sprintf("tokens: %d: %s: want an integer from 0 to 2^63-1", i, raw), "tokens")
-			return "", &e
+			return "", fieldError("tokens", fmt.Sprintf("%d: %s: want an integer from 0 to 2^63-1", i, raw))
 		}
 		word, ok := s.tokenWord(id)
 		if !ok {
-			e := badRequest(fmt.Sprintf("tokens: %d: token id %d is out of vocabulary", i, id), "tokens")
-			return "", &e
+			return "", fieldError("tokens", fmt.Sprintf("%d: token id %d is out of vocabulary", i, id))
 		}
 		words[i] = word
 	}

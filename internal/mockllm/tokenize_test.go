@@ -104,13 +104,7 @@ func TestTokenize(t *testing.T) {
 func TestTokenizeErrors(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, instant(mockllm.Config{Name: "gpu-a", Models: []string{"m"}}))
-	tests := []struct {
-		name       string
-		path       string
-		body       string
-		wantStatus int
-		wantType   string
-	}{
+	tests := []errorCase{
 		{"malformed JSON", "/tokenize", `{"prompt"`, 400, "BadRequestError"},
 		{"unknown model", "/tokenize", `{"model":"x","prompt":"a"}`, 404, "NotFoundError"},
 		{"neither prompt nor messages", "/tokenize", `{"model":"m"}`, 400, "BadRequestError"},
@@ -123,14 +117,5 @@ func TestTokenizeErrors(t *testing.T) {
 		{"detokenize an id of no word", "/detokenize", `{"tokens":[4000000000000000]}`, 400, "BadRequestError"},
 		{"detokenize zero", "/detokenize", `{"tokens":[0]}`, 400, "BadRequestError"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got := b.call(t, "POST", tt.path, tt.body)
-			e, _ := decode(t, got.Body)["error"].(map[string]any)
-			if got.Status != tt.wantStatus || e["type"] != tt.wantType || e["code"] != float64(tt.wantStatus) {
-				t.Errorf("status %d, body %s; want %d %s", got.Status, got.Body, tt.wantStatus, tt.wantType)
-			}
-		})
-	}
+	checkErrors(t, b, tests)
 }

@@ -23,22 +23,8 @@ func roleID(role string) uint64 { return fnv64("<|" + role + "|>") }
 
 // appendWordIDs appends the ids of the words of s.
 func appendWordIDs(dst []uint64, s string) []uint64 {
-	start := -1
-	for i := 0; i <= len(s); i++ {
-		space := i == len(s)
-		if !space {
-			switch s[i] {
-			case ' ', '\t', '\n', '\r', '\v', '\f':
-				space = true
-			}
-		}
-		switch {
-		case space && start >= 0:
-			dst = append(dst, wordID(s[start:i]))
-			start = -1
-		case !space && start < 0:
-			start = i
-		}
+	for w, rest := cutWord(s); w != ""; w, rest = cutWord(rest) {
+		dst = append(dst, wordID(w))
 	}
 	return dst
 }

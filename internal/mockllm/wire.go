@@ -34,17 +34,29 @@ func badRequest(msg, param string) apiError {
 	return apiError{status: http.StatusBadRequest, typ: "BadRequestError", msg: msg, param: param}
 }
 
+// fieldError is the 400 for a bad request field: "<field>: <msg>", with
+// the field as the error's param.
+func fieldError(field, msg string) *apiError {
+	e := badRequest(field+": "+msg, field)
+	return &e
+}
+
 // errorWriter renders an error in one API's envelope: writeError for
 // OpenAI's, writeAnthropicError for Anthropic's.
 type errorWriter func(http.ResponseWriter, apiError)
 
-// writeError renders an error in OpenAI's envelope, as vLLM does.
 // reject counts a request refused as vLLM would and answers it with e.
 func (s *Server) reject(w http.ResponseWriter, e apiError) {
-	s.stats.rejected.Add(1)
-	writeError(w, e)
+	s.rejectAs(w, e, writeError)
 }
 
+// rejectAs is reject for an API with its own error envelope.
+func (s *Server) rejectAs(w http.ResponseWriter, e apiError, werr errorWriter) {
+	s.stats.rejected.Add(1)
+	werr(w, e)
+}
+
+// writeError renders an error in OpenAI's envelope, as vLLM does.
 func writeError(w http.ResponseWriter, e apiError) {
 	body := errorBody{Error: errorInfo{Message: e.msg, Type: e.typ, Code: e.status}}
 	if e.param != "" {
@@ -139,40 +151,48 @@ func decodeError(err error) *apiError {
 func countWords(s string) int {
 	n, in := 0, false
 	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case ' ', '\t', '\n', '\r', '\v', '\f':
+		switch {
+		case isSpace(s[i]):
 			in = false
-		default:
-			if !in {
-				n++
-				in = true
-			}
+		case !in:
+			n++
+			in = true
 		}
 	}
 	return n
 }
 
-// appendWords appends the words countWords counts.
+// isSpace reports whether c separates words: ASCII white space only.
+func isSpace(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '\v', '\f':
+		return true
+	}
+	return false
+}
+
+// cutWord returns the first word of s and what follows it; word is "" when
+// s has no word left.
+func cutWord(s string) (word, rest string) {
+	i := 0
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	j := i
+	for j < len(s) && !isSpace(s[j]) {
+		j++
+	}
+	return s[i:j], s[j:]
+}
+
+// appendWords appends the words countWords counts. It never returns nil, so
+// no words encode as [].
 func appendWords(dst []string, s string) []string {
 	if dst == nil {
 		dst = []string{}
 	}
-	start := -1
-	for i := 0; i <= len(s); i++ {
-		space := i == len(s)
-		if !space {
-			switch s[i] {
-			case ' ', '\t', '\n', '\r', '\v', '\f':
-				space = true
-			}
-		}
-		switch {
-		case space && start >= 0:
-			dst = append(dst, s[start:i])
-			start = -1
-		case !space && start < 0:
-			start = i
-		}
+	for w, rest := cutWord(s); w != ""; w, rest = cutWord(rest) {
+		dst = append(dst, w)
 	}
 	return dst
 }
@@ -241,35 +261,31 @@ type input struct {
 // list of strings, a list of token ids (one input), or a list of lists of
 // token ids.
 func parseInputs(raw json.RawMessage, field string) ([]input, *apiError) {
-	bad := func(msg string) *apiError {
-		e := badRequest(field+": "+msg, field)
-		return &e
-	}
 	switch firstByte(raw) {
 	case 0, 'n':
-		return nil, bad("field required")
+		return nil, fieldError(field, "field required")
 	case '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, bad(err.Error())
+			return nil, fieldError(field, err.Error())
 		}
 		return []input{{tokens: countWords(s), seed: fnv64(s)}}, nil
 	case '[':
 	default:
-		return nil, bad("want a string, a list of strings or a list of token ids")
+		return nil, fieldError(field, "want a string, a list of strings or a list of token ids")
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, bad(err.Error())
+		return nil, fieldError(field, err.Error())
 	}
 	if len(items) == 0 {
-		return nil, bad("must not be empty")
+		return nil, fieldError(field, "must not be empty")
 	}
 	switch firstByte(items[0]) {
 	case '"':
 		var ss []string
 		if err := json.Unmarshal(raw, &ss); err != nil {
-			return nil, bad(err.Error())
+			return nil, fieldError(field, err.Error())
 		}
 		out := make([]input, len(ss))
 		for i, s := range ss {
@@ -279,7 +295,7 @@ func parseInputs(raw json.RawMessage, field string) ([]input, *apiError) {
 	case '[':
 		var lists [][]int64
 		if err := json.Unmarshal(raw, &lists); err != nil {
-			return nil, bad(err.Error())
+			return nil, fieldError(field, err.Error())
 		}
 		out := make([]input, len(lists))
 		for i, ids := range lists {
@@ -289,7 +305,7 @@ func parseInputs(raw json.RawMessage, field string) ([]input, *apiError) {
 	default:
 		var ids []int64
 		if err := json.Unmarshal(raw, &ids); err != nil {
-			return nil, bad(err.Error())
+			return nil, fieldError(field, err.Error())
 		}
 		return []input{{tokens: len(ids), seed: tokenSeed(ids)}}, nil
 	}
