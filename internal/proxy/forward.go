@@ -209,7 +209,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		c.upstream += p.now().Sub(a.sent)
-		e := p.upstreamError(c, d, resp, b)
+		e := p.upstreamError(p.hides(c.key), d, resp, b)
 		return result{err: e, outcome: router.Outcome{
 			Class:      router.Classify(resp.StatusCode, nil, e.Message),
 			Status:     resp.StatusCode,
@@ -263,7 +263,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	}
 
 	h := w.Header()
-	p.copyUpstreamHeaders(h, resp.Header, p.hides(c))
+	p.copyUpstreamHeaders(h, resp.Header, p.hides(c.key))
 	h["Content-Length"] = []string{strconv.Itoa(len(answer))}
 	p.setResultHeaders(h, c, d)
 	if p.usage != nil && resp.StatusCode < 300 {
@@ -302,7 +302,7 @@ func (p *Proxy) relayLarge(w http.ResponseWriter, r *http.Request, c *call, a *a
 	started := p.now()
 	c.upstream += started.Sub(a.sent)
 	h := w.Header()
-	p.copyUpstreamHeaders(h, resp.Header, p.hides(c))
+	p.copyUpstreamHeaders(h, resp.Header, p.hides(c.key))
 	delete(h, "Content-Length")
 	if resp.ContentLength >= 0 {
 		h["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
@@ -418,7 +418,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	c.ttft = ttft
 
 	h := w.Header()
-	p.copyUpstreamHeaders(h, resp.Header, p.hides(c))
+	p.copyUpstreamHeaders(h, resp.Header, p.hides(c.key))
 	delete(h, "Content-Length")
 	h["Cache-Control"] = noCache
 	h["X-Accel-Buffering"] = noBuffering
@@ -693,7 +693,7 @@ func (p *Proxy) transportError(r *http.Request, a *attempt, err error) result {
 	}
 	res := result{outcome: o, err: openai.NewError(http.StatusBadGateway, openai.TypeAPIError,
 		fmt.Sprintf("Deployment %s %s%s", d.ID, what, detail))}
-	if p.hides(a.call) {
+	if p.hides(a.call.key) {
 		res.logged = res.err.Message
 		res.err.Message = fmt.Sprintf("Deployment %s %s.", d.ID, what)
 	}
@@ -702,12 +702,11 @@ func (p *Proxy) transportError(r *http.Request, a *attempt, err error) result {
 
 // upstreamError keeps the upstream's status and message, with the
 // deployment's credentials scrubbed from the message (a server may quote
-// the Authorization header it got). With upstream details hidden, a 5xx's
-// text (stack traces, paths, addresses) is replaced by the status; a 4xx's
+// the Authorization header it got). With upstream details hidden (hide), a
+// 5xx's text (stack traces, paths, addresses) is replaced by the status; a 4xx's
 // is kept, since it is about the client's request.
-func (p *Proxy) upstreamError(c *call, d *deployment.Deployment, resp *http.Response, body []byte) *openai.Error {
+func (p *Proxy) upstreamError(hide bool, d *deployment.Deployment, resp *http.Response, body []byte) *openai.Error {
 	msg, typ := openai.ParseUpstreamError(body)
-	hide := p.hides(c)
 	if msg == "" || hide && resp.StatusCode >= 500 {
 		msg = fmt.Sprintf("deployment %s returned %s with no message", d.ID, resp.Status)
 		if hide {

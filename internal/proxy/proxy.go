@@ -486,11 +486,11 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call) {
 	p.fail(w, c, e)
 }
 
-// hides reports whether c's client is kept from internal addresses and
-// upstream server detail: every client with hide_upstream_details, else
-// virtual keys unless it is set to false.
-func (p *Proxy) hides(c *call) bool {
-	return p.hideUpstream || c.key != nil && !p.showToKeys
+// hides reports whether a client with virtual key k (nil for the admin's)
+// is kept from internal addresses and upstream server detail: every client
+// with hide_upstream_details, else virtual keys unless it is set to false.
+func (p *Proxy) hides(k *keys.Key) bool {
+	return p.hideUpstream || k != nil && !p.showToKeys
 }
 
 // setGroupHeader sets x-litellm-model-group, as LiteLLM does: the group

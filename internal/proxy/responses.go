@@ -225,18 +225,20 @@ func (p *Proxy) storedResponse(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("Deployment %s broke off its answer about response %s.", d.ID, openai.Clip(id))))
 		return
 	}
-	e2 := &responseIDs{d: d, from: [2][]byte{quoted(upstreamID)}, to: [2][]byte{quoted(id)}}
-	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		body = e2.replace(nil, body)
-	} else {
-		body = []byte(d.Scrub(string(body)))
-	}
+	p.log.Info("stored response", "method", r.Method, "model_id", d.ID, "model_group", tg.Group.Name, "status", resp.StatusCode)
 	hdr := w.Header()
-	hdr["Content-Type"] = []string{"application/json"}
 	hdr[hdrModelID] = []string{d.ID}
 	hdr[hdrModelGroup] = []string{tg.Group.Name}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// As an inference error is: credentials scrubbed, and a 5xx's
+		// server detail kept from clients it is hidden from.
+		openai.WriteError(w, p.upstreamError(p.hides(k), d, resp, body))
+		return
+	}
+	e2 := &responseIDs{d: d, from: [2][]byte{quoted(upstreamID)}, to: [2][]byte{quoted(id)}}
+	body = e2.replace(nil, body)
+	hdr["Content-Type"] = []string{"application/json"}
 	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(body)
-	p.log.Info("stored response", "method", r.Method, "model_id", d.ID, "model_group", tg.Group.Name, "status", resp.StatusCode)
 }

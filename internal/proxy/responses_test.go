@@ -246,3 +246,26 @@ func TestStoredResponsesKeepToTheirKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestStoredResponseErrorHidesServerDetail: a virtual key's GET of a
+// stored response that the server fails with a 5xx gets the status, not
+// the server's stack trace, as an inference request's error would be.
+func TestStoredResponseErrorHidesServerDetail(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"error":{"message":"Traceback: /srv/vllm/entrypoints/serving.py line 12 at 10.1.2.3","type":"InternalServerError"}}`)
+	}))
+	t.Cleanup(up.Close)
+	k := &keys.Key{Token: keys.Token("sk-team"), Models: []string{"r"}}
+	url := gatewayWith(t, func(o *Options) { o.Keys = oneKey{k} }, dep("r", "dep-a", up.URL+"/v1"))
+	resp, err := http.Get(url + "/v1/responses/" + encodeResponseIDFor("dep-a", "resp_a1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := decodeError(t, resp)
+	if resp.StatusCode != 500 || strings.Contains(e.Error.Message, "Traceback") || strings.Contains(e.Error.Message, "10.1.2.3") ||
+		!strings.Contains(e.Error.Message, "dep-a returned 500") {
+		t.Errorf("GET: %d %+v, want 500 without the server's detail", resp.StatusCode, e)
+	}
+}
