@@ -612,10 +612,15 @@ func (u *streamUsage) line(line []byte, whole bool) {
 	// Chat and completions: "usage" with total_tokens. Anthropic's
 	// Messages: message_start's message.usage, message_delta's usage, in
 	// input_tokens and output_tokens. Responses: response.completed's
-	// response.usage.
+	// response.usage. An event has one of them: one that has the path but
+	// no object there ("usage":null on every chunk of some servers' chat
+	// streams) is not scanned again for the others.
 	for _, path := range [...]string{"usage", "message.usage", "response.usage"} {
 		usage := gjson.GetBytes(data, path)
 		if !usage.IsObject() {
+			if usage.Exists() {
+				return
+			}
 			continue
 		}
 		u.cached = max(u.cached, cachedTokens(usage))
