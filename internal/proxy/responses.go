@@ -68,9 +68,11 @@ func decodeResponseID(s string) (deploymentID, id string, ok bool) {
 }
 
 // previousResponse prepares a Responses request that continues a stored
-// response: the target is pinned to the deployment that holds it (when it
-// still serves the group asked for) and the upstream body names the
-// server's own id. An id the gateway did not issue is sent as it is.
+// response: the target is pinned to the deployment that holds it and the
+// upstream body names the server's own id. An id the gateway did not
+// issue, or whose deployment no longer serves the group asked for, is sent
+// as it is, so the server refuses it: a key allowed one group does not
+// read a response stored through another that shares its server.
 func (p *Proxy) previousResponse(c *call, tg router.Target) router.Target {
 	prev := c.req.root.Get("previous_response_id")
 	if prev.Type != gjson.String {
@@ -80,9 +82,11 @@ func (p *Proxy) previousResponse(c *call, tg router.Target) router.Target {
 	if !ok {
 		return tg
 	}
-	if d, found := p.router.Deployment(depID); found && d.Group == tg.Group.Name {
-		tg.Pinned = d
+	d, found := p.router.Deployment(depID)
+	if !found || d.Group != tg.Group.Name {
+		return tg
 	}
+	tg.Pinned = d
 	quoted, _ := json.Marshal(id) // a string always encodes
 	c.req.body = c.req.rewrite(gjson.Parse(`{"previous_response_id":` + string(quoted) + `}`))
 	c.body = c.req.body
