@@ -256,8 +256,15 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	case translate:
 		var aerr *anthropic.Error
 		if answer, _, aerr = anthropic.FromChat(nil, answer, c.req.model); aerr != nil {
-			return result{err: openai.NewError(http.StatusBadGateway, openai.TypeAPIError, fmt.Sprintf(
-				"Deployment %s answered with a chat completion that could not be translated: %s", d.ID, aerr.Message)),
+			// aerr may quote the server (an error object in a 200): kept
+			// from clients upstream details are hidden from, as a 5xx's is.
+			msg := fmt.Sprintf("Deployment %s answered with a chat completion that could not be translated", d.ID)
+			if p.hides(c.key) {
+				msg += "."
+			} else {
+				msg += ": " + d.Scrub(aerr.Message)
+			}
+			return result{err: openai.NewError(http.StatusBadGateway, openai.TypeAPIError, msg),
 				outcome: router.Outcome{Class: router.ServerError, Status: http.StatusBadGateway}}
 		}
 	}
