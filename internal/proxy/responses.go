@@ -127,20 +127,24 @@ func (e *responseIDs) learn(obj []byte) {
 	}
 }
 
-// replace appends b to out with the known ids replaced.
-func (e *responseIDs) replace(out, b []byte) []byte {
+// edit returns b with the known ids replaced: b itself when none is in
+// it, else a new slice.
+func (e *responseIDs) edit(b []byte) []byte {
 	for i := range e.from {
 		if e.from[i] != nil && bytes.Contains(b, e.from[i]) {
 			b = bytes.ReplaceAll(b, e.from[i], e.to[i])
 		}
 	}
-	return append(out, b...)
+	return b
 }
+
+// replace appends b to out with the known ids replaced.
+func (e *responseIDs) replace(out, b []byte) []byte { return append(out, e.edit(b)...) }
 
 // body edits a whole (not streamed) answer.
 func (e *responseIDs) body(b []byte) []byte {
 	e.learn(b)
-	return e.replace(nil, b)
+	return e.edit(b)
 }
 
 func (e *responseIDs) line(out, line []byte) []byte {
@@ -240,7 +244,7 @@ func (p *Proxy) storedResponse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e2 := &responseIDs{d: d, from: [2][]byte{quoted(upstreamID)}, to: [2][]byte{quoted(id)}}
-	body = e2.replace(nil, body)
+	body = e2.edit(body)
 	hdr["Content-Type"] = []string{"application/json"}
 	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(resp.StatusCode)
