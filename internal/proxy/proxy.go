@@ -211,7 +211,7 @@ func (p *Proxy) Register(mux *http.ServeMux) {
 // error envelope, so SDK clients show a readable error.
 func NotFound(w http.ResponseWriter, r *http.Request) {
 	openai.WriteError(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound,
-		fmt.Sprintf("No route for %s %s. Inference is served under /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/rerank, /v1/score, /v1/audio/transcriptions, /v1/audio/translations, /tokenize and /detokenize.", r.Method, r.URL.Path)))
+		fmt.Sprintf("No route for %s %s. Inference is served under /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/messages, /v1/rerank, /v1/score, /v1/audio/transcriptions, /v1/audio/translations, /tokenize and /detokenize.", r.Method, r.URL.Path)))
 }
 
 // BodyDeadline bounds how long a client may take to send a request body,
