@@ -1,6 +1,10 @@
 package anthropic
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/maasgate/maasgate/internal/openai"
+)
 
 // block is a content block's fields, read in one pass.
 type block struct {
@@ -109,16 +113,7 @@ func unsupported(path string, typ raw, why string) *Error {
 	if typ == "" {
 		return invalid(path+".type", "field required")
 	}
-	return invalid(path+".type", fmt.Sprintf("unsupported type %s: %s", clip(string(typ)), why))
-}
-
-// clip keeps a client's string short in an error message.
-func clip(s string) string {
-	const max = 100
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
+	return invalid(path+".type", fmt.Sprintf("unsupported type %s: %s", openai.Clip(string(typ)), why))
 }
 
 // message writes message i; prefill says it is an assistant message with

@@ -209,7 +209,7 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		c.upstream += p.now().Sub(a.sent)
-		e := p.upstreamError(c, d, resp, b)
+		e := p.upstreamError(p.hides(c.key), d, resp, b)
 		return result{err: e, outcome: router.Outcome{
 			Class:      router.Classify(resp.StatusCode, nil, e.Message),
 			Status:     resp.StatusCode,
@@ -256,14 +256,21 @@ func (p *Proxy) try(w http.ResponseWriter, r *http.Request, c *call, d *deployme
 	case translate:
 		var aerr *anthropic.Error
 		if answer, _, aerr = anthropic.FromChat(nil, answer, c.req.model); aerr != nil {
-			return result{err: openai.NewError(http.StatusBadGateway, openai.TypeAPIError, fmt.Sprintf(
-				"Deployment %s answered with a chat completion that could not be translated: %s", d.ID, aerr.Message)),
+			// aerr may quote the server (an error object in a 200): kept
+			// from clients upstream details are hidden from, as a 5xx's is.
+			msg := fmt.Sprintf("Deployment %s answered with a chat completion that could not be translated", d.ID)
+			if p.hides(c.key) {
+				msg += "."
+			} else {
+				msg += ": " + d.Scrub(aerr.Message)
+			}
+			return result{err: openai.NewError(http.StatusBadGateway, openai.TypeAPIError, msg),
 				outcome: router.Outcome{Class: router.ServerError, Status: http.StatusBadGateway}}
 		}
 	}
 
 	h := w.Header()
-	p.copyUpstreamHeaders(h, resp.Header, p.hides(c))
+	p.copyUpstreamHeaders(h, resp.Header, p.hides(c.key))
 	h["Content-Length"] = []string{strconv.Itoa(len(answer))}
 	p.setResultHeaders(h, c, d)
 	if p.usage != nil && resp.StatusCode < 300 {
@@ -302,7 +309,7 @@ func (p *Proxy) relayLarge(w http.ResponseWriter, r *http.Request, c *call, a *a
 	started := p.now()
 	c.upstream += started.Sub(a.sent)
 	h := w.Header()
-	p.copyUpstreamHeaders(h, resp.Header, p.hides(c))
+	p.copyUpstreamHeaders(h, resp.Header, p.hides(c.key))
 	delete(h, "Content-Length")
 	if resp.ContentLength >= 0 {
 		h["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
@@ -418,7 +425,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, r *http.Request, c *call, a *
 	c.ttft = ttft
 
 	h := w.Header()
-	p.copyUpstreamHeaders(h, resp.Header, p.hides(c))
+	p.copyUpstreamHeaders(h, resp.Header, p.hides(c.key))
 	delete(h, "Content-Length")
 	h["Cache-Control"] = noCache
 	h["X-Accel-Buffering"] = noBuffering
@@ -612,10 +619,15 @@ func (u *streamUsage) line(line []byte, whole bool) {
 	// Chat and completions: "usage" with total_tokens. Anthropic's
 	// Messages: message_start's message.usage, message_delta's usage, in
 	// input_tokens and output_tokens. Responses: response.completed's
-	// response.usage.
+	// response.usage. An event has one of them: one that has the path but
+	// no object there ("usage":null on every chunk of some servers' chat
+	// streams) is not scanned again for the others.
 	for _, path := range [...]string{"usage", "message.usage", "response.usage"} {
 		usage := gjson.GetBytes(data, path)
 		if !usage.IsObject() {
+			if usage.Exists() {
+				return
+			}
 			continue
 		}
 		u.cached = max(u.cached, cachedTokens(usage))
@@ -693,7 +705,7 @@ func (p *Proxy) transportError(r *http.Request, a *attempt, err error) result {
 	}
 	res := result{outcome: o, err: openai.NewError(http.StatusBadGateway, openai.TypeAPIError,
 		fmt.Sprintf("Deployment %s %s%s", d.ID, what, detail))}
-	if p.hides(a.call) {
+	if p.hides(a.call.key) {
 		res.logged = res.err.Message
 		res.err.Message = fmt.Sprintf("Deployment %s %s.", d.ID, what)
 	}
@@ -702,12 +714,11 @@ func (p *Proxy) transportError(r *http.Request, a *attempt, err error) result {
 
 // upstreamError keeps the upstream's status and message, with the
 // deployment's credentials scrubbed from the message (a server may quote
-// the Authorization header it got). With upstream details hidden, a 5xx's
-// text (stack traces, paths, addresses) is replaced by the status; a 4xx's
+// the Authorization header it got). With upstream details hidden (hide), a
+// 5xx's text (stack traces, paths, addresses) is replaced by the status; a 4xx's
 // is kept, since it is about the client's request.
-func (p *Proxy) upstreamError(c *call, d *deployment.Deployment, resp *http.Response, body []byte) *openai.Error {
+func (p *Proxy) upstreamError(hide bool, d *deployment.Deployment, resp *http.Response, body []byte) *openai.Error {
 	msg, typ := openai.ParseUpstreamError(body)
-	hide := p.hides(c)
 	if msg == "" || hide && resp.StatusCode >= 500 {
 		msg = fmt.Sprintf("deployment %s returned %s with no message", d.ID, resp.Status)
 		if hide {

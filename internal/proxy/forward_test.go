@@ -50,6 +50,35 @@ func TestStreamUsage(t *testing.T) {
 	}
 }
 
+// TestStreamUsageOtherAPIs: the usage of Anthropic Messages and Responses
+// streams, nested in their events, is read too.
+func TestStreamUsageOtherAPIs(t *testing.T) {
+	tests := []struct {
+		name                      string
+		reads                     []string
+		prompt, completion, total int64
+	}{
+		{"messages", []string{
+			`data: {"type":"message_start","message":{"id":"m","usage":{"input_tokens":12,"output_tokens":1}}}` + "\n\n",
+			`data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":30}}` + "\n\n",
+		}, 12, 30, 42},
+		{"responses", []string{
+			`data: {"type":"response.completed","response":{"id":"r","usage":{"input_tokens":5,"output_tokens":7,"total_tokens":12}}}` + "\n\n",
+		}, 5, 7, 12},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var u streamUsage
+			for _, r := range tt.reads {
+				u.scan([]byte(r))
+			}
+			if p, c, tot := u.tokens(); p != tt.prompt || c != tt.completion || tot != tt.total {
+				t.Errorf("tokens() = %d, %d, %d; want %d, %d, %d", p, c, tot, tt.prompt, tt.completion, tt.total)
+			}
+		})
+	}
+}
+
 func TestIsEventStream(t *testing.T) {
 	tests := []struct {
 		contentType string

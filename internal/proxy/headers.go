@@ -99,7 +99,7 @@ func (p *Proxy) setResultHeaders(h http.Header, c *call, d *deployment.Deploymen
 	v[2], v[3] = strconv.Itoa(c.retries), strconv.Itoa(c.fallbacks)
 	v[4], v[5] = formatMS(total), formatMS(c.overhead)
 	h[hdrModelID] = v[0:1:1]
-	if !p.hides(c) {
+	if !p.hides(c.key) {
 		h[hdrModelAPIBase] = v[1:2:2]
 	}
 	h[hdrAttemptedRetries] = v[2:3:3]

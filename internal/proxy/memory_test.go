@@ -136,6 +136,39 @@ func TestBodyBytesInFlightAreBounded(t *testing.T) {
 	testutil.Eventually(t, "its hold to be released", func() bool { return post(second).StatusCode == 200 })
 }
 
+// TestMessagesBodyBytesInFlightAreBounded: a Messages request keeps its
+// body and its translation to chat, and holds the budget for both: a body
+// that fits the budget once but not twice is refused, as Anthropic's 503.
+func TestMessagesBodyBytesInFlightAreBounded(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}`)
+	}))
+	t.Cleanup(up.Close)
+	url := gatewayWith(t, func(o *Options) { o.MaxBodyBytes, o.MaxBodyBytesInFlight = 32<<20, 1<<20 }, dep("g", "g1", up.URL+"/v1"))
+	send := func(size int) (int, string) {
+		body := `{"model":"g","max_tokens":5,"messages":[{"role":"user","content":"` + strings.Repeat("a", size) + `"}]}`
+		resp, err := http.Post(url+"/v1/messages", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if status, b := send(300 << 10); status != 200 {
+		t.Errorf("300 KB, twice within the 1 MiB budget: %d %s", status, b)
+	}
+	if status, b := send(700 << 10); status != 503 || !strings.Contains(b, `"overloaded_error"`) {
+		t.Errorf("700 KB, twice past the 1 MiB budget: %d %s", status, b)
+	}
+	if status, b := send(300 << 10); status != 200 {
+		t.Errorf("300 KB after the refusal, whose hold was given back: %d %s", status, b)
+	}
+}
+
 func TestUsageTail(t *testing.T) {
 	t.Parallel()
 	var tail usageTail

@@ -15,6 +15,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
 	"github.com/maasgate/maasgate/internal/config"
+	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/mockllm"
 )
 
@@ -162,5 +163,25 @@ func TestMessagesWithTheAnthropicSDK(t *testing.T) {
 	}
 	if st := native.Stats(); st.Messages != 1 || st.ChatCompletions != 0 {
 		t.Errorf("the native server got %d messages and %d chat requests, want 1 and 0", st.Messages, st.ChatCompletions)
+	}
+}
+
+// TestMessagesUntranslatableAnswerHidesServerDetail: a server that answers
+// a translated Messages request with an error object in a 200 gives a
+// virtual key a 502 that names the deployment, not the server's text.
+func TestMessagesUntranslatableAnswerHidesServerDetail(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"error":{"message":"Traceback: /srv/vllm/engine.py at 10.1.2.3","type":"InternalServerError"}}`)
+	}))
+	t.Cleanup(up.Close)
+	k := &keys.Key{Token: keys.Token("sk-team"), Models: []string{"m"}}
+	url := gatewayWith(t, func(o *Options) { o.Keys = oneKey{k} }, dep("m", "m-1", up.URL+"/v1"))
+	resp := post(t, url+"/v1/messages", `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 502 || strings.Contains(string(b), "Traceback") || !strings.Contains(string(b), "m-1 answered with a chat completion") {
+		t.Errorf("%d %s, want 502 without the server's detail", resp.StatusCode, b)
 	}
 }

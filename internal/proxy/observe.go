@@ -74,9 +74,8 @@ func (p *Proxy) logCall(ctx context.Context, c *call, total time.Duration) {
 		slog.Bool("stream", c.req.stream),
 		slog.Int("status", c.status),
 		slog.Int("attempts", c.attempts),
-		slog.Int("retries", c.retries),     // x-litellm-attempted-retries: in the response's group
-		slog.Int("fallbacks", c.fallbacks), // x-litellm-attempted-fallbacks
-		slog.Int("fallback_depth", c.fallbacks),
+		slog.Int("retries", c.retries),          // x-litellm-attempted-retries: in the response's group
+		slog.Int("fallback_depth", c.fallbacks), // x-litellm-attempted-fallbacks
 		slog.Float64("duration_ms", ms(total)),
 		slog.Float64("upstream_ms", ms(c.upstream)),
 		slog.Float64("overhead_ms", ms(c.overhead)),

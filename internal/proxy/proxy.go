@@ -211,7 +211,7 @@ func (p *Proxy) Register(mux *http.ServeMux) {
 // error envelope, so SDK clients show a readable error.
 func NotFound(w http.ResponseWriter, r *http.Request) {
 	openai.WriteError(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound,
-		fmt.Sprintf("No route for %s %s. Inference is served under /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/rerank, /v1/score, /v1/audio/transcriptions, /v1/audio/translations, /tokenize and /detokenize.", r.Method, r.URL.Path)))
+		fmt.Sprintf("No route for %s %s. Inference is served under /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/messages, /v1/rerank, /v1/score, /v1/audio/transcriptions, /v1/audio/translations, /tokenize and /detokenize.", r.Method, r.URL.Path)))
 }
 
 // BodyDeadline bounds how long a client may take to send a request body,
@@ -486,11 +486,11 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, c *call) {
 	p.fail(w, c, e)
 }
 
-// hides reports whether c's client is kept from internal addresses and
-// upstream server detail: every client with hide_upstream_details, else
-// virtual keys unless it is set to false.
-func (p *Proxy) hides(c *call) bool {
-	return p.hideUpstream || c.key != nil && !p.showToKeys
+// hides reports whether a client with virtual key k (nil for the admin's)
+// is kept from internal addresses and upstream server detail: every client
+// with hide_upstream_details, else virtual keys unless it is set to false.
+func (p *Proxy) hides(k *keys.Key) bool {
+	return p.hideUpstream || k != nil && !p.showToKeys
 }
 
 // setGroupHeader sets x-litellm-model-group, as LiteLLM does: the group

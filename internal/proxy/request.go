@@ -201,7 +201,9 @@ func (p *Proxy) readRequest(w http.ResponseWriter, r *http.Request, q *request) 
 
 // parseMessages reads an Anthropic Messages request: as it came, for a
 // server that speaks Messages, and translated to chat completions, which
-// the request then is for everything else (routing, limits, usage).
+// the request then is for everything else (routing, limits, usage). Both
+// bodies are kept until the request ends, so the translation is held in
+// the body budget too.
 func (q *request) parseMessages() *openai.Error {
 	if e := q.parse(); e != nil {
 		return e
@@ -210,10 +212,12 @@ func (q *request) parseMessages() *openai.Error {
 	if aerr != nil {
 		return openai.NewError(aerr.Status, openai.TypeInvalidRequest, aerr.Message)
 	}
+	if e := q.hold(int64(len(chat.Body))); e != nil {
+		return e
+	}
 	q.nativeRaw, q.native = q.raw, q.body
-	q.raw = getBuffer()
-	q.raw.Write(chat.Body)
-	q.model, q.stream = "", false // metadata and tags stay, unless the translation has its own
+	q.raw = bytes.NewBuffer(chat.Body) // the translation's own memory: no copy
+	q.model, q.stream = "", false      // metadata and tags stay, unless the translation has its own
 	return q.parse()
 }
 

@@ -68,9 +68,11 @@ func decodeResponseID(s string) (deploymentID, id string, ok bool) {
 }
 
 // previousResponse prepares a Responses request that continues a stored
-// response: the target is pinned to the deployment that holds it (when it
-// still serves the group asked for) and the upstream body names the
-// server's own id. An id the gateway did not issue is sent as it is.
+// response: the target is pinned to the deployment that holds it and the
+// upstream body names the server's own id. An id the gateway did not
+// issue, or whose deployment no longer serves the group asked for, is sent
+// as it is, so the server refuses it: a key allowed one group does not
+// read a response stored through another that shares its server.
 func (p *Proxy) previousResponse(c *call, tg router.Target) router.Target {
 	prev := c.req.root.Get("previous_response_id")
 	if prev.Type != gjson.String {
@@ -80,9 +82,11 @@ func (p *Proxy) previousResponse(c *call, tg router.Target) router.Target {
 	if !ok {
 		return tg
 	}
-	if d, found := p.router.Deployment(depID); found && d.Group == tg.Group.Name {
-		tg.Pinned = d
+	d, found := p.router.Deployment(depID)
+	if !found || d.Group != tg.Group.Name {
+		return tg
 	}
+	tg.Pinned = d
 	quoted, _ := json.Marshal(id) // a string always encodes
 	c.req.body = c.req.rewrite(gjson.Parse(`{"previous_response_id":` + string(quoted) + `}`))
 	c.body = c.req.body
@@ -123,20 +127,24 @@ func (e *responseIDs) learn(obj []byte) {
 	}
 }
 
-// replace appends b to out with the known ids replaced.
-func (e *responseIDs) replace(out, b []byte) []byte {
+// edit returns b with the known ids replaced: b itself when none is in
+// it, else a new slice.
+func (e *responseIDs) edit(b []byte) []byte {
 	for i := range e.from {
 		if e.from[i] != nil && bytes.Contains(b, e.from[i]) {
 			b = bytes.ReplaceAll(b, e.from[i], e.to[i])
 		}
 	}
-	return append(out, b...)
+	return b
 }
+
+// replace appends b to out with the known ids replaced.
+func (e *responseIDs) replace(out, b []byte) []byte { return append(out, e.edit(b)...) }
 
 // body edits a whole (not streamed) answer.
 func (e *responseIDs) body(b []byte) []byte {
 	e.learn(b)
-	return e.replace(nil, b)
+	return e.edit(b)
 }
 
 func (e *responseIDs) line(out, line []byte) []byte {
@@ -225,18 +233,20 @@ func (p *Proxy) storedResponse(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("Deployment %s broke off its answer about response %s.", d.ID, openai.Clip(id))))
 		return
 	}
-	e2 := &responseIDs{d: d, from: [2][]byte{quoted(upstreamID)}, to: [2][]byte{quoted(id)}}
-	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		body = e2.replace(nil, body)
-	} else {
-		body = []byte(d.Scrub(string(body)))
-	}
+	p.log.Info("stored response", "method", r.Method, "model_id", d.ID, "model_group", tg.Group.Name, "status", resp.StatusCode)
 	hdr := w.Header()
-	hdr["Content-Type"] = []string{"application/json"}
 	hdr[hdrModelID] = []string{d.ID}
 	hdr[hdrModelGroup] = []string{tg.Group.Name}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// As an inference error is: credentials scrubbed, and a 5xx's
+		// server detail kept from clients it is hidden from.
+		openai.WriteError(w, p.upstreamError(p.hides(k), d, resp, body))
+		return
+	}
+	e2 := &responseIDs{d: d, from: [2][]byte{quoted(upstreamID)}, to: [2][]byte{quoted(id)}}
+	body = e2.edit(body)
+	hdr["Content-Type"] = []string{"application/json"}
 	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(body)
-	p.log.Info("stored response", "method", r.Method, "model_id", d.ID, "model_group", tg.Group.Name, "status", resp.StatusCode)
 }

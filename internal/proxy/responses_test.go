@@ -246,3 +246,48 @@ func TestStoredResponsesKeepToTheirKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestStoredResponseErrorHidesServerDetail: a virtual key's GET of a
+// stored response that the server fails with a 5xx gets the status, not
+// the server's stack trace, as an inference request's error would be.
+func TestStoredResponseErrorHidesServerDetail(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"error":{"message":"Traceback: /srv/vllm/entrypoints/serving.py line 12 at 10.1.2.3","type":"InternalServerError"}}`)
+	}))
+	t.Cleanup(up.Close)
+	k := &keys.Key{Token: keys.Token("sk-team"), Models: []string{"r"}}
+	url := gatewayWith(t, func(o *Options) { o.Keys = oneKey{k} }, dep("r", "dep-a", up.URL+"/v1"))
+	resp, err := http.Get(url + "/v1/responses/" + encodeResponseIDFor("dep-a", "resp_a1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := decodeError(t, resp)
+	if resp.StatusCode != 500 || strings.Contains(e.Error.Message, "Traceback") || strings.Contains(e.Error.Message, "10.1.2.3") ||
+		!strings.Contains(e.Error.Message, "dep-a returned 500") {
+		t.Errorf("GET: %d %+v, want 500 without the server's detail", resp.StatusCode, e)
+	}
+}
+
+// TestPreviousResponseKeepsToItsGroup: a key allowed one group, naming as
+// previous_response_id a response stored through another group that
+// shares its server, does not continue that conversation: the server gets
+// the id as the client sent it, which it never issued.
+func TestPreviousResponseKeepsToItsGroup(t *testing.T) {
+	t.Parallel()
+	a := responsesServer(t, "a")
+	stored := post(t, a.URL+"/v1/responses", `{"model":"up-r","input":"a secret"}`)
+	var first struct{ ID string }
+	json.NewDecoder(stored.Body).Decode(&first)
+	stored.Body.Close()
+	other := &keys.Key{Token: keys.Token("sk-other-team"), Models: []string{"other"}}
+	url := gatewayWith(t, func(o *Options) { o.Keys = oneKey{other} },
+		dep("r", "dep-a", a.URL+"/v1"), dep("other", "dep-o", a.URL+"/v1"))
+	resp := post(t, url+"/v1/responses", `{"model":"other","input":"what came before?","previous_response_id":"`+encodeResponseIDFor("dep-a", first.ID)+`"}`)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == 200 || strings.Contains(string(b), "a secret") {
+		t.Errorf("continuing another group's response: %d %s", resp.StatusCode, b)
+	}
+}
