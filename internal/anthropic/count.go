@@ -22,6 +22,9 @@ const (
 	imageTokens = 1600
 )
 
+// CountTokensPath is where clients ask for a token count.
+const CountTokensPath = "/v1/messages/count_tokens"
+
 // CountTokens answers POST /v1/messages/count_tokens: {"input_tokens":N}
 // for a Messages request (max_tokens is optional there, as at Anthropic),
 // rejected as ToChat rejects it. N is EstimateChatTokens of its

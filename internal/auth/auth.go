@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/maasgate/maasgate/internal/anthropic"
+	"github.com/maasgate/maasgate/internal/deployment"
 	"github.com/maasgate/maasgate/internal/keys"
 	"github.com/maasgate/maasgate/internal/openai"
 )
@@ -257,25 +258,21 @@ func keyRoute(r *http.Request) bool {
 	return false
 }
 
-// keyPostRoutes are the inference endpoints (proxy's, every path each is
-// served under); keyGetRoutes what a key may read.
+// keyPostRoutes are the paths of the inference endpoints, as the proxy
+// serves them; keyGetRoutes what a key may read.
 var (
-	keyPostRoutes = setOf("/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions",
-		"/v1/embeddings", "/embeddings", "/v1/rerank", "/rerank", "/v2/rerank", "/v1/score", "/score",
-		"/v1/audio/transcriptions", "/audio/transcriptions", "/v1/audio/translations", "/audio/translations",
-		"/tokenize", "/v1/tokenize", "/detokenize", "/v1/detokenize", "/v1/responses", "/responses",
-		"/v1/messages", "/messages", "/v1/messages/count_tokens", "/messages/count_tokens")
-	keyGetRoutes = setOf("/v1/models", "/models", "/key/info", "/team/info", "/model/info", "/v1/model/info",
-		"/v2/model/info", "/model_group/info")
+	keyPostRoutes = func() map[string]bool {
+		m := map[string]bool{anthropic.CountTokensPath: true}
+		for _, e := range deployment.Endpoints() {
+			for _, path := range e.ServedPaths() {
+				m[path] = true
+			}
+		}
+		return m
+	}()
+	keyGetRoutes = map[string]bool{"/v1/models": true, "/models": true, "/key/info": true, "/team/info": true,
+		"/model/info": true, "/v1/model/info": true, "/v2/model/info": true, "/model_group/info": true}
 )
-
-func setOf(names ...string) map[string]bool {
-	m := make(map[string]bool, len(names))
-	for _, n := range names {
-		m[n] = true
-	}
-	return m
-}
 
 // KeyRoutes returns the paths a virtual key may POST to, for a test that
 // every inference endpoint is among them.

@@ -50,6 +50,35 @@ var endpointPaths = [numEndpoints]string{
 	Messages:      "/messages",
 }
 
+// servedPaths are the paths clients call each endpoint under at the
+// gateway: LiteLLM's, and vLLM's where they differ.
+var servedPaths = [numEndpoints][]string{
+	Chat:          {"/v1/chat/completions", "/chat/completions"},
+	Completion:    {"/v1/completions", "/completions"},
+	Embedding:     {"/v1/embeddings", "/embeddings"},
+	Rerank:        {"/v1/rerank", "/rerank", "/v2/rerank"},
+	Score:         {"/v1/score", "/score"},
+	Transcription: {"/v1/audio/transcriptions", "/audio/transcriptions"},
+	Translation:   {"/v1/audio/translations", "/audio/translations"},
+	Tokenize:      {"/tokenize", "/v1/tokenize"},
+	Detokenize:    {"/detokenize", "/v1/detokenize"},
+	Responses:     {"/v1/responses", "/responses"},
+	Messages:      {"/v1/messages"},
+}
+
+// Endpoints returns every endpoint, in order.
+func Endpoints() []Endpoint {
+	out := make([]Endpoint, numEndpoints)
+	for e := range numEndpoints {
+		out[e] = e
+	}
+	return out
+}
+
+// ServedPaths returns the paths clients call e under at the gateway: the
+// proxy serves it there, and virtual keys may call them.
+func (e Endpoint) ServedPaths() []string { return servedPaths[e] }
+
 // atRoot says which endpoints vLLM serves at the server's root rather
 // than under /v1: a trailing /v1 of api_base is dropped for them.
 func atRoot(e Endpoint) bool { return e == Tokenize || e == Detokenize }

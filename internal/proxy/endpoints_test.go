@@ -156,7 +156,8 @@ func TestTranscriptionForm(t *testing.T) {
 }
 
 // TestKeysReachEveryEndpoint: every inference path is one a virtual key
-// may call (the authenticator keeps its own list).
+// may call (the authenticator reads deployment.ServedPaths, as the proxy
+// registers them).
 func TestKeysReachEveryEndpoint(t *testing.T) {
 	t.Parallel()
 	allowed := auth.KeyRoutes()

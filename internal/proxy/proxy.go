@@ -192,13 +192,13 @@ func (p *Proxy) EndStreams() { p.endStream() }
 // Register adds the inference endpoints and the model list to mux, under the
 // paths LiteLLM serves them.
 func (p *Proxy) Register(mux *http.ServeMux) {
-	for _, e := range endpoints {
-		h := p.inference(e.ep)
-		for _, path := range e.paths {
+	for _, e := range deployment.Endpoints() {
+		h := p.inference(e)
+		for _, path := range e.ServedPaths() {
 			mux.Handle("POST "+path, h)
 		}
 	}
-	mux.HandleFunc("POST /v1/messages/count_tokens", p.countTokens)
+	mux.HandleFunc("POST "+anthropic.CountTokensPath, p.countTokens)
 	for _, path := range []string{"/v1/responses/{id}", "/responses/{id}"} {
 		mux.HandleFunc("GET "+path, p.storedResponse)
 		mux.HandleFunc("DELETE "+path, p.storedResponse)
